@@ -1,0 +1,272 @@
+"""Validated writes of turns, ratings and flags, and the conversations they belong to.
+
+The page, the HTTP API and the flagging callback all write through :class:`FeedbackRecorder`, so
+every rule holds everywhere: ids are well formed, a rating or flag names a reply of *its own*
+conversation, values are among those allowed, and nothing is written for a refused request.
+
+Conversations are rebuilt from the turns in the data dir at start, so an API client continues a
+conversation by id after an app restart. A conversation's *current path* is its latest turn at
+each index: a turn at index ``i`` replaces the turn at ``i`` and drops any later ones (a retry or
+an edit of an earlier message branches the conversation; the old replies can still be rated).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from loguru import logger
+
+from feedback.store import FeedbackStore, ReadReport
+from schemas.records import ChatMessage, Flag, Rating, Source, Turn, is_valid_id, new_id
+
+RATING_VALUES = ("like", "dislike")
+MAX_COMMENT_CHARS = 10_000
+
+
+class FeedbackError(ValueError):
+    """A request refused because of its input. The message is safe to show to the user."""
+
+
+@dataclass(frozen=True)
+class TurnRef:
+    """What the index keeps of a turn: enough to rebuild the prompt and to validate feedback."""
+
+    message_id: str
+    turn_index: int
+    user: ChatMessage
+    response: str
+
+
+class ConversationIndex:
+    """In-memory map of conversations: their current path and every reply id they ever had.
+
+    Memory is one small entry per turn (the last user message and the reply, not the prompt).
+    Not thread-safe on its own; :class:`FeedbackRecorder` guards it.
+    """
+
+    def __init__(self) -> None:
+        self._paths: dict[str, list[TurnRef]] = {}
+        self._owner: dict[str, str] = {}  # message_id -> conversation_id
+
+    def add(self, turn: Turn) -> None:
+        """Put ``turn`` on its conversation's path at ``turn.turn_index``, truncating what follows."""
+        path = self._paths.setdefault(turn.conversation_id, [])
+        user = next((m for m in reversed(turn.messages) if m.role == "user"), turn.messages[-1])
+        del path[turn.turn_index :]
+        path.append(TurnRef(turn.message_id, turn.turn_index, user, turn.response))
+        self._owner[turn.message_id] = turn.conversation_id
+
+    def path(self, conversation_id: str) -> list[TurnRef]:
+        """The current path of a conversation (empty for an unknown one)."""
+        return list(self._paths.get(conversation_id, ()))
+
+    def owner(self, message_id: str) -> str | None:
+        """The conversation a reply belongs to, or None for an unknown reply."""
+        return self._owner.get(message_id)
+
+    def __contains__(self, conversation_id: object) -> bool:
+        return conversation_id in self._paths
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+
+def history_messages(path: Iterable[TurnRef]) -> list[ChatMessage]:
+    """The chat so far as messages: user, assistant, user, assistant, ..."""
+    messages: list[ChatMessage] = []
+    for ref in path:
+        messages.append(ref.user)
+        messages.append(ChatMessage(role="assistant", content=ref.response))
+    return messages
+
+
+class FeedbackRecorder:
+    """Checks and writes turns, ratings and flags; knows every conversation in the data dir.
+
+    Args:
+        store: where records go.
+        flag_reasons: the reasons a flag may give (and the custom options a rating may carry).
+        max_message_chars: the longest user message accepted, in characters.
+    """
+
+    def __init__(self, store: FeedbackStore, *, flag_reasons: Sequence[str], max_message_chars: int = 100_000) -> None:
+        self.store = store
+        self.flag_reasons = tuple(flag_reasons)
+        self.max_message_chars = max_message_chars
+        self._lock = threading.Lock()
+        self.index = ConversationIndex()
+        self.load_report = ReadReport()
+        for turn in store.iter_records("turns", self.load_report):
+            self.index.add(turn)  # type: ignore[arg-type]
+        if len(self.index):
+            logger.info("loaded {} conversations from {}", len(self.index), store.root)
+
+    # -- checks ----------------------------------------------------------------------------
+
+    def conversation_id_or_new(self, value: str | None) -> str:
+        """A well-formed client-chosen id as is; a new id when ``value`` is missing or empty.
+
+        Raises:
+            FeedbackError: when ``value`` is not 8-64 characters of ``[A-Za-z0-9_-]``.
+        """
+        if value is None or value == "":
+            return new_id()
+        if not is_valid_id(value):
+            raise FeedbackError(
+                f"conversation_id {_clip(value)!r} is malformed: use 8-64 characters of A-Z, a-z, 0-9, '_' or '-'"
+            )
+        return value
+
+    def check_message(self, text: object) -> str:
+        """The user message text, if it is a string within ``max_message_chars``.
+
+        Raises:
+            FeedbackError: otherwise.
+        """
+        if not isinstance(text, str):
+            raise FeedbackError(f"the message text must be a string, not {type(text).__name__}")
+        if len(text) > self.max_message_chars:
+            raise FeedbackError(
+                f"the message is {len(text):,} characters long; the limit is {self.max_message_chars:,}"
+            )
+        return text
+
+    def check_reply(self, conversation_id: str | None, message_id: str | None) -> tuple[str, str]:
+        """``(conversation_id, message_id)`` when the reply belongs to that conversation.
+
+        Raises:
+            FeedbackError: for a malformed or missing id, or a reply of another (or no) conversation.
+        """
+        if not conversation_id:
+            raise FeedbackError("conversation_id is required")
+        self.conversation_id_or_new(conversation_id)
+        if not message_id or not is_valid_id(message_id):
+            raise FeedbackError(f"message_id {_clip(message_id)!r} is missing or malformed")
+        with self._lock:
+            owner = self.index.owner(message_id)
+        if owner != conversation_id:
+            raise FeedbackError(f"message {message_id} is not a reply in conversation {conversation_id}")
+        return conversation_id, message_id
+
+    def _check_comment(self, comment: str | None) -> str | None:
+        if comment is None or comment == "":
+            return None
+        if not isinstance(comment, str):
+            raise FeedbackError(f"comment must be a string, not {type(comment).__name__}")
+        if len(comment) > MAX_COMMENT_CHARS:
+            raise FeedbackError(f"the comment is {len(comment):,} characters long; the limit is {MAX_COMMENT_CHARS:,}")
+        return comment
+
+    def _check_option(self, option: str | None) -> str | None:
+        if option is None or option == "":
+            return None
+        if option not in self.flag_reasons:
+            raise FeedbackError(f"option {_clip(option)!r} is not one of {list(self.flag_reasons)}")
+        return option
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def history(self, conversation_id: str) -> list[ChatMessage]:
+        """The recorded chat so far of a conversation (its current path), oldest first."""
+        with self._lock:
+            return history_messages(self.index.path(conversation_id))
+
+    def path(self, conversation_id: str) -> list[TurnRef]:
+        """The current path of a conversation: one :class:`TurnRef` per answered turn."""
+        with self._lock:
+            return self.index.path(conversation_id)
+
+    def turn_ref(self, conversation_id: str, message_id: str) -> TurnRef | None:
+        """The turn of ``message_id`` if it is on the conversation's current path."""
+        return next((ref for ref in self.path(conversation_id) if ref.message_id == message_id), None)
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def record_turn(self, turn: Turn) -> Turn:
+        """Write a turn and add it to its conversation. Returns ``turn``."""
+        with self._lock:
+            self.store.append(turn)
+            self.index.add(turn)
+        logger.bind(conversation_id=turn.conversation_id).debug(
+            "turn {} #{} ({} chars, {:.0f} ms)", turn.message_id, turn.turn_index, len(turn.response), turn.latency_ms
+        )
+        return turn
+
+    def rate(
+        self,
+        conversation_id: str | None,
+        message_id: str | None,
+        rating: str | None,
+        *,
+        option: str | None = None,
+        comment: str | None = None,
+        source: Source = "api",
+    ) -> Rating:
+        """Record a like, a dislike, or an undo (``rating`` None or "") of a reply.
+
+        Raises:
+            FeedbackError: for a bad id, a reply not in the conversation, a rating not in
+                like/dislike/empty, or an option not among the flag reasons. Nothing is written.
+        """
+        if rating == "":
+            rating = None
+        if rating is not None and rating not in RATING_VALUES:
+            raise FeedbackError(f"rating {_clip(rating)!r} is not 'like', 'dislike' or empty (undo)")
+        conversation_id, message_id = self.check_reply(conversation_id, message_id)
+        record = Rating(
+            conversation_id=conversation_id,
+            message_id=message_id,
+            rating=rating,
+            option=self._check_option(option),
+            comment=self._check_comment(comment),
+            source=source,
+        )
+        self.store.append(record)
+        logger.bind(conversation_id=conversation_id).info("rating {} on {}", rating or "undo", message_id)
+        return record
+
+    def flag(
+        self,
+        conversation_id: str | None,
+        message_id: str | None,
+        reasons: Sequence[str] | str | None,
+        *,
+        comment: str | None = None,
+        source: Source = "api",
+        any_reason: bool = False,
+    ) -> Flag:
+        """Record a flag of a reply with one or more of the configured reasons.
+
+        ``any_reason=True`` accepts reasons outside the configured ones (``gr.Interface`` flag
+        options are the app author's, not the user's).
+
+        Raises:
+            FeedbackError: for a bad id, a reply not in the conversation, no reasons, or a reason
+                not among the configured ones. Nothing is written.
+        """
+        if isinstance(reasons, str):
+            reasons = [reasons]
+        reasons = list(dict.fromkeys(reasons or []))
+        if not reasons:
+            raise FeedbackError(f"give at least one reason, from {list(self.flag_reasons)}")
+        unknown = [] if any_reason else [r for r in reasons if r not in self.flag_reasons]
+        if unknown:
+            raise FeedbackError(f"reasons {unknown} are not among {list(self.flag_reasons)}")
+        conversation_id, message_id = self.check_reply(conversation_id, message_id)
+        record = Flag(
+            conversation_id=conversation_id,
+            message_id=message_id,
+            reasons=tuple(reasons),
+            comment=self._check_comment(comment),
+            source=source,
+        )
+        self.store.append(record)
+        logger.bind(conversation_id=conversation_id).info("flag {} on {}", list(reasons), message_id)
+        return record
+
+
+def _clip(value: object, limit: int = 80) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[:limit] + "..."

@@ -1,0 +1,419 @@
+"""The chat page: ``FeedbackChatInterface`` (a drop-in ``gr.ChatInterface``) and ``attach_feedback``.
+
+Identity (see DESIGN.md): each browser session gets its own :class:`ChatSession` from a callable
+``gr.State`` default, so no two visitors share a ``conversation_id``; clearing the chat starts a new
+one. Gradio names a liked message by its *position* in the chat, so the session keeps the
+``message_id`` of each assistant reply in order; the reply at position ``i`` is the
+``k``-th assistant message, where ``k`` counts the assistant messages before ``i``. Retry, undo
+and edit all re-run the chat function with the shortened history, and the list is cut to match.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+from loguru import logger
+
+from feedback.api import ChatAPI, refusal
+from feedback.callbacks import FeedbackCallback, option_from_like
+from feedback.chat import PendingTurn, TextStream, log_failure, responder_stream
+from feedback.recorder import FeedbackError, FeedbackRecorder
+from feedback.responders.base import Responder
+from feedback.responders.errors import ResponderError
+from feedback.store import FeedbackStore
+from schemas.records import ChatMessage, new_id
+from schemas.settings import DEFAULT_FLAG_REASONS, DEFAULT_NOTICE
+
+COMMENT_PLACEHOLDER = "Optional: a comment sent with your next thumbs up/down or flag"
+
+
+@dataclass
+class ChatSession:
+    """Per-browser-session state: the conversation id and the ids of its assistant replies, in order."""
+
+    conversation_id: str = field(default_factory=new_id)
+    message_ids: list[str] = field(default_factory=list)
+
+
+def new_session() -> ChatSession:
+    """A fresh session with a new conversation id (the callable ``gr.State`` default)."""
+    return ChatSession()
+
+
+def _role(message: Any) -> str | None:
+    return message.get("role") if isinstance(message, dict) else getattr(message, "role", None)
+
+
+def _content(message: Any) -> Any:
+    return message.get("content") if isinstance(message, dict) else getattr(message, "content", None)
+
+
+def assistant_position(history: Sequence[Any], index: int | Sequence[int]) -> int:
+    """How many assistant messages come before chat position ``index`` (``gr.LikeData.index``)."""
+    position = index[0] if isinstance(index, list | tuple) else index
+    return sum(1 for message in history[:position] if _role(message) == "assistant")
+
+
+class FeedbackWiring:
+    """Connects a ``gr.Chatbot`` to a recorder: thumbs, flag menu, comment box, new id on clear.
+
+    Args:
+        recorder: validates and writes the records.
+        flag_reasons: the flag menu; defaults to the recorder's reasons.
+    """
+
+    def __init__(self, recorder: FeedbackRecorder) -> None:
+        self.recorder = recorder
+        self.callback = FeedbackCallback(recorder, flag_reasons=recorder.flag_reasons, source="ui")
+        self.session: gr.State | None = None
+        self.comment: gr.Textbox | None = None
+
+    def make_session(self) -> gr.State:
+        """The per-session state (created unrendered when outside a ``gr.Blocks``)."""
+        self.session = gr.State(new_session)
+        return self.session
+
+    def attach(self, chatbot: gr.Chatbot, session: gr.State, comment: gr.Textbox) -> None:
+        """Register the like and clear listeners (call inside the ``gr.Blocks`` that holds ``chatbot``)."""
+        chatbot.feedback_options = ("Like", "Dislike", *self.recorder.flag_reasons)
+        self.callback.setup([chatbot], str(self.recorder.store.root))
+        self.session, self.comment = session, comment
+        chatbot.like(self.on_like, [chatbot, session, comment], [comment], api_visibility="undocumented")
+        chatbot.clear(new_session, None, [session], api_visibility="undocumented")
+
+    def on_like(self, history: list[Any], session: ChatSession, comment: str | None, data: gr.LikeData) -> str:
+        """Record a thumbs up/down, an undo, or a flag-menu reason for the reply at ``data.index``.
+
+        Returns the new comment box value (emptied once the comment is recorded).
+        Raises:
+            gr.Error: when the reply is not logged yet or the recorder refuses the feedback.
+        """
+        session = session if isinstance(session, ChatSession) else new_session()
+        position = assistant_position(history or [], data.index)
+        if position >= len(session.message_ids):
+            raise gr.Error("That reply is not logged yet: wait until it has finished, then rate it.", print_exception=False)
+        message_id = session.message_ids[position]
+        try:
+            self.callback.flag([session.conversation_id, message_id, comment or None], option_from_like(data.liked))
+        except FeedbackError as error:
+            raise refusal(error) from error
+        return ""
+
+    def record_reply(
+        self,
+        session: ChatSession,
+        history: Sequence[Any],
+        user: ChatMessage,
+        stream: TextStream,
+        model: str,
+        params: dict[str, Any],
+        *,
+        measure_latency: bool = True,
+    ) -> PendingTurn:
+        """Prepare the turn for a reply the page is about to generate, and update ``session``.
+
+        ``history`` is the chat before this message as Gradio passes it. A reply already logged
+        at this position makes this a retry (same user message: ``regenerated_from``) or an edit
+        (``edited_from``).
+        """
+        turn_index = sum(1 for m in history if _role(m) == "assistant")
+        previous = session.message_ids[turn_index] if turn_index < len(session.message_ids) else None
+        regenerated_from = edited_from = None
+        ref = self.recorder.turn_ref(session.conversation_id, previous) if previous else None
+        if ref is not None and ref.user == user:
+            regenerated_from = previous
+        elif ref is not None:
+            edited_from = previous
+        del session.message_ids[turn_index:]
+        pending = PendingTurn(
+            recorder=self.recorder,
+            stream=stream,
+            conversation_id=session.conversation_id,
+            messages=[*self.history_messages(history), user],
+            turn_index=turn_index,
+            model=model,
+            params=params,
+            source="ui",
+            regenerated_from=regenerated_from,
+            edited_from=edited_from,
+            measure_latency=measure_latency,
+        )
+        session.message_ids.append(pending.message_id)
+        return pending
+
+    def history_messages(self, history: Sequence[Any]) -> list[ChatMessage]:
+        """Gradio's chat history (parts lists from the page, strings from the API, file tuples) as
+        :class:`ChatMessage` objects, consecutive messages of one role merged."""
+        merged: list[ChatMessage] = []
+        for message in history:
+            role = _role(message)
+            if role not in ("user", "assistant", "system"):
+                continue
+            text, files = self._parts(_content(message))
+            if merged and merged[-1].role == role:
+                last = merged.pop()
+                text = "\n".join(t for t in (last.content, text) if t)
+                files = [*last.files, *files]
+            merged.append(ChatMessage(role=role, content=text, files=tuple(files)))
+        return merged
+
+    def user_message(self, message: Any) -> ChatMessage:
+        """The user's new message (a string, or ``{"text", "files"}`` when multimodal), files stored.
+
+        Raises:
+            FeedbackError: when the text is too long.
+        """
+        if isinstance(message, dict):
+            text = message.get("text") or ""
+            files = [self._store(f) for f in message.get("files") or []]
+        else:
+            text, files = ("" if message is None else str(message)), []
+        return ChatMessage(role="user", content=self.recorder.check_message(text), files=tuple(f for f in files if f))
+
+    def _parts(self, content: Any) -> tuple[str, list[str]]:
+        if content is None:
+            return "", []
+        if isinstance(content, str):
+            return content, []
+        if isinstance(content, tuple):
+            return "", [f for f in (self._store(p) for p in content) if f]
+        if isinstance(content, dict):
+            content = [content]
+        texts, files = [], []
+        for part in content if isinstance(content, list) else [content]:
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind == "text":
+                texts.append(part.get("text") or "")
+            elif kind == "file" or (isinstance(part, dict) and "path" in part):
+                stored = self._store(part.get("file", part))
+                files.extend([stored] if stored else [])
+            else:
+                texts.append(str(part))
+        return "\n".join(texts), files
+
+    def _store(self, file: Any) -> str | None:
+        path = file.get("path") if isinstance(file, dict) else getattr(file, "path", file)
+        if not path or not Path(str(path)).is_file():
+            return None
+        return self.recorder.store.store_file(str(path))
+
+
+def _fn_stream(
+    fn: Callable[..., Any],
+    multimodal: bool,
+    data_dir: Path,
+    extra: Sequence[Any],
+    n_outputs: int = 0,
+    outputs: list[Any] | None = None,
+) -> TextStream:
+    """Adapt a ``gr.ChatInterface``-style function ``fn(message, history, *extra)`` (returning or
+    yielding the reply so far) to a :data:`TextStream`. With ``n_outputs`` additional outputs,
+    ``fn`` returns ``(reply, *outputs)`` and the latest outputs are copied into ``outputs``."""
+
+    def text_of(chunk: Any) -> str:
+        if n_outputs and isinstance(chunk, tuple):
+            chunk, *values = chunk
+            if outputs is not None:
+                outputs[:] = values
+        return _reply_text(chunk)
+
+    def stream(messages: list[ChatMessage], regenerate: bool) -> Iterator[str]:
+        *earlier, last = messages
+        history = [m.to_openai() for m in earlier]
+        if multimodal:
+            message: Any = {"text": last.content, "files": [str(data_dir / f) for f in last.files]}
+        else:
+            message = last.content
+        result = fn(message, history, *extra)
+        if inspect.isgenerator(result):
+            for chunk in result:
+                yield text_of(chunk)
+        else:
+            yield text_of(result)
+
+    return stream
+
+
+def _reply_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return str(value.get("content", ""))
+    return "" if value is None else str(value)
+
+
+def _open_recorder(
+    recorder: FeedbackRecorder | None, data_dir: str | Path | None, flag_reasons: Sequence[str]
+) -> FeedbackRecorder:
+    if recorder is not None:
+        return recorder
+    return FeedbackRecorder(FeedbackStore(data_dir or "data"), flag_reasons=flag_reasons)
+
+
+class FeedbackChatInterface(gr.ChatInterface):
+    """A ``gr.ChatInterface`` that logs every turn and records likes, dislikes, flags and comments.
+
+    Takes the same arguments as ``gr.ChatInterface`` (``fn(message, history, *additional_inputs)``
+    returning or yielding the reply), or a :class:`~feedback.responders.Responder` in place of
+    ``fn``. Adds thumbs and a flag menu on every reply, a comment box, a notice that the chat is
+    recorded, and the API endpoints of :class:`~feedback.api.ChatAPI` (``/chat``, ``/regenerate``,
+    ``/rate``, ``/flag``, ``/feedback_options``); Gradio's own chat endpoint is kept private.
+
+    Args:
+        fn: the chat function, or a responder.
+        recorder: where records go; default: a recorder on ``data_dir``.
+        data_dir: the data dir when no recorder is given (default ``./data``).
+        flag_reasons: the flag menu, when no recorder is given.
+        notice: the recording notice shown under the title ("" for none).
+        model: the model name recorded with each turn (default: the responder's, or ``fn``'s name).
+        api: add the API endpoints.
+        api_concurrency_limit: how many ``/chat`` and ``/regenerate`` calls run at once.
+        **kwargs: passed to ``gr.ChatInterface``. ``flagging_mode="manual"`` is refused: it writes
+            Gradio's CSV and adds an unchecked ``/flag``.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[..., Any] | Responder,
+        *,
+        recorder: FeedbackRecorder | None = None,
+        data_dir: str | Path | None = None,
+        flag_reasons: Sequence[str] = DEFAULT_FLAG_REASONS,
+        notice: str = DEFAULT_NOTICE,
+        model: str | None = None,
+        api: bool = True,
+        api_concurrency_limit: int | None = 16,
+        **kwargs: Any,
+    ) -> None:
+        if kwargs.pop("flagging_mode", None) == "manual":
+            raise ValueError("flagging_mode='manual' is Gradio's CSV flagging; feedback is recorded already")
+        self.recorder = _open_recorder(recorder, data_dir, flag_reasons)
+        self.wiring = FeedbackWiring(self.recorder)
+        self.responder = fn if isinstance(fn, Responder) else None
+        self.user_fn = None if self.responder else fn
+        self.model_name = model or (self.responder.model if self.responder else getattr(fn, "__name__", "chat"))
+        self.params = dict(self.responder.params) if self.responder else {}
+        self._multimodal = bool(kwargs.get("multimodal", False))
+        session = self.wiring.make_session()
+        user_inputs = _as_list(kwargs.pop("additional_inputs", None))
+        self._n_outputs = len(_as_list(kwargs.get("additional_outputs")))
+        kwargs["additional_outputs"] = [*_as_list(kwargs.get("additional_outputs")), session]
+        if not user_inputs and kwargs.get("examples"):
+            kwargs["examples"] = [e if isinstance(e, list) else [e] for e in kwargs["examples"]]
+        kwargs["description"] = "\n\n".join(p for p in (kwargs.get("description"), _notice(notice)) if p) or None
+        kwargs.setdefault("chatbot", gr.Chatbot(label="Chat", scale=1))
+        kwargs.update(api_name="chat_ui", api_visibility="private", flagging_mode="never")
+        super().__init__(self._chat, additional_inputs=[*user_inputs, session], **kwargs)
+        with self:
+            self.comment = gr.Textbox(label="Comment", placeholder=COMMENT_PLACEHOLDER, max_lines=4)
+            self.wiring.attach(self.chatbot, session, self.comment)
+            if api:
+                defaults = [getattr(c, "value", None) for c in self.additional_inputs[:-1]]
+                ChatAPI(self.recorder, self._stream(defaults, []), self.model_name, self.params).register(
+                    api_concurrency_limit
+                )
+
+    def _render_footer(self) -> None:
+        session = self.wiring.session
+        if session is not None and not session.is_rendered:
+            session.render()  # inside this Blocks, not in the "Additional inputs" accordion
+        super()._render_footer()
+
+    def _stream(self, extra: Sequence[Any], outputs: list[Any]) -> TextStream:
+        if self.responder is not None:
+            return responder_stream(self.responder)
+        assert self.user_fn is not None
+        return _fn_stream(self.user_fn, self._multimodal, self.recorder.store.root, extra, self._n_outputs, outputs)
+
+    def _chat(self, message: Any, history: list[Any], *args: Any) -> Iterator[tuple[Any, ...]]:
+        """The function ``gr.ChatInterface`` runs: stream the reply, record the turn, update the session."""
+        *extra, session = args
+        session = session if isinstance(session, ChatSession) else new_session()
+        try:
+            user = self.wiring.user_message(message)
+        except FeedbackError as error:
+            raise refusal(error) from error
+        outputs: list[Any] = [gr.skip()] * self._n_outputs
+        pending = self.wiring.record_reply(
+            session, history, user, self._stream(extra, outputs), self.model_name, self.params
+        )
+        log = logger.bind(conversation_id=session.conversation_id)
+        try:
+            for text in pending:
+                yield (text, *outputs, session)
+        except ResponderError as error:
+            log_failure(session.conversation_id, "chat")
+            raise gr.Error(f"The model could not answer: {error}") from error
+        log.debug("page turn {} logged", pending.message_id)
+
+
+def attach_feedback(
+    chatbot: gr.Chatbot,
+    *,
+    recorder: FeedbackRecorder | None = None,
+    data_dir: str | Path | None = None,
+    flag_reasons: Sequence[str] = DEFAULT_FLAG_REASONS,
+    model: str = "chat",
+) -> FeedbackLog:
+    """Add feedback to a ``gr.Chatbot`` in your own ``gr.Blocks`` (call inside ``with gr.Blocks():``).
+
+    Adds thumbs and a flag menu to ``chatbot``, a comment box, a per-session conversation id (new
+    on clear), and returns a :class:`FeedbackLog` whose ``log_turn`` you chain after your chat
+    event so the last exchange is logged as a turn::
+
+        feedback = attach_feedback(chatbot, data_dir="data", model="my-model")
+        msg.submit(respond, [msg, chatbot], [msg, chatbot]).then(
+            feedback.log_turn, [chatbot, feedback.session], [feedback.session]
+        )
+    """
+    wiring = FeedbackWiring(_open_recorder(recorder, data_dir, flag_reasons))
+    session = wiring.make_session()
+    comment = gr.Textbox(label="Comment", placeholder=COMMENT_PLACEHOLDER, max_lines=4)
+    wiring.attach(chatbot, session, comment)
+    return FeedbackLog(wiring, session, model)
+
+
+@dataclass
+class FeedbackLog:
+    """What :func:`attach_feedback` returns: the session state and the turn-logging handler."""
+
+    wiring: FeedbackWiring
+    session: gr.State
+    model: str
+
+    def log_turn(self, history: list[Any], session: ChatSession) -> ChatSession:
+        """Log the chat's last user message and assistant reply as a turn (latency not measured).
+
+        Returns the updated session (an output of the event). Does nothing when the chat does not
+        end with an assistant reply.
+        """
+        session = session if isinstance(session, ChatSession) else new_session()
+        last = max((i for i, m in enumerate(history or []) if _role(m) == "assistant"), default=None)
+        start = last
+        while start is not None and start > 0 and _role(history[start - 1]) == "user":
+            start -= 1
+        if last is None or start == last:
+            return session
+        earlier, users = history[:start], self.wiring.history_messages(history[start:last])
+        user = ChatMessage(role="user", content=users[0].content, files=users[0].files)
+        reply, _ = self.wiring._parts(_content(history[last]))
+        pending = self.wiring.record_reply(
+            session, earlier, user, lambda *_: iter([reply]), self.model, {}, measure_latency=False
+        )
+        pending.run()
+        return session
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _notice(text: str) -> str:
+    return f"<small>🛈 {text}</small>" if text else ""

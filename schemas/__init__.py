@@ -1,0 +1,33 @@
+"""Data only: the records chat-feedback stores and its settings (pydantic models, no I/O)."""
+
+from schemas.records import (
+    ID_PATTERN,
+    RECORD_TYPES,
+    SCHEMA_VERSION,
+    ChatMessage,
+    Flag,
+    GenerationParams,
+    Rating,
+    Record,
+    Turn,
+    is_valid_id,
+    new_id,
+    utc_now,
+)
+from schemas.settings import Settings
+
+__all__ = [
+    "ID_PATTERN",
+    "RECORD_TYPES",
+    "SCHEMA_VERSION",
+    "ChatMessage",
+    "Flag",
+    "GenerationParams",
+    "Rating",
+    "Record",
+    "Settings",
+    "Turn",
+    "is_valid_id",
+    "new_id",
+    "utc_now",
+]

@@ -1,0 +1,97 @@
+"""The app's configuration: one pydantic settings model, read from the environment in one place.
+
+Every variable is ``FEEDBACK_<FIELD>`` (e.g. ``FEEDBACK_DATA_DIR``) except the Hugging Face token,
+read from ``HF_TOKEN`` as the rest of the Hugging Face tooling does. Values are validated when
+``Settings()`` is built, so a bad value stops the app at start with a message naming it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_FLAG_REASONS = ("Inaccurate", "Harmful", "Off-topic", "Other")
+DEFAULT_NOTICE = (
+    "Conversations, ratings and flags on this page are recorded to improve the model. "
+    "Do not share personal information."
+)
+
+
+def default_data_dir() -> Path:
+    """``/data`` on a Hugging Face Space with persistent storage, else ``./data``."""
+    if os.environ.get("SPACE_ID") and Path("/data").is_dir() and os.access("/data", os.W_OK):
+        return Path("/data")
+    return Path("data")
+
+
+class Settings(BaseSettings):
+    """Validated app settings; see the README's configuration table for each variable.
+
+    Raises:
+        pydantic.ValidationError: on a bad value, with the variable named (e.g. ``responder``
+            not one of echo/openai/replay, ``replay_file`` missing for the replay responder).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="FEEDBACK_", extra="ignore", frozen=True)
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    responder: Literal["echo", "openai", "replay"] = "echo"
+    model: str | None = None
+    base_url: str | None = None
+    system_prompt: str | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, gt=0)
+    replay_file: Path | None = None
+    hf_token: SecretStr | None = Field(default=None, validation_alias="HF_TOKEN")
+
+    title: str = "Chat"
+    notice: str = DEFAULT_NOTICE
+    flag_reasons: Annotated[tuple[str, ...], NoDecode] = DEFAULT_FLAG_REASONS
+    max_message_chars: int = Field(default=100_000, gt=0)
+
+    shard_max_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    shard_max_age: float = Field(default=3600.0, gt=0, description="seconds")
+    log_level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("flag_reasons", mode="before")
+    @classmethod
+    def _split_reasons(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",")]
+        return value
+
+    @field_validator("flag_reasons")
+    @classmethod
+    def _check_reasons(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        reasons = tuple(r for r in (v.strip() for v in value) if r)
+        if not reasons:
+            raise ValueError("give at least one flag reason (comma-separated)")
+        clash = {"Like", "Dislike"} & set(reasons)
+        if clash:
+            raise ValueError(f"{sorted(clash)} are reserved for the thumbs; pick other flag reasons")
+        if len(set(reasons)) != len(reasons):
+            raise ValueError(f"flag reasons repeat: {list(reasons)}")
+        return reasons
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _check_responder(self) -> Settings:
+        if self.responder == "openai" and not self.model:
+            raise ValueError(
+                "the openai responder needs FEEDBACK_MODEL: the model id to request "
+                "(recorded with every turn; with FEEDBACK_BASE_URL, the name the server expects)"
+            )
+        if self.responder == "replay":
+            if self.replay_file is None:
+                raise ValueError("the replay responder needs FEEDBACK_REPLAY_FILE (an hh-rlhf .jsonl or .jsonl.gz)")
+            if not self.replay_file.is_file():
+                raise ValueError(f"FEEDBACK_REPLAY_FILE {str(self.replay_file)!r} is not a file")
+        return self
