@@ -190,7 +190,8 @@ class FeedbackRecorder:
             self.store.append(turn)
             self.index.add(turn)
         logger.bind(conversation_id=turn.conversation_id).debug(
-            "turn {} #{} ({} chars, {:.0f} ms)", turn.message_id, turn.turn_index, len(turn.response), turn.latency_ms
+            "turn {} #{} ({} chars, {} ms)", turn.message_id, turn.turn_index, len(turn.response),
+            "-" if turn.latency_ms is None else round(turn.latency_ms),
         )
         return turn
 

@@ -38,11 +38,15 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterator, NamedTuple
 from urllib.parse import parse_qs, unquote
 
+import logging
+
 import uvicorn
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 __all__ = ["HubServer", "RequestRecord", "running_hub", "git_blob_sha1"]
+
+logger = logging.getLogger(__name__)
 
 GITATTRIBUTES = b"""*.7z filter=lfs diff=lfs merge=lfs -text
 *.arrow filter=lfs diff=lfs merge=lfs -text
@@ -197,6 +201,8 @@ class HubStore:
         self.lock = threading.RLock()
         self.repos: dict[tuple[str, str], Repo] = {}
         self.unclaimed_lfs: set[str] = set()
+        self.regular_bytes = 0
+        self.lfs_bytes = 0
         for sub in ("blobs", "lfs", "repos"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         self._load()
@@ -269,6 +275,7 @@ class HubStore:
         _atomic_write(self.root / "lfs" / sha256, data)
         with self.lock:
             self.unclaimed_lfs.add(sha256)
+            self.lfs_bytes += len(data)
 
     def lfs_size(self, sha256: str) -> int | None:
         """Size of a stored LFS object, or None if it was never uploaded."""
@@ -309,13 +316,19 @@ class HubStore:
             parent = header.get("parentCommit")
             if parent and not head.oid.startswith(parent):
                 raise HubError(412, "A commit has happened since. Please refresh and try again.", commit=head.oid)
-            changes, uploaded = self._changes(head.tree, ops)
-            return self._add_commit(repo, branch, header.get("summary") or "", header.get("description") or "",
-                                    changes, uploaded)
+            changes, regular = self._changes(head.tree, ops)
+            claimed = {e.lfs_sha256 for e in changes.values() if e and e.lfs_sha256} & self.unclaimed_lfs
+            lfs = sum(e.size for e in changes.values() if e and e.lfs_sha256 in claimed)
+            commit = self._add_commit(repo, branch, header.get("summary") or "",
+                                      header.get("description") or "", changes, regular + lfs)
+            self.unclaimed_lfs -= claimed
+            self.regular_bytes += regular
+            return commit
 
     def _changes(self, tree: dict[str, Entry], ops: list[tuple[str, dict]]) -> tuple[dict, int]:
+        """The ``{path: Entry or None}`` changes of ``ops`` on ``tree`` and the regular bytes sent."""
         changes: dict[str, Entry | None] = {}
-        uploaded = 0
+        regular = 0
         for key, value in ops:
             path = str(value.get("path", "")).strip("/")
             if not path:
@@ -323,13 +336,9 @@ class HubStore:
             if key == "file":
                 data = _decode_content(value)
                 changes[path] = self.put_blob(data)
-                uploaded += len(data)
+                regular += len(data)
             elif key == "lfsFile":
-                entry = self.lfs_entry(value["oid"], value.get("size"))
-                changes[path] = entry
-                if entry.lfs_sha256 in self.unclaimed_lfs:
-                    self.unclaimed_lfs.discard(entry.lfs_sha256)
-                    uploaded += entry.size
+                changes[path] = self.lfs_entry(value["oid"], value.get("size"))
             elif key == "deletedFile":
                 if _apply(tree, changes).get(path) is None:
                     raise HubError(404, f"A file with this name doesn't exist: {path}", "EntryNotFound")
@@ -341,7 +350,7 @@ class HubStore:
                 changes.update(dict.fromkeys(inside))
             else:
                 raise HubError(400, f"Unknown commit operation {key!r}")
-        return changes, uploaded
+        return changes, regular
 
     def _add_commit(self, repo: Repo, branch: str, summary: str, description: str,
                     changes: dict[str, Entry | None], uploaded: int) -> Commit:
@@ -517,7 +526,7 @@ class _HubApp:
         path = request.url.path
         hang = self.server._faults.take(path, is_write, hang=True)
         if hang is not None:
-            await self.server._wait_released(hang.delay)
+            await self.server._hold(hang.delay)
         fail = self.server._faults.take(path, is_write, hang=False)
         if fail is not None:
             return _fault_response(fail)
@@ -527,6 +536,9 @@ class _HubApp:
             return await handler(request, **params)
         except HubError as exc:
             return _error(exc)
+        except Exception as exc:  # a server bug: answer 500 and keep serving
+            logger.exception("HubServer failed on %s %s", request.method, path)
+            return _error(HubError(500, f"Internal test-server error: {exc!r}"))
 
     # ---- helpers
     def _repo(self, t: str, owner: str, name: str, request: Request) -> Repo:
@@ -539,6 +551,12 @@ class _HubApp:
     def _resolve(self, repo: Repo, rev: str) -> Commit:
         with self.store.lock:
             return repo.resolve(rev)
+
+    def _repo_id(self, body: dict[str, Any]) -> str:
+        """``organization/name`` of a create/delete body (the server's user when no organization)."""
+        if not body.get("name"):
+            raise HubError(400, "Missing repo name")
+        return f"{body.get('organization') or self.server.user}/{body['name']}"
 
     def _repo_url(self, repo_type: str, repo_id: str) -> str:
         return f"{self.server.endpoint}/{_URL_PREFIX[repo_type]}{repo_id}"
@@ -565,7 +583,7 @@ class _HubApp:
         repo_type = body.get("type") or "model"
         if repo_type not in _URL_PREFIX:
             raise HubError(400, f"Invalid repo type {repo_type!r}")
-        repo_id = f"{body.get('organization') or self.server.user}/{body['name']}"
+        repo_id = self._repo_id(body)
         private = body.get("visibility") == "private" or bool(body.get("private"))
         created = self.store.create_repo(repo_type, repo_id, private)
         url = self._repo_url(repo_type, repo_id)
@@ -575,7 +593,7 @@ class _HubApp:
 
     async def delete_repo(self, request: Request) -> Response:
         body = await _json_body(request)
-        repo_id = f"{body.get('organization') or self.server.user}/{body['name']}"
+        repo_id = self._repo_id(body)
         self.store.delete_repo(body.get("type") or "model", repo_id)
         return Response(status_code=200)
 
@@ -687,7 +705,6 @@ class _HubApp:
     async def lfs_put(self, request: Request, sha256: str) -> Response:
         data = await request.body()
         self.store.put_lfs(sha256, data)
-        self.server._add_upload_bytes(len(data))
         return Response(status_code=200, headers={"ETag": f'"{sha256}"'})
 
 
@@ -712,7 +729,9 @@ def _fault_response(rule: _Rule) -> Response:
 
 def _bearer(request: Request) -> str | None:
     value = request.headers.get("authorization", "")
-    return value[7:].strip() or None if value.lower().startswith("bearer ") else None
+    if not value.lower().startswith("bearer "):
+        return None
+    return value[7:].strip() or None
 
 
 def _require_token(request: Request) -> None:
@@ -856,9 +875,10 @@ class HubServer:
         self.lfs_threshold, self.require_token = lfs_threshold, require_token
         self.endpoint = ""
         self._faults = _Faults()
+        self._held = 0
+        self._held_changed = threading.Condition()
         self._stats_lock = threading.Lock()
         self._log: list[RequestRecord] = []
-        self._upload_bytes = 0
         self._token_digests: set[str] = set()
         self._server: _Uvicorn | None = None
         self._thread: threading.Thread | None = None
@@ -944,9 +964,29 @@ class HubServer:
         self._release.set()
         self._release = asyncio.Event()
 
-    async def _wait_released(self, seconds: float) -> None:
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._release.wait(), timeout=seconds)
+    async def _hold(self, seconds: float) -> None:
+        """Keep a request waiting ``seconds`` (or until released), counted in :attr:`held`."""
+        with self._held_changed:
+            self._held += 1
+            self._held_changed.notify_all()
+        try:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._release.wait(), timeout=seconds)
+        finally:
+            with self._held_changed:
+                self._held -= 1
+                self._held_changed.notify_all()
+
+    @property
+    def held(self) -> int:
+        """How many requests :meth:`hang` is holding right now."""
+        with self._held_changed:
+            return self._held
+
+    def wait_held(self, count: int = 1, timeout: float = 10.0) -> bool:
+        """Block until at least ``count`` requests are held by :meth:`hang`; False on timeout."""
+        with self._held_changed:
+            return self._held_changed.wait_for(lambda: self._held >= count, timeout)
 
     # ---- observation
     def commits(self, repo_id: str, repo_type: str = "dataset") -> list[dict[str, Any]]:
@@ -986,19 +1026,9 @@ class HubServer:
 
     @property
     def total_upload_bytes(self) -> int:
-        """Bytes received as file content: decoded regular files in commits + LFS object PUTs."""
+        """Bytes received as file content: decoded regular files of accepted commits + LFS PUTs."""
         with self.store.lock:
-            regular = sum(c.bytes_uploaded for r in self.store.repos.values() for c in r.commits.values())
-            lfs_claimed = sum(
-                e.size for r in self.store.repos.values() for c in r.commits.values()
-                for e in c.changes.values() if e is not None and e.lfs_sha256
-            )
-        with self._stats_lock:
-            return regular - min(lfs_claimed, regular) + self._upload_bytes if False else self._regular_plus_lfs()
-
-    def _regular_plus_lfs(self) -> int:
-        with self._stats_lock:
-            return self._regular_bytes + self._upload_bytes
+            return self.store.regular_bytes + self.store.lfs_bytes
 
     @property
     def request_log(self) -> list[RequestRecord]:
@@ -1022,10 +1052,6 @@ class HubServer:
             digest = hashlib.sha256(authorization[7:].strip().encode()).hexdigest()
             with self._stats_lock:
                 self._token_digests.add(digest)
-
-    def _add_upload_bytes(self, count: int) -> None:
-        with self._stats_lock:
-            self._upload_bytes += count
 
 
 @contextlib.contextmanager

@@ -1,0 +1,88 @@
+"""Shared fixtures: every file in ``tmp_path``, real servers on 127.0.0.1, cleaned up on teardown."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("HF_UPDATE_DOWNLOAD_COUNTS", "0")
+os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
+
+
+def read_records(data_dir: Path, kind: str) -> list[dict]:
+    """Every JSON line of ``data_dir/kind/*.jsonl``, in shard-name then line order."""
+    rows = []
+    for path in sorted((Path(data_dir) / kind).glob("*.jsonl")):
+        rows.extend(json.loads(line) for line in path.read_text().splitlines() if line.strip())
+    return rows
+
+
+def count_records(data_dir: Path) -> dict[str, int]:
+    """How many records of each kind the data dir holds."""
+    return {kind: len(read_records(data_dir, kind)) for kind in ("turns", "ratings", "flags")}
+
+
+@dataclass
+class RunningApp:
+    """A launched app: its URL, its data dir and the Blocks object (to close it)."""
+
+    demo: object
+    url: str
+    data_dir: Path
+
+    def records(self, kind: str) -> list[dict]:
+        return read_records(self.data_dir, kind)
+
+
+def launch(demo) -> str:  # noqa: ANN001 - a gr.Blocks
+    """Launch ``demo`` on a free 127.0.0.1 port without blocking; returns its URL."""
+    demo.queue().launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True)
+    return demo.local_url
+
+
+@pytest.fixture
+def running_app(tmp_path: Path) -> Iterator[RunningApp]:
+    """The real app (echo responder) serving on 127.0.0.1, logging to ``tmp_path/data``."""
+    from feedback.app import build_app
+    from schemas.settings import Settings
+
+    data_dir = tmp_path / "data"
+    demo = build_app(Settings(data_dir=data_dir))
+    url = launch(demo)
+    try:
+        yield RunningApp(demo, url, data_dir)
+    finally:
+        demo.close()
+
+
+@pytest.fixture
+def client(running_app: RunningApp):  # noqa: ANN201 - gradio_client.Client
+    """A ``gradio_client.Client`` connected to :func:`running_app`."""
+    from gradio_client import Client
+
+    return Client(running_app.url, verbose=False)
+
+
+@pytest.fixture(scope="session")
+def hh_rlhf_file() -> Path:
+    """The hh-rlhf harmless-base test file from ``../shared/data`` (skips when it is not there)."""
+    from feedback.sample_data import hh_rlhf_test_file
+
+    previous = os.environ.get("HF_HUB_OFFLINE")
+    os.environ["HF_HUB_OFFLINE"] = "1"  # tests never download: use ../shared/data or skip
+    try:
+        return hh_rlhf_test_file()
+    except FileNotFoundError as error:
+        pytest.skip(f"hh-rlhf sample data not available: {error}")
+    finally:
+        if previous is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = previous

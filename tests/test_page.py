@@ -1,0 +1,256 @@
+"""The chat page's events, driven in process through the app's HTTP API (``/gradio_api/run/...``),
+the only way to send the ``event_data`` of a ``.like`` event without a browser."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+import pytest
+from conftest import read_records
+from fastapi.testclient import TestClient
+
+from feedback import FeedbackCallback, FeedbackChatInterface, FeedbackRecorder, FeedbackStore, attach_feedback
+
+
+def answer(message: dict, history: list) -> str:
+    """A plain (non-streaming) chat function, as a library user would write one."""
+    return f"reply to {message['text']} after {len(history)} messages"
+
+
+class PageSession:
+    """One browser session: fires the page's real triggers and follows their ``.then`` chains,
+    keeping the component values a browser would (a minimal front end over ``/gradio_api/run``)."""
+
+    def __init__(self, http: TestClient, session_hash: str) -> None:
+        self.http, self.session_hash = http, session_hash
+        self.blocks = http.app.get_blocks()
+        self.values: dict[int, object] = {}
+        self.chatbot = next(b for b in self.blocks.blocks.values() if isinstance(b, gr.Chatbot))
+        self.textbox = next(
+            (b for b in self.blocks.blocks.values() if isinstance(b, gr.MultimodalTextbox | gr.Textbox)), None
+        )
+
+    @property
+    def chat(self) -> list:
+        return self.values.get(self.chatbot._id) or []
+
+    @chat.setter
+    def chat(self, value: list) -> None:
+        self.values[self.chatbot._id] = value
+
+    def run(self, api_name: str, data: list, event_data: dict | None = None) -> list:
+        response = self.http.post(
+            f"/gradio_api/run/{api_name}",
+            json={"data": data, "session_hash": self.session_hash, "event_data": event_data},
+        )
+        assert response.status_code == 200, response.text
+        return response.json()["data"]
+
+    def fire(self, block: gr.components.Component, event: str, event_data: dict | None = None) -> None:
+        fns = self.blocks.fns
+        pending = [i for i, fn in fns.items() if (block._id, event) in fn.targets and fn.fn is not None]
+        while pending:
+            index = pending.pop(0)
+            self._run_fn(fns[index], event_data)
+            pending += [i for i, fn in fns.items() if fn.trigger_after == index and fn.fn is not None]
+
+    def _run_fn(self, fn, event_data: dict | None) -> None:  # noqa: ANN001 - a gradio BlockFunction
+        data = [None if b.stateful else self.values.get(b._id) for b in fn.inputs]
+        outputs = self.run(fn.api_name, data, event_data)
+        for block, value in zip(fn.outputs, outputs, strict=False):
+            if block.stateful:
+                continue
+            if isinstance(value, dict) and value.get("__type__") == "update":
+                if "value" not in value:
+                    continue
+                value = value["value"]
+            self.values[block._id] = value
+
+    def send(self, text: str) -> None:
+        self.values[self.textbox._id] = {"text": text, "files": []}
+        self.fire(self.textbox, "submit")
+
+    def retry(self) -> None:
+        self.fire(self.chatbot, "retry", {"index": len(self.chat) - 1, "value": None})
+
+    def undo(self) -> None:
+        self.fire(self.chatbot, "undo", {"index": len(self.chat) - 1, "value": None})
+
+    def clear(self) -> None:
+        self.chat = []
+        self.fire(self.chatbot, "clear")
+
+    def like(self, index: int, liked: bool | str, comment: str = "") -> str:
+        comment_box = next(b for b in self.blocks.blocks.values() if getattr(b, "label", None) == "Comment")
+        self.values[comment_box._id] = comment
+        self.fire(self.chatbot, "like", {"index": index, "value": self.chat[index]["content"], "liked": liked})
+        return self.values[comment_box._id]
+
+
+@pytest.fixture
+def page(tmp_path: Path):
+    demo = FeedbackChatInterface(answer, data_dir=tmp_path / "data", multimodal=True, model="test-fn")
+    http = TestClient(gr.routes.App.create_app(demo))
+    return PageSession(http, "browser-1"), tmp_path / "data"
+
+
+def turn_ids(data_dir: Path) -> list[str]:
+    return [t["message_id"] for t in read_records(data_dir, "turns")]
+
+
+def test_like_dislike_undo_and_flag_map_positions_to_message_ids(page):
+    session, data_dir = page
+    session.send("one")
+    session.send("two")
+    first, second = turn_ids(data_dir)
+
+    assert session.like(3, True, comment="great") == ""  # the comment box is emptied
+    session.like(1, False)
+    session.like(1, "")
+    session.like(3, "Harmful")
+
+    ratings = read_records(data_dir, "ratings")
+    assert [(r["message_id"], r["rating"], r["comment"]) for r in ratings] == [
+        (second, "like", "great"),
+        (first, "dislike", None),
+        (first, None, None),
+    ]
+    (flag,) = read_records(data_dir, "flags")
+    assert flag["message_id"] == second and flag["reasons"] == ["Harmful"] and flag["source"] == "ui"
+    turns = read_records(data_dir, "turns")
+    assert {t["conversation_id"] for t in turns} == {ratings[0]["conversation_id"], flag["conversation_id"]}
+    assert [t["model"] for t in turns] == ["test-fn", "test-fn"]
+
+
+def test_retry_and_undo_keep_the_mapping_right(page):
+    session, data_dir = page
+    session.send("one")
+    session.send("two")
+    session.retry()
+    first, second, regenerated = turn_ids(data_dir)
+    session.like(3, True)
+
+    session.undo()
+    session.send("two, edited")
+    edited = turn_ids(data_dir)[-1]
+    session.like(3, False)
+    session.like(1, "Other")
+
+    turns = {t["message_id"]: t for t in read_records(data_dir, "turns")}
+    assert turns[regenerated]["regenerated_from"] == second and turns[regenerated]["turn_index"] == 1
+    assert turns[edited]["edited_from"] == regenerated and turns[edited]["regenerated_from"] is None
+    assert turns[edited]["messages"][-1]["content"] == "two, edited"
+    ratings = read_records(data_dir, "ratings")
+    assert [(r["message_id"], r["rating"]) for r in ratings] == [(regenerated, "like"), (edited, "dislike")]
+    assert read_records(data_dir, "flags")[0]["message_id"] == first
+
+
+def test_clear_starts_a_new_conversation_and_sessions_differ(page):
+    session, data_dir = page
+    session.send("one")
+    session.clear()
+    session.send("fresh start")
+    other = PageSession(session.http, "browser-2")
+    other.send("someone else")
+
+    turns = read_records(data_dir, "turns")
+    assert len({t["conversation_id"] for t in turns}) == 3
+    assert turns[1]["turn_index"] == 0 and [m["content"] for m in turns[1]["messages"]] == ["fresh start"]
+
+
+def test_rating_a_reply_not_logged_yet_is_refused(page):
+    session, data_dir = page
+    session.chat = [
+        {"role": "user", "content": [{"type": "text", "text": "hi"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "partial"}]},
+    ]
+    response = session.http.post(
+        "/gradio_api/run/on_like",
+        json={
+            "data": [session.chat, None, ""],
+            "session_hash": "fresh",
+            "event_data": {"index": 1, "value": "partial", "liked": True},
+        },
+    )
+    assert response.status_code != 200 or "error" in response.text.lower()
+    assert read_records(data_dir, "ratings") == []
+
+
+def test_page_uses_the_real_app_and_its_records(tmp_path):
+    """The app's own page: a turn through the page chain is logged with the page source."""
+    from feedback.app import build_app
+    from schemas.settings import Settings
+
+    demo = build_app(Settings(data_dir=tmp_path / "data"))
+    session = PageSession(TestClient(gr.routes.App.create_app(demo)), "browser-1")
+    session.send("hello")
+    (turn,) = read_records(tmp_path / "data", "turns")
+    assert turn["source"] == "ui" and turn["model"] == "echo" and turn["turn_index"] == 0
+    # gradio's /run returns the first chunk of a stream and closes it: like a user pressing stop,
+    # the reply shown so far is what gets recorded
+    assert turn["response"] == session.chat[-1]["content"][0]["text"]
+
+
+def test_callback_works_as_a_gr_interface_flagging_callback(tmp_path):
+    callback = FeedbackCallback(flag_reasons=["Wrong"])
+    demo = gr.Interface(
+        lambda text: text.upper(),
+        gr.Textbox(label="text"),
+        gr.Textbox(label="shout"),
+        flagging_mode="manual",
+        flagging_options=["Like", "Dislike", "Wrong"],
+        flagging_callback=callback,
+        flagging_dir=str(tmp_path / "data"),
+    )
+    http = TestClient(gr.routes.App.create_app(demo))
+    flag_fns = [fn for fn in demo.fns.values() if getattr(fn.fn, "__name__", "") == "Flag"]
+    assert len(flag_fns) == 3
+    for fn in flag_fns:
+        response = http.post(
+            f"/gradio_api/run/{fn.api_name}", json={"data": ["hey", "HEY"], "session_hash": "s"}
+        )
+        assert response.status_code == 200, response.text
+
+    turns = read_records(tmp_path / "data", "turns")
+    ratings = read_records(tmp_path / "data", "ratings")
+    flags = read_records(tmp_path / "data", "flags")
+    assert len(turns) == 3 and all(t["source"] == "interface" and t["response"] == "HEY" for t in turns)
+    assert turns[0]["messages"] == [{"role": "user", "content": "hey", "files": []}]
+    assert [r["rating"] for r in ratings] == ["like", "dislike"]
+    assert flags[0]["reasons"] == ["Wrong"] and flags[0]["message_id"] == turns[2]["message_id"]
+    assert callback.count == 3
+
+
+def test_attach_feedback_in_your_own_blocks(tmp_path):
+    with gr.Blocks() as demo:
+        chatbot = gr.Chatbot()
+        box = gr.Textbox()
+        feedback = attach_feedback(chatbot, data_dir=tmp_path / "data", model="my-model")
+
+        def respond(message: str, history: list) -> tuple[str, list]:
+            return "", [*history, {"role": "user", "content": message}, {"role": "assistant", "content": "ok!"}]
+
+        box.submit(respond, [box, chatbot], [box, chatbot], api_name="respond").then(
+            feedback.log_turn, [chatbot, feedback.session], [feedback.session], api_name="log_turn"
+        )
+    session = PageSession(TestClient(gr.routes.App.create_app(demo)), "own-blocks")
+    session.values[box._id] = "hello"
+    session.fire(box, "submit")
+    session.like(1, True)
+
+    (turn,) = read_records(tmp_path / "data", "turns")
+    (rating,) = read_records(tmp_path / "data", "ratings")
+    assert turn["response"] == "ok!" and turn["model"] == "my-model" and turn["latency_ms"] is None
+    assert rating["message_id"] == turn["message_id"] and rating["rating"] == "like"
+
+
+def test_manual_flagging_mode_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="flagging_mode"):
+        FeedbackChatInterface(answer, data_dir=tmp_path, flagging_mode="manual")
+
+
+def test_recorder_loads_existing_conversations(tmp_path):
+    store = FeedbackStore(tmp_path)
+    recorder = FeedbackRecorder(store, flag_reasons=["Other"])
+    assert len(recorder.index) == 0
