@@ -98,7 +98,8 @@ class FeedbackRecorder:
         self._lock = threading.Lock()
         self.index = ConversationIndex()
         self.load_report = ReadReport()
-        for turn in store.iter_records("turns", self.load_report):
+        turns = sorted(store.iter_records("turns", self.load_report), key=lambda t: t.timestamp)
+        for turn in turns:  # in time order: shards of several writers interleave
             self.index.add(turn)  # type: ignore[arg-type]
         if len(self.index):
             logger.info("loaded {} conversations from {}", len(self.index), store.root)

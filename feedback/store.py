@@ -2,7 +2,7 @@
 
 Layout (the same locally and in the Hub dataset repo)::
 
-    {data_dir}/turns/20261124T071500Z-3f2a9c1b7d4e-0000.jsonl
+    {data_dir}/turns/20261124T071500123456Z-3f2a9c1b7d4e-0001.jsonl
     {data_dir}/ratings/...
     {data_dir}/flags/...
     {data_dir}/files/<sha256 hex><ext>
@@ -148,7 +148,7 @@ class FeedbackStore:
         return shard
 
     def _new_shard(self, kind: str) -> _OpenShard:
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         self._sequence += 1
         path = self.root / kind / f"{stamp}-{self.writer_id}-{self._sequence:04d}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -186,7 +186,8 @@ class FeedbackStore:
     # -- reading -------------------------------------------------------------------------
 
     def shards(self, kind: str) -> list[Path]:
-        """The shard files of one record kind, sorted by name (which starts with their UTC start time)."""
+        """The shard files of one record kind, sorted by name (which starts with their UTC start time,
+        so this is roughly time order; exact order across writers comes from record timestamps)."""
         if kind not in RECORD_TYPES:
             raise ValueError(f"unknown record kind {kind!r}; expected one of {sorted(RECORD_TYPES)}")
         return sorted((self.root / kind).glob("*.jsonl"))

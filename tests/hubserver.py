@@ -134,6 +134,13 @@ class Commit:
     tree: dict[str, Entry]
     changes: dict[str, Entry | None]
     bytes_uploaded: int
+    _directories: dict[str, str] | None = field(default=None, repr=False, compare=False)
+
+    def directories(self) -> dict[str, str]:
+        """Every directory of the tree mapped to its oid (computed once: commits are immutable)."""
+        if self._directories is None:
+            self._directories = _directories(self.tree)
+        return self._directories
 
     def to_record(self) -> dict[str, Any]:
         """One line of the on-disk commit log (the tree is stored as changes to the parent's)."""
@@ -438,7 +445,6 @@ class _Faults:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._rules: list[_Rule] = []
-        self.generation = 0
 
     def add(self, rule: _Rule) -> None:
         with self._lock:
@@ -447,7 +453,6 @@ class _Faults:
     def clear(self) -> None:
         with self._lock:
             self._rules.clear()
-            self.generation += 1
 
     def take(self, path: str, is_write: bool, hang: bool) -> _Rule | None:
         """The first matching fail (or hang) rule, with one use consumed."""
@@ -621,7 +626,7 @@ class _HubApp:
         repo = self._repo(t, owner, name, request)
         commit = self._resolve(repo, rev)
         recursive = request.query_params.get("recursive", "").lower() in ("1", "true")
-        items = _list_tree(commit.tree, path.strip("/"), recursive)
+        items = _list_tree(commit, path.strip("/"), recursive)
         if items is None:
             raise HubError(404, f"Directory not found: {path}", "EntryNotFound", commit.oid)
         return _paginated(request, items, self.server.tree_page_size, {"X-Repo-Commit": commit.oid})
@@ -630,7 +635,7 @@ class _HubApp:
         repo = self._repo(t, owner, name, request)
         commit = self._resolve(repo, rev)
         form = parse_qs((await request.body()).decode(), keep_blank_values=True)
-        directories = _directories(commit.tree)
+        directories = commit.directories()
         found = []
         for path in (p.strip("/") for p in form.get("paths", [])):
             if path in commit.tree:
@@ -766,9 +771,9 @@ def _sibling(path: str, entry: Entry, blobs: bool) -> dict[str, Any]:
     return item
 
 
-def _list_tree(tree: dict[str, Entry], path: str, recursive: bool) -> list[dict[str, Any]] | None:
+def _list_tree(commit: Commit, path: str, recursive: bool) -> list[dict[str, Any]] | None:
     """Tree items under directory ``path`` ("" = root), directories first; None if no such directory."""
-    directories = _directories(tree)
+    tree, directories = commit.tree, commit.directories()
     if path and path not in directories:
         return None
     prefix = f"{path}/" if path else ""

@@ -89,6 +89,14 @@ def test_create_repo_twice_with_exist_ok_and_types(hub, api):
     assert api.repo_exists("alice/space", repo_type="space")
 
 
+def test_model_repo_urls_have_no_type_prefix(hub, api, tmp_path):
+    api.create_repo("alice/model")
+    api.upload_file(path_or_fileobj=b"w", path_in_repo="sub/w.txt", repo_id="alice/model")
+    path = hf_hub_download("alice/model", "sub/w.txt", endpoint=hub.endpoint, token=TOKEN, cache_dir=tmp_path)
+    assert Path(path).read_bytes() == b"w" == hub.files("alice/model", repo_type="model")["sub/w.txt"]
+    assert ("HEAD", "/alice/model/resolve/main/sub/w.txt", 200) in hub.request_log
+
+
 def test_new_repo_starts_with_gitattributes_commit(hub, api, repo):
     assert hub.files(repo) == {".gitattributes": GITATTRIBUTES}
     [initial] = hub.commits(repo)
@@ -147,6 +155,8 @@ def test_list_repo_files_follows_pagination(hub, api, repo):
 
     top = api.list_repo_tree(repo, repo_type="dataset")
     assert sorted(entry.path for entry in top) == [".gitattributes", "turns"]
+    inside = api.list_repo_tree(repo, path_in_repo="turns", repo_type="dataset")
+    assert len(list(inside)) == 7
 
 
 def test_list_repo_commits_newest_first_across_pages(hub, api, repo):
@@ -313,11 +323,23 @@ def test_fail_until_cleared(hub, api, repo):
     assert len(hub.commits(repo)) == 2
 
 
+def test_read_faults_are_opt_in(hub, api, repo):
+    hub.fail(500, times=1, paths="/api/datasets/", reads=True)
+    with pytest.raises(HfHubHTTPError) as excinfo:
+        api.repo_info(repo, repo_type="dataset")  # repo_info is not retried by the client
+    assert excinfo.value.response.status_code == 500
+    assert api.repo_info(repo, repo_type="dataset").sha == hub.head(repo)
+
+
 def test_hang_holds_writes_but_serves_reads(hub, api, repo):
     hub.hang(60, times=1, paths="/commit/")
     done = threading.Event()
-    worker = threading.Thread(target=lambda: (api.upload_file(
-        path_or_fileobj=b"slow", path_in_repo="slow.txt", repo_id=repo, repo_type="dataset"), done.set()))
+
+    def slow_upload() -> None:
+        api.upload_file(path_or_fileobj=b"slow", path_in_repo="slow.txt", repo_id=repo, repo_type="dataset")
+        done.set()
+
+    worker = threading.Thread(target=slow_upload)
     started = time.monotonic()
     worker.start()
     assert hub.wait_held(1)

@@ -1,0 +1,255 @@
+"""Benchmark of ``python -m feedback export``: a synthetic log, then each format timed.
+
+Run::
+
+    .venv/bin/python bench/bench_export.py --turns 1000000            # data in a temp dir
+    .venv/bin/python bench/bench_export.py --turns 20000 --data /tmp/d  # keep the data
+
+It writes a data dir of JSONL shards the way ``FeedbackStore`` does (two replicas, 8 MiB
+shards): ``--turns`` turns in conversations of 1-6 turns (15% of replies regenerated), the same
+number of rating events (80% of replies rated, then changes and undos), ``--flags`` flags
+(default 5% of turns). User messages are ~50 tokens (~200 characters) and replies ~200 tokens
+(~800 characters); each turn's prompt holds the conversation so far. Then it prints, each in a
+fresh process: the time ``datasets.load_dataset("json")`` takes to read the same files (the
+three kinds, with explicit features and an empty cache), and each format's export time, its
+ratio to that read, and peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+WORDS = (
+    "the a of to and in is it you that he was for on are with as I his they be at one have this from "
+    "or had by hot word but what some we can out other were all there when up use your how said an "
+    "each she which do their time if will way about many then them write would like so these her long "
+    "make thing see him two has look more day could go come did number sound no most people my over "
+    "know water than call first who may down side been now find any new work part take get place made "
+    "live where after back little only round man year came show every good me give our under name very"
+).split()
+REASONS = ("Harmful", "Inaccurate", "Off-topic", "Other")
+SHARD_BYTES = 8 * 1024 * 1024
+
+
+class TextPool:
+    """Random-word text, cut from one long string: unique slices, fast to make."""
+
+    def __init__(self, rng: random.Random, chars: int = 20_000_000) -> None:
+        words = rng.choices(WORDS, k=chars // 4)
+        self.text = " ".join(words)
+        self.rng = rng
+
+    def take(self, mean_chars: int) -> str:
+        length = max(1, int(self.rng.gauss(mean_chars, mean_chars / 3)))
+        start = self.rng.randrange(0, len(self.text) - length)
+        return self.text[start : start + length].strip()
+
+
+class ShardWriter:
+    """Appends JSON lines to rotating shards of one kind for two replicas, like ``FeedbackStore``."""
+
+    def __init__(self, folder: Path, replicas: int = 2) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.handles: list = [None] * replicas
+        self.sizes = [0] * replicas
+        self.sequence = 0
+
+    def write(self, replica: int, record: dict) -> None:
+        line = orjson.dumps(record) + b"\n"
+        if self.handles[replica] is None or self.sizes[replica] + len(line) > SHARD_BYTES:
+            if self.handles[replica] is not None:
+                self.handles[replica].close()
+            self.sequence += 1
+            path = self.folder / f"20260101T000000Z-replica{replica:04d}-{self.sequence:06d}.jsonl"
+            self.handles[replica] = open(path, "wb")  # noqa: SIM115 - closed on rotation / close()
+            self.sizes[replica] = 0
+        self.handles[replica].write(line)
+        self.sizes[replica] += len(line)
+
+    def close(self) -> None:
+        for handle in self.handles:
+            if handle is not None:
+                handle.close()
+
+
+def _stamp(start: datetime, seconds: float) -> str:
+    return (start + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
+
+
+def _message(role: str, content: str, files: tuple[str, ...] = ()) -> dict:
+    return {"role": role, "content": content, "files": list(files)}
+
+
+def _turn(cid: str, index: int, messages: list[dict], response: str, when: str, regenerated_from: str | None) -> dict:
+    return {
+        "schema_version": 1,
+        "timestamp": when,
+        "conversation_id": cid,
+        "message_id": os.urandom(16).hex(),
+        "turn_index": index,
+        "messages": messages,
+        "response": response,
+        "model": "bench-model-a" if index % 2 else "bench-model-b",
+        "params": {"temperature": 0.7, "top_p": None, "max_tokens": 512, "seed": None},
+        "latency_ms": 812.5,
+        "regenerated_from": regenerated_from,
+        "edited_from": None,
+        "source": "ui",
+    }
+
+
+def generate_turns(root: Path, turns: int, rng: random.Random, pool: TextPool) -> list[tuple[str, str, float]]:
+    """Write ``turns`` turns; return ``(conversation_id, message_id, seconds)`` of each."""
+    writer, made, clock = ShardWriter(root / "turns"), [], 0.0
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    while len(made) < turns:
+        cid, replica, history = os.urandom(16).hex(), rng.randrange(2), []
+        if rng.random() < 0.3:
+            history.append(_message("system", pool.take(120)))
+        for index in range(rng.randint(1, 6)):
+            files = (f"files/{os.urandom(32).hex()}.png",) if rng.random() < 0.01 else ()
+            messages = [*history, _message("user", pool.take(200), files)]
+            previous = None
+            for _ in range(2 if rng.random() < 0.15 else 1):
+                clock += rng.uniform(0.5, 3.0)
+                record = _turn(cid, index, messages, pool.take(800), _stamp(start, clock), previous)
+                writer.write(replica if rng.random() < 0.9 else 1 - replica, record)
+                made.append((cid, record["message_id"], clock))
+                previous = record["message_id"]
+            history = [*messages, _message("assistant", record["response"])]
+            if len(made) >= turns:
+                break
+    writer.close()
+    return made
+
+
+def generate_ratings(root: Path, made: list, events: int, rng: random.Random, pool: TextPool) -> None:
+    """Write ``events`` ratings: 80% of replies rated once, the rest changes (60%) and undos (40%)."""
+    writer, start = ShardWriter(root / "ratings"), datetime(2026, 1, 1, tzinfo=UTC)
+    rated = rng.sample(range(len(made)), min(len(made), int(events * 0.8)))
+    last: dict[int, str | None] = {}
+    plan = rated + [rng.choice(rated) for _ in range(events - len(rated))] if rated else []
+    for n, position in enumerate(plan):
+        cid, mid, clock = made[position]
+        previous = last.get(position, "missing")
+        if previous == "missing":
+            value = "like" if rng.random() < 0.55 else "dislike"
+        else:
+            value = None if rng.random() < 0.4 else ("dislike" if previous == "like" else "like")
+        last[position] = value
+        record = {
+            "schema_version": 1,
+            "timestamp": _stamp(start, clock + 5 + n * 1e-3),
+            "conversation_id": cid,
+            "message_id": mid,
+            "rating": value,
+            "option": "Inaccurate" if value == "dislike" and rng.random() < 0.1 else None,
+            "comment": pool.take(60) if rng.random() < 0.05 else None,
+            "source": "ui",
+        }
+        writer.write(rng.randrange(2), record)
+    writer.close()
+
+
+def generate_flags(root: Path, made: list, flags: int, rng: random.Random, pool: TextPool) -> None:
+    """Write ``flags`` flags on random replies, 1-2 reasons each, a comment on a third."""
+    writer, start = ShardWriter(root / "flags"), datetime(2026, 1, 1, tzinfo=UTC)
+    for _ in range(flags):
+        cid, mid, clock = made[rng.randrange(len(made))]
+        record = {
+            "schema_version": 1,
+            "timestamp": _stamp(start, clock + 7),
+            "conversation_id": cid,
+            "message_id": mid,
+            "reasons": rng.sample(REASONS, rng.randint(1, 2)),
+            "comment": pool.take(80) if rng.random() < 0.33 else None,
+            "source": "ui",
+        }
+        writer.write(rng.randrange(2), record)
+    writer.close()
+
+
+def generate(root: Path, *, turns: int, ratings: int, flags: int, seed: int = 0) -> None:
+    """Write a synthetic data dir at ``root`` (see the module docstring)."""
+    rng = random.Random(seed)
+    pool = TextPool(rng)
+    made = generate_turns(root, turns, rng, pool)
+    generate_ratings(root, made, ratings, rng, pool)
+    generate_flags(root, made, flags, rng, pool)
+    (root / "flags").mkdir(exist_ok=True)
+
+
+_READ_SNIPPET = """
+import sys, datasets
+from feedback.features import RECORD_FEATURES
+datasets.disable_progress_bars()
+root, cache = sys.argv[1], sys.argv[2]
+for kind, features in RECORD_FEATURES.items():
+    datasets.load_dataset("json", data_files=f"{root}/{kind}/*.jsonl", features=features, cache_dir=cache, split="train")
+"""
+_EXPORT_SNIPPET = """
+import sys
+from feedback.cli import main
+sys.exit(main(["export", sys.argv[1], "--source", sys.argv[2], "--out", sys.argv[3], "--log-level", "WARNING"]))
+"""
+
+
+def run_measured(args: list[str]) -> tuple[float, float]:
+    """Run ``python -c ...args`` in a fresh process; return (wall seconds, peak RSS in GiB)."""
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-c", *args], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode:
+        raise RuntimeError(f"{args[1:]} failed with exit code {process.returncode}")
+    return elapsed, usage.ru_maxrss / 1024 / 1024
+
+
+def _size(root: Path) -> str:
+    total = sum(path.stat().st_size for path in root.rglob("*.jsonl"))
+    return f"{total / 1024**3:.2f} GiB in {sum(1 for _ in root.rglob('*.jsonl'))} shards"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--turns", type=int, default=1_000_000, help="number of turns (default 1,000,000)")
+    parser.add_argument("--ratings", type=int, help="number of rating events (default: as many as turns)")
+    parser.add_argument("--flags", type=int, help="number of flags (default: 5%% of turns)")
+    parser.add_argument("--data", type=Path, help="data dir to use or create (default: a temp dir, removed)")
+    parser.add_argument("--formats", default="sft,dpo,kto,flags", help="comma-separated formats to time")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="bench-export-"))
+    data = args.data or work / "data"
+    try:
+        if not (data / "turns").is_dir():
+            started = time.perf_counter()
+            generate(data, turns=args.turns, ratings=args.ratings or args.turns, flags=args.flags or args.turns // 20)
+            print(f"generate: {time.perf_counter() - started:8.1f} s   ({_size(data)})", flush=True)
+        read, rss = run_measured([_READ_SNIPPET, str(data), str(work / "cache")])
+        shutil.rmtree(work / "cache", ignore_errors=True)
+        print(f"load_dataset json read: {read:8.1f} s   peak RSS {rss:5.2f} GiB", flush=True)
+        for fmt in args.formats.split(","):
+            seconds, rss = run_measured([_EXPORT_SNIPPET, fmt, str(data), str(work / f"out-{fmt}")])
+            print(f"export {fmt:5}: {seconds:8.1f} s   {seconds / read:4.2f}x read   peak RSS {rss:5.2f} GiB", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
