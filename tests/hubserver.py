@@ -1031,7 +1031,8 @@ class HubServer:
 
     @property
     def total_upload_bytes(self) -> int:
-        """Bytes received as file content: decoded regular files of accepted commits + LFS PUTs."""
+        """Bytes received as file content since this server opened its root: decoded regular
+        files of accepted commits + LFS object PUTs (rejected commits do not count)."""
         with self.store.lock:
             return self.store.regular_bytes + self.store.lfs_bytes
 
