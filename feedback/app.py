@@ -1,18 +1,62 @@
-"""Building the whole app from settings: store, recorder, responder, page."""
+"""Building the whole app from settings: store, recorder, responder, page, and the Hub sync."""
 
 from __future__ import annotations
 
+import signal
+import threading
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+from huggingface_hub import get_token
 from loguru import logger
 
+from feedback.card import dataset_card
 from feedback.recorder import FeedbackRecorder
 from feedback.responders import make_responder
 from feedback.store import FeedbackStore
+from feedback.sync import HubSync
 from feedback.ui import FeedbackChatInterface
 from schemas.settings import Settings
 
 
-def build_app(settings: Settings) -> FeedbackChatInterface:
-    """The chat app ``settings`` describe, logging to ``settings.data_dir``; not launched.
+@dataclass
+class FeedbackApp:
+    """The assembled app: ``demo`` (the Gradio Blocks) plus what it writes to and syncs with."""
+
+    settings: Settings
+    store: FeedbackStore
+    recorder: FeedbackRecorder
+    demo: FeedbackChatInterface
+    sync: HubSync | None
+
+    def serve(self, **launch_kwargs: Any) -> None:
+        """Start the sync, serve until Ctrl-C or SIGTERM, then make the final push."""
+        if self.sync is not None:
+            self.sync.start()
+        _stop_on_sigterm()
+        try:
+            self.demo.queue().launch(**launch_kwargs)
+        finally:
+            self.store.close()
+            if self.sync is not None:
+                self.sync.close()
+
+
+def _stop_on_sigterm() -> None:
+    """Make SIGTERM (how Spaces and process managers stop an app) behave as Ctrl-C, so the final
+    push runs instead of the process dying mid-write."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def create_app(settings: Settings) -> FeedbackApp:
+    """Assemble the app ``settings`` describe; nothing is started or launched.
 
     Raises:
         feedback.responders.ResponderError: when the responder cannot be built.
@@ -27,7 +71,7 @@ def build_app(settings: Settings) -> FeedbackChatInterface:
     logger.info(
         "responder {} (model {}), logging to {}", responder.name, responder.model, settings.data_dir.resolve()
     )
-    return FeedbackChatInterface(
+    demo = FeedbackChatInterface(
         responder,
         recorder=recorder,
         notice=settings.notice,
@@ -35,3 +79,23 @@ def build_app(settings: Settings) -> FeedbackChatInterface:
         multimodal=True,
         fill_height=True,
     )
+    return FeedbackApp(settings, store, recorder, demo, _make_sync(settings, store))
+
+
+def _make_sync(settings: Settings, store: FeedbackStore) -> HubSync | None:
+    if not settings.dataset_repo:
+        logger.info("FEEDBACK_DATASET_REPO not set: logging locally only, to {}", settings.data_dir.resolve())
+        return None
+    token = settings.hf_token.get_secret_value() if settings.hf_token else get_token()
+    if not token:
+        logger.warning("FEEDBACK_DATASET_REPO is set but there is no HF_TOKEN: logging locally only")
+        return None
+    card = dataset_card(repo_id=settings.dataset_repo, license=settings.license, consent=settings.notice)
+    return HubSync(
+        store, repo_id=settings.dataset_repo, token=token, every=settings.sync_every, private=settings.private, card=card
+    )
+
+
+def build_app(settings: Settings) -> FeedbackChatInterface:
+    """The chat page ``settings`` describe, logging to ``settings.data_dir`` (no sync); not launched."""
+    return create_app(settings).demo

@@ -128,8 +128,12 @@ class FeedbackStore:
     def rotate(self) -> None:
         """Close every open shard, so the next record of each kind starts a new one."""
         with self.lock:
-            for kind in list(self._open):
-                self._close(kind)
+            self.rotate_while_locked()
+
+    def rotate_while_locked(self) -> None:
+        """:meth:`rotate` for a caller that already holds :attr:`lock` (the sync's folder scan)."""
+        for kind in list(self._open):
+            self._close(kind)
 
     def close(self) -> None:
         """Close open shard files. The store can still be used: the next append opens a new shard."""

@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     flag_reasons: Annotated[tuple[str, ...], NoDecode] = DEFAULT_FLAG_REASONS
     max_message_chars: int = Field(default=100_000, gt=0)
 
+    dataset_repo: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    sync_every: float = Field(default=5.0, gt=0, description="minutes")
+    private: bool = True
+    license: str = "other"
+
     shard_max_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
     shard_max_age: float = Field(default=3600.0, gt=0, description="seconds")
     log_level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR"] = "INFO"

@@ -1,0 +1,107 @@
+"""The dataset card (``README.md``) of a feedback dataset repo.
+
+Its YAML ``configs`` name one config per record kind pointing at its folder, and ``dataset_info``
+gives each config's features explicitly, so the Hub's dataset viewer and
+``datasets.load_dataset(repo, "turns")`` read the JSONL shards without guessing types.
+"""
+
+from __future__ import annotations
+
+from datasets import DatasetInfo
+from datasets.info import DatasetInfosDict
+from huggingface_hub import DatasetCard, DatasetCardData
+
+from feedback.features import RECORD_FEATURES
+
+FIELD_DOCS = {
+    "turns": [
+        ("conversation_id", "the conversation (one per browser session or API client conversation)"),
+        ("message_id", "the id of the assistant reply; ratings and flags refer to it"),
+        ("turn_index", "0-based position of the reply in its conversation; a retry keeps the index"),
+        ("messages", "the prompt the model saw (role, content, files), ending with the user message"),
+        ("response", "the assistant reply"),
+        ("model", "the model that answered"),
+        ("params", "generation parameters (temperature, top_p, max_tokens, seed)"),
+        ("latency_ms", "time from request to last token, in milliseconds (null: not measured)"),
+        ("regenerated_from", "for a retry: the reply it replaces"),
+        ("edited_from", "for a changed user message: the reply of the earlier version"),
+        ("source", "ui (the page), api (custom front end) or interface (gr.Interface flag)"),
+    ],
+    "ratings": [
+        ("message_id", "the rated reply"),
+        ("rating", "like, dislike, or null for an undo; the latest rating of a reply counts"),
+        ("option", "a custom option picked with the rating (one of the flag reasons)"),
+        ("comment", "free text from the user"),
+        ("source", "ui or api"),
+    ],
+    "flags": [
+        ("message_id", "the flagged reply"),
+        ("reasons", "one or more reasons, e.g. Inaccurate, Harmful, Off-topic, Other"),
+        ("comment", "free text from the user"),
+        ("source", "ui or api"),
+    ],
+}
+
+
+def dataset_card(*, repo_id: str, license: str, consent: str, kinds: tuple[str, ...] = tuple(RECORD_FEATURES)) -> str:
+    """The card's text: YAML metadata (configs, features, license) and a description.
+
+    Args:
+        repo_id: ``owner/name`` of the dataset repo (used in the usage example).
+        license: a Hub license id (e.g. ``cc-by-4.0``, ``other``).
+        consent: the notice users saw, quoted as how consent was collected.
+    """
+    data = DatasetCardData(
+        license=license,
+        pretty_name=f"Chat feedback: {repo_id.split('/')[-1]}",
+        task_categories=["text-generation"],
+        tags=["chat-feedback", "human-feedback", "preference"],
+        configs=[{"config_name": kind, "data_files": f"{kind}/*.jsonl"} for kind in kinds],
+    )
+    infos = DatasetInfosDict({kind: DatasetInfo(config_name=kind, features=RECORD_FEATURES[kind]) for kind in kinds})
+    infos.to_dataset_card_data(data)
+    return str(DatasetCard.from_template(data, template_str=_template(repo_id, consent, kinds)))
+
+
+def _template(repo_id: str, consent: str, kinds: tuple[str, ...]) -> str:
+    sections = []
+    for kind in kinds:
+        rows = "\n".join(f"| `{name}` | {text} |" for name, text in FIELD_DOCS[kind])
+        sections.append(f"### `{kind}`\n\n| field | meaning |\n|---|---|\n{rows}\n")
+    fields = "\n".join(sections)
+    return f"""---
+{{{{ card_data }}}}
+---
+
+# Chat feedback
+
+Conversations with a chat model and what its users thought of each reply, collected by a
+chat-feedback app: every turn, every like / dislike / undo, and every flag,
+each tied to a `conversation_id` and the `message_id` of the reply.
+
+## How the data was collected
+
+Users chatted on a Gradio page or through its API. The page showed this notice:
+
+> {consent}
+
+Records are events, appended and never rewritten: one JSON object per line in shard files
+`turns/`, `ratings/`, `flags/` (each app process writes its own shards), plus uploaded files under
+`files/` named by their SHA-256. Every record has `schema_version`, a UTC `timestamp` and the
+`conversation_id`. No IP addresses or tokens are recorded.
+
+## Usage
+
+```python
+from datasets import load_dataset
+
+turns = load_dataset("{repo_id}", "turns", split="train")
+ratings = load_dataset("{repo_id}", "ratings", split="train")
+```
+
+The latest rating of a reply is the one that counts (`rating: null` is an undo). To build SFT, DPO
+or KTO datasets from this repo: `python -m feedback export dpo --source {repo_id} --out DIR`.
+
+## Fields
+
+{fields}"""

@@ -1,0 +1,74 @@
+"""What an export is asked for: the format and the options that choose and split its rows."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+FORMATS = ("sft", "dpo", "kto", "flags")
+"""Export formats: TRL language modeling (``sft``), preference (``dpo``), unpaired preference
+(``kto``), and the review queue of flagged replies (``flags``)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExportOptions:
+    """How replies are chosen and split. Every field has the CLI option of the same name.
+
+    Attributes:
+        include_unrated: ``sft`` only: also take replies with no rating (never rated, or undone).
+        cross_conversation: ``dpo`` only: also pair liked and disliked replies to identical
+            prompts in different conversations.
+        keep_flagged: keep flagged replies in ``sft``, ``dpo`` and ``kto`` (left out by default).
+        since: keep replies whose turn was written at or after this time (timezone-aware).
+        until: keep replies whose turn was written before this time (timezone-aware).
+        models: keep replies of these models only (empty: every model).
+        test_size: the share of conversations in the ``test`` split, in [0, 1).
+        seed: picks which conversations land in ``test``; the same seed, the same split.
+        include_ids: add the id columns of ``feedback.features.ID_FEATURES`` to each row.
+
+    Raises:
+        ValueError: for a ``test_size`` outside [0, 1), a naive ``since``/``until``, or
+            ``since`` not before ``until``.
+    """
+
+    include_unrated: bool = False
+    cross_conversation: bool = False
+    keep_flagged: bool = False
+    since: datetime | None = None
+    until: datetime | None = None
+    models: tuple[str, ...] = ()
+    test_size: float = 0.1
+    seed: int = 0
+    include_ids: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.test_size < 1:
+            raise ValueError(f"'test_size' must be in [0, 1), not {self.test_size!r}")
+        for name in ("since", "until"):
+            value = getattr(self, name)
+            if value is not None and value.tzinfo is None:
+                raise ValueError(f"'{name}' must be timezone-aware, not {value.isoformat()!r}")
+        if self.since is not None and self.until is not None and self.since >= self.until:
+            raise ValueError(f"'since' ({self.since.isoformat()}) must be before 'until' ({self.until.isoformat()})")
+        object.__setattr__(self, "models", tuple(self.models))
+
+    def as_dict(self) -> dict[str, Any]:
+        """The options as JSON-ready values (times as ISO 8601 strings), for stats and the card."""
+        values = asdict(self)
+        for name in ("since", "until"):
+            if values[name] is not None:
+                values[name] = values[name].isoformat()
+        values["models"] = list(self.models)
+        return values
+
+
+def check_format(fmt: str) -> str:
+    """``fmt`` if it is one of :data:`FORMATS`.
+
+    Raises:
+        ValueError: otherwise, naming the formats.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    return fmt
