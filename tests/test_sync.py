@@ -1,0 +1,289 @@
+"""Syncing to a dataset repo: the real ``huggingface_hub`` client against the local test Hub."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import AppProcess, read_records
+from gradio_client import Client
+from huggingface_hub import HfApi
+from hubserver import HubServer
+
+from feedback.store import FeedbackStore
+from feedback.sync import FeedbackScheduler, complete_size
+from schemas.records import ChatMessage, Rating, Turn
+
+REPO = Path(__file__).resolve().parent.parent
+TOKEN = "hf_test_secret_token_123"
+RECORD_DIRS = ("turns", "ratings", "flags")
+
+
+@pytest.fixture
+def hub(tmp_path: Path):
+    server = HubServer(tmp_path / "hub").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def hub_env(hub: HubServer, tmp_path: Path) -> dict[str, str]:
+    """Environment for a process that talks to the test Hub (read at import by huggingface_hub)."""
+    return {
+        "HF_ENDPOINT": hub.endpoint,
+        "HF_TOKEN": TOKEN,
+        "HF_HOME": str(tmp_path / "hf-home"),
+        "HF_HUB_DISABLE_XET": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "HF_UPDATE_DOWNLOAD_COUNTS": "0",
+        "HF_HUB_OFFLINE": "0",
+    }
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 60, what: str = "condition") -> None:
+    """Poll ``condition`` (a check of the test Hub's state) until it holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def repo_records(hub: HubServer, repo_id: str) -> dict[str, list[dict]]:
+    """Every record line in the repo's shards, by kind."""
+    files = hub.files(repo_id)
+    records: dict[str, list[dict]] = {kind: [] for kind in RECORD_DIRS}
+    for path, data in sorted(files.items()):
+        kind = path.split("/", 1)[0]
+        if kind in records and path.endswith(".jsonl"):
+            records[kind].extend(json.loads(line) for line in data.decode().splitlines() if line.strip())
+    return records
+
+
+def local_records(data_dir: Path) -> dict[str, list[dict]]:
+    return {kind: read_records(data_dir, kind) for kind in RECORD_DIRS}
+
+
+def same_records(a: dict[str, list[dict]], b: dict[str, list[dict]]) -> bool:
+    key = lambda r: json.dumps(r, sort_keys=True)  # noqa: E731
+    return all(Counter(map(key, a[k])) == Counter(map(key, b[k])) for k in RECORD_DIRS)
+
+
+def load_dataset_counts(
+    hub: HubServer, tmp_path: Path, repo_id: str, configs: tuple[str, ...] = RECORD_DIRS
+) -> dict[str, int]:
+    """``datasets.load_dataset(repo, config)`` for each config, in a subprocess pointed at the test Hub."""
+    code = (
+        "import json, sys, datasets\n"
+        "out = {}\n"
+        "for name in sys.argv[2:]:\n"
+        "    ds = datasets.load_dataset(sys.argv[1], name, split='train')\n"
+        "    out[name] = ds.num_rows\n"
+        "    assert 'conversation_id' in ds.column_names\n"
+        "print(json.dumps(out))\n"
+    )
+    env = {**os.environ, **hub_env(hub, tmp_path), "HF_DATASETS_CACHE": str(tmp_path / "ds-cache")}
+    result = subprocess.run([sys.executable, "-c", code, repo_id, *configs], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def chat_rate_flag(url: str, n: int) -> None:
+    client = Client(url, verbose=False)
+    for i in range(n):
+        reply = client.predict({"text": f"message {i}", "files": []}, "", api_name="/chat")
+        cid, mid = reply["conversation_id"], reply["message_id"]
+        client.predict(cid, mid, "like" if i % 2 else "dislike", api_name="/rate")
+        if i % 3 == 0:
+            client.predict(cid, mid, ["Inaccurate", "Other"], "check this", api_name="/flag")
+
+
+def start_app(hub: HubServer, tmp_path: Path, name: str, repo_id: str, every: float = 0.005) -> AppProcess:
+    env = {
+        **hub_env(hub, tmp_path),
+        "FEEDBACK_DATA_DIR": str(tmp_path / name),
+        "FEEDBACK_DATASET_REPO": repo_id,
+        "FEEDBACK_SYNC_EVERY": str(every),
+    }
+    return AppProcess(env, tmp_path / f"{name}.log").wait_ready()
+
+
+def make_turn(i: int) -> Turn:
+    return Turn(
+        conversation_id=f"conversation-{i:06d}",
+        message_id=f"message-{i:08d}",
+        turn_index=0,
+        messages=[ChatMessage(role="user", content=f"question number {i:06d}")],
+        response=f"answer number {i:06d}",
+        model="echo",
+        latency_ms=1.0,
+        timestamp="2026-01-01T00:00:00Z",
+    )
+
+
+def test_app_process_pushes_every_record_exactly_once_and_datasets_reads_it(hub, tmp_path):
+    repo_id = "test-user/feedback"
+    app = start_app(hub, tmp_path, "data", repo_id)
+    try:
+        chat_rate_flag(app.url, 6)
+        assert app.terminate() == 0, app.log()
+    finally:
+        app.kill()
+
+    local = local_records(tmp_path / "data")
+    assert [len(local[k]) for k in RECORD_DIRS] == [6, 6, 2]
+    assert same_records(repo_records(hub, repo_id), local)
+    card = hub.files(repo_id)["README.md"].decode()
+    assert "config_name: turns" in card and "data_files: turns/*.jsonl" in card and "are recorded" in card
+    assert load_dataset_counts(hub, tmp_path, repo_id) == {"turns": 6, "ratings": 6, "flags": 2}
+    assert TOKEN not in app.log() and TOKEN not in card
+    assert hub.token_was_sent(TOKEN)
+
+
+def test_three_replicas_push_to_one_repo_without_conflicts(hub, tmp_path):
+    repo_id = "test-user/replicas"
+    apps = [start_app(hub, tmp_path, f"replica{i}", repo_id) for i in range(3)]
+    try:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(3) as pool:
+            list(pool.map(lambda app: chat_rate_flag(app.url, 5), apps))
+        assert [app.terminate() for app in apps] == [0, 0, 0]
+    finally:
+        for app in apps:
+            app.kill()
+    local = {kind: [r for i in range(3) for r in read_records(tmp_path / f"replica{i}", kind)] for kind in RECORD_DIRS}
+    assert [len(local[k]) for k in RECORD_DIRS] == [15, 15, 6]
+    assert same_records(repo_records(hub, repo_id), local)
+
+
+def test_bytes_per_commit_stay_flat_as_the_repo_grows(hub, tmp_path):
+    store = FeedbackStore(tmp_path / "data")
+    api = HfApi(endpoint=hub.endpoint, token=TOKEN)
+    scheduler = FeedbackScheduler(store=store, repo_id="test-user/growing", every=600, hf_api=api)
+    try:
+        scheduler.trigger().result()  # after the scheduler's own first (empty) push
+        for batch in range(50):
+            for i in range(20):
+                store.append(make_turn(batch * 20 + i))
+            assert scheduler.trigger().result() is not None
+    finally:
+        scheduler.stop()
+    commits = [c for c in hub.commits("test-user/growing") if c["bytes_uploaded"]]
+    sizes = [c["bytes_uploaded"] for c in commits]
+    assert len(sizes) == 50
+    assert max(sizes) == min(sizes)  # every batch is the same size; the repo's size never counts
+    records = repo_records(hub, "test-user/growing")["turns"]
+    assert len(records) == 1000 and len({r["message_id"] for r in records}) == 1000
+
+
+def test_a_failing_hub_never_blocks_chat_and_loses_nothing(hub, tmp_path):
+    repo_id = "test-user/faults"
+    app = start_app(hub, tmp_path, "data", repo_id, every=0.003)
+    client = Client(app.url, verbose=False)
+    try:
+        chat_rate_flag(app.url, 2)
+        wait_until(lambda: len(repo_records(hub, repo_id)["turns"]) == 2, what="first push")
+
+        def failed_commits(status: int) -> int:
+            return sum(1 for r in hub.request_log if r.status == status and "/commit/" in r.path)
+
+        for status in (500, 503, 429):  # the commit call is not retried by the client: each tick fails once
+            hub.clear_faults()
+            hub.fail(status, paths=r"/commit/")
+            before = failed_commits(status)
+            chat_rate_flag(app.url, 2)
+            wait_until(lambda: failed_commits(status) >= before + 2, what=f"two failed pushes ({status})")
+
+        hub.clear_faults()
+        hub.hang(600)  # the Hub stops answering: a push is held open
+        assert hub.wait_held(1, timeout=60)
+        replies = [client.predict(f"while the hub hangs {i}", "", api_name="/chat") for i in range(5)]
+        assert hub.held >= 1  # the chats above completed while a push was still hanging
+        assert all(r["done"] for r in replies)
+        hub.clear_faults()
+
+        local = local_records(tmp_path / "data")
+        wait_until(lambda: same_records(repo_records(hub, repo_id), local_records(tmp_path / "data")),
+                   timeout=120, what="every record to arrive after recovery")
+        assert app.terminate() == 0
+    finally:
+        app.kill()
+    assert [len(local[k]) for k in RECORD_DIRS] == [13, 8, 4]
+    warnings = [line for line in app.log().splitlines() if "push to test-user/faults failed" in line]
+    assert warnings and all("Traceback" not in line for line in warnings)
+    assert "Traceback" not in app.log() and TOKEN not in app.log()
+
+
+def run_cli(hub: HubServer, tmp_path: Path, *args: str) -> str:
+    env = {**os.environ, **hub_env(hub, tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "feedback", *args], cwd=REPO, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    assert TOKEN not in result.stdout + result.stderr
+    return result.stdout
+
+
+def seed_data_dir(data_dir: Path, n: int = 30) -> None:
+    store = FeedbackStore(data_dir)
+    for i in range(n):
+        turn = store.append(make_turn(i)) and make_turn(i)
+        store.append(Rating(conversation_id=turn.conversation_id, message_id=turn.message_id, rating="like"))
+    store.close()
+
+
+def test_push_twice_uploads_nothing_new_and_pull_then_push_reproduces_the_repo(hub, tmp_path):
+    seed_data_dir(tmp_path / "data")
+    assert "pushed" in run_cli(hub, tmp_path, "push", str(tmp_path / "data"), "--repo", "test-user/first")
+    uploaded = hub.total_upload_bytes
+    commits = len(hub.commits("test-user/first"))
+    assert "nothing new" in run_cli(hub, tmp_path, "push", str(tmp_path / "data"), "--repo", "test-user/first")
+    assert hub.total_upload_bytes == uploaded and len(hub.commits("test-user/first")) == commits
+
+    run_cli(hub, tmp_path, "pull", "test-user/first", str(tmp_path / "pulled"))
+    assert same_records(local_records(tmp_path / "pulled"), local_records(tmp_path / "data"))
+    run_cli(hub, tmp_path, "push", str(tmp_path / "pulled"), "--repo", "test-user/second")
+    first, second = hub.files("test-user/first"), hub.files("test-user/second")
+    assert {p: d for p, d in first.items() if p != ".gitattributes"} == {
+        p: d for p, d in second.items() if p != ".gitattributes"
+    }
+
+
+def test_a_torn_shard_is_pushed_up_to_its_last_complete_line(hub, tmp_path):
+    data_dir = tmp_path / "data"
+    seed_data_dir(data_dir, n=3)
+    (shard,) = sorted((data_dir / "turns").glob("*.jsonl"))
+    complete = shard.read_bytes()
+    with open(shard, "ab") as handle:
+        handle.write(b'{"schema_version": 1, "conversation_id": "torn-conv')  # a crash mid-write
+    assert complete_size(shard) == len(complete)
+
+    run_cli(hub, tmp_path, "push", str(data_dir), "--repo", "test-user/torn")
+    assert hub.files("test-user/torn")[f"turns/{shard.name}"] == complete
+    assert load_dataset_counts(hub, tmp_path, "test-user/torn", ("turns", "ratings")) == {"turns": 3, "ratings": 3}
+    # the app on the crashed data dir writes to a new shard and its records arrive too
+    store = FeedbackStore(data_dir)
+    assert store.append(make_turn(99)) != shard
+    store.close()
+    run_cli(hub, tmp_path, "push", str(data_dir), "--repo", "test-user/torn")
+    assert len(repo_records(hub, "test-user/torn")["turns"]) == 4
+
+
+def test_without_a_repo_the_app_logs_locally_and_says_so(tmp_path):
+    env = {"FEEDBACK_DATA_DIR": str(tmp_path / "data"), "HF_HUB_OFFLINE": "1"}
+    app = AppProcess({k: v for k, v in env.items()}, tmp_path / "app.log").wait_ready()
+    try:
+        Client(app.url, verbose=False).predict("hello", "", api_name="/chat")
+        assert app.terminate() == 0
+    finally:
+        app.kill()
+    assert app.log().count("logging locally only") == 1
+    assert len(read_records(tmp_path / "data", "turns")) == 1
