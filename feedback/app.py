@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from types import FrameType
-from typing import Any
 
 from huggingface_hub import get_token
 from loguru import logger
@@ -30,29 +31,42 @@ class FeedbackApp:
     demo: FeedbackChatInterface
     sync: HubSync | None
 
-    def serve(self, **launch_kwargs: Any) -> None:
-        """Start the sync, serve until Ctrl-C or SIGTERM, then make the final push."""
+    def serve(self, host: str | None = None, port: int | None = None) -> None:
+        """Start the sync and serve every page until Ctrl-C or SIGTERM, then make the final push.
+
+        ``host`` and ``port`` default to Gradio's ``GRADIO_SERVER_NAME`` (127.0.0.1) and
+        ``GRADIO_SERVER_PORT`` (7860).
+        """
+        from feedback.server import make_server, run
+
+        host = host or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
+        port = port or int(os.environ.get("GRADIO_SERVER_PORT", "7860"))
         if self.sync is not None:
             self.sync.start()
-        _stop_on_sigterm()
         try:
-            self.demo.queue().launch(**launch_kwargs)
+            logger.info("serving on http://{}:{}", host, port)
+            with _signals_end_serving():
+                run(make_server(self), host, port)
         finally:
             self.store.close()
             if self.sync is not None:
                 self.sync.close()
 
 
-def _stop_on_sigterm() -> None:
-    """Make SIGTERM (how Spaces and process managers stop an app) behave as Ctrl-C, so the final
-    push runs instead of the process dying mid-write."""
+@contextmanager
+def _signals_end_serving() -> Iterator[None]:
+    """Let Ctrl-C and SIGTERM (how Spaces and process managers stop an app) end serving without
+    ending the process: uvicorn shuts down gracefully, then re-raises the signal it caught with
+    the handler it found, which is this quiet one, so the final push still runs."""
     if threading.current_thread() is not threading.main_thread():
+        yield
         return
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
+    stopping = {sig: signal.signal(sig, lambda *_: logger.info("stopping")) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in stopping.items():
+            signal.signal(sig, handler)
 
 
 def create_app(settings: Settings) -> FeedbackApp:

@@ -40,6 +40,13 @@ FIELD_DOCS = {
         ("comment", "free text from the user"),
         ("source", "ui or api"),
     ],
+    "reviews": [
+        ("message_id", "the reviewed (flagged) reply"),
+        ("decision", "confirmed (the flag is right), dismissed (it is not) or needs-fix; the latest counts"),
+        ("corrected_reply", "a better reply written by the reviewer (a chosen candidate for DPO/SFT)"),
+        ("note", "the reviewer's note"),
+        ("reviewer", "the reviewer's user name"),
+    ],
 }
 
 
@@ -86,7 +93,7 @@ Users chatted on a Gradio page or through its API. The page showed this notice:
 > {consent}
 
 Records are events, appended and never rewritten: one JSON object per line in shard files
-`turns/`, `ratings/`, `flags/` (each app process writes its own shards), plus uploaded files under
+`turns/`, `ratings/`, `flags/`, `reviews/` (each app process writes its own shards), plus uploaded files under
 `files/` named by their SHA-256. Every record has `schema_version`, a UTC `timestamp` and the
 `conversation_id`. No IP addresses or tokens are recorded.
 

@@ -27,7 +27,7 @@ from loguru import logger
 from feedback.card import dataset_card
 from feedback.store import FeedbackStore
 
-SYNC_PATTERNS = ["turns/*.jsonl", "ratings/*.jsonl", "flags/*.jsonl", "files/*", "README.md"]
+SYNC_PATTERNS = ["turns/*.jsonl", "ratings/*.jsonl", "flags/*.jsonl", "reviews/*.jsonl", "files/*", "README.md"]
 """What is synced: the record folders, uploaded files and the dataset card."""
 _TAIL_BLOCK = 64 * 1024
 

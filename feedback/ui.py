@@ -306,7 +306,8 @@ class FeedbackChatInterface(gr.ChatInterface):
         if not user_inputs and kwargs.get("examples"):
             kwargs["examples"] = [e if isinstance(e, list) else [e] for e in kwargs["examples"]]
         kwargs["description"] = "\n\n".join(p for p in (kwargs.get("description"), _notice(notice)) if p) or None
-        kwargs.setdefault("chatbot", gr.Chatbot(label="Chat", scale=1))
+        if kwargs.get("chatbot") is None:
+            kwargs["chatbot"] = gr.Chatbot(label="Chat", scale=1)
         kwargs.update(api_name="chat_ui", api_visibility="private", flagging_mode="never")
         super().__init__(self._chat, additional_inputs=[*user_inputs, session], **kwargs)
         with self:

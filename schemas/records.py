@@ -151,5 +151,25 @@ class Flag(Record):
     source: Source = "ui"
 
 
-RECORD_TYPES: dict[str, type[Record]] = {cls.kind: cls for cls in (Turn, Rating, Flag)}
+Decision = Literal["confirmed", "dismissed", "needs-fix"]
+"""A reviewer's verdict on a flagged reply: the flag is right, wrong, or the reply needs a fix."""
+
+
+class Review(Record):
+    """A reviewer's decision on a flagged reply; the latest review of a reply is the one that counts.
+
+    ``corrected_reply`` is a better reply written by the reviewer (a ``chosen`` candidate for
+    DPO/SFT exports); ``reviewer`` is the signed-in user name.
+    """
+
+    kind: ClassVar[str] = "reviews"
+
+    message_id: Identifier
+    decision: Decision
+    corrected_reply: str | None = None
+    note: str | None = None
+    reviewer: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+RECORD_TYPES: dict[str, type[Record]] = {cls.kind: cls for cls in (Turn, Rating, Flag, Review)}
 """Record class by data-dir folder name."""

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     private: bool = True
     license: str = "other"
 
+    reviewers: Annotated[tuple[str, ...], NoDecode] = ()
+    review_auth: SecretStr | None = None
+
     shard_max_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
     shard_max_age: float = Field(default=3600.0, gt=0, description="seconds")
     log_level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR"] = "INFO"
@@ -81,6 +84,30 @@ class Settings(BaseSettings):
         if len(set(reasons)) != len(reasons):
             raise ValueError(f"flag reasons repeat: {list(reasons)}")
         return reasons
+
+    @field_validator("reviewers", mode="before")
+    @classmethod
+    def _split_names(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    def review_credentials(self) -> list[tuple[str, str]]:
+        """``FEEDBACK_REVIEW_AUTH`` ("user:password,user2:password2") as ``[(user, password)]``.
+
+        Raises:
+            ValueError: for an entry without a colon.
+        """
+        if self.review_auth is None:
+            return []
+        pairs = []
+        for entry in self.review_auth.get_secret_value().split(","):
+            if entry.strip():
+                user, sep, password = entry.strip().partition(":")
+                if not sep or not user or not password:
+                    raise ValueError("FEEDBACK_REVIEW_AUTH entries must be user:password, comma-separated")
+                pairs.append((user, password))
+        return pairs
 
     @field_validator("log_level", mode="before")
     @classmethod

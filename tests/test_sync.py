@@ -98,6 +98,13 @@ def load_dataset_counts(
 
 def chat_rate_flag(url: str, n: int) -> None:
     client = Client(url, verbose=False)
+    try:
+        _chat_rate_flag(client, n)
+    finally:
+        client.close()
+
+
+def _chat_rate_flag(client: Client, n: int) -> None:
     for i in range(n):
         reply = client.predict({"text": f"message {i}", "files": []}, "", api_name="/chat")
         cid, mid = reply["conversation_id"], reply["message_id"]
@@ -214,6 +221,7 @@ def test_a_failing_hub_never_blocks_chat_and_loses_nothing(hub, tmp_path):
         local = local_records(tmp_path / "data")
         wait_until(lambda: same_records(repo_records(hub, repo_id), local_records(tmp_path / "data")),
                    timeout=120, what="every record to arrive after recovery")
+        client.close()
         assert app.terminate() == 0
     finally:
         app.kill()

@@ -1,0 +1,249 @@
+"""The reviewer page: a "Review" tab (the queue and the decision form) and a "Stats" tab (plots).
+
+It is its own ``gr.Blocks``, served at ``/review`` beside the chat page with its own sign-in (see
+:mod:`feedback.server`), so chat users never see it. Every handler, and the ``queue_items`` and
+``decide`` API endpoints, check the signed-in user against the reviewers and refuse anyone else.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import gradio as gr
+
+from feedback.api import refusal
+from feedback.recorder import FeedbackError
+from feedback.review.desk import DECISIONS, ReviewDesk
+from feedback.review.queue import STATUSES, QueueFilter, QueueItem
+
+ANY = "(any)"
+TABLE_COLUMNS = ["last flagged (UTC)", "model", "reasons", "flags", "rating", "status", "reply"]
+
+
+def _username(request: gr.Request | None, profile: gr.OAuthProfile | None) -> str | None:
+    if profile is not None:
+        return profile.username
+    return getattr(request, "username", None) if request is not None else None
+
+
+def _day(value: Any) -> date | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, int | float):
+        return date.fromtimestamp(value)
+    try:
+        return date.fromisoformat(str(value)[:10])
+    except ValueError as error:
+        raise FeedbackError(f"dates are YYYY-MM-DD, not {value!r}") from error
+
+
+def make_filter(reason: str | None, model: str | None, since: Any, until: Any, status: str | None) -> QueueFilter:
+    """A :class:`QueueFilter` from the page's controls ("(any)" or empty means no filter)."""
+
+    def pick(value: str | None) -> str | None:
+        return None if value in (None, "", ANY) else value
+
+    return QueueFilter(reason=pick(reason), model=pick(model), since=_day(since), until=_day(until), status=pick(status))
+
+
+def item_row(item: QueueItem) -> list[Any]:
+    """One row of the queue table (see :data:`TABLE_COLUMNS`)."""
+    reasons = ", ".join(f"{reason} ×{n}" for reason, n in item.reason_counts.most_common())
+    reply = item.turn.response if len(item.turn.response) <= 120 else item.turn.response[:117] + "..."
+    return [
+        item.last_flagged.strftime("%Y-%m-%d %H:%M"), item.turn.model, reasons, len(item.flags),
+        item.rating or "", item.status, reply,
+    ]
+
+
+def item_summary(item: QueueItem) -> dict[str, Any]:
+    """A flagged reply as JSON for the API: ids, prompt, reply, counts, comments, status."""
+    return {
+        "message_id": item.message_id,
+        "conversation_id": item.turn.conversation_id,
+        "model": item.turn.model,
+        "prompt": [m.to_openai() for m in item.turn.messages],
+        "response": item.turn.response,
+        "rating": item.rating,
+        "ratings": [r.rating for r in item.ratings],
+        "flag_count": len(item.flags),
+        "reasons": dict(item.reason_counts),
+        "comments": item.comments(),
+        "last_flagged": item.last_flagged.isoformat(),
+        "status": item.status,
+        "review": item.review.model_dump(mode="json") if item.review else None,
+    }
+
+
+def item_details(item: QueueItem) -> str:
+    """Markdown: flags, comments, ratings and the latest review of one reply."""
+    lines = [f"**Reply** `{item.message_id}` in conversation `{item.turn.conversation_id}` ({item.turn.model})"]
+    lines.append(f"**Status:** {item.status}   **Rating:** {item.rating or 'none'} "
+                 f"({len(item.ratings)} rating event(s))")
+    lines.append("**Flags:** " + ", ".join(f"{r} ×{n}" for r, n in item.reason_counts.most_common()))
+    lines += [f"- {comment}" for comment in item.comments()]
+    if item.review:
+        review = item.review
+        lines.append(f"**Latest review:** {review.decision} by {review.reviewer}"
+                     + (f". Note: {review.note}" if review.note else ""))
+    return "\n\n".join(lines)
+
+
+def item_chat(item: QueueItem) -> list[dict[str, str]]:
+    """The conversation up to and including the flagged reply, for a ``gr.Chatbot``."""
+    messages = [{"role": m.role, "content": m.content} for m in item.turn.messages if m.role != "system"]
+    return [*messages, {"role": "assistant", "content": item.turn.response}]
+
+
+class ReviewPage:
+    """Builds the reviewer page for a :class:`ReviewDesk`.
+
+    Args:
+        desk: the queue and where decisions go.
+        oauth: show "Sign in with Hugging Face" (on a Space with OAuth); otherwise the page is
+            expected behind Gradio's ``auth`` (user names from ``gr.Request.username``).
+        local_reviewer: a fixed reviewer name for a reviewer's own machine (no sign-in).
+    """
+
+    def __init__(self, desk: ReviewDesk, *, oauth: bool = False, local_reviewer: str | None = None) -> None:
+        self.desk, self.oauth, self.local_reviewer = desk, oauth, local_reviewer
+
+    def reviewer(self, request: gr.Request | None, profile: gr.OAuthProfile | None = None) -> str:
+        """The signed-in reviewer. Raises ``gr.Error`` for anyone else."""
+        try:
+            return self.desk.check_reviewer(self.local_reviewer or _username(request, profile))
+        except FeedbackError as error:
+            raise refusal(error) from error
+
+    def build(self) -> gr.Blocks:
+        """The ``gr.Blocks`` of the page (not launched)."""
+        with gr.Blocks(title="Review feedback") as page:
+            gr.Markdown("# Review flagged replies")
+            if self.oauth:
+                gr.LoginButton()
+            with gr.Tab("Review"):
+                self._render_queue()
+            with gr.Tab("Stats"):
+                self._render_stats()
+            page.load(self.refresh_all, [self.reason, self.model, self.since, self.until, self.status],
+                      [self.table, self.row_ids, self.reason, self.model, *self.stat_outputs],
+                      api_visibility="private")
+            gr.api(self.queue_items, api_name="queue_items")
+            gr.api(self.decide_api, api_name="decide")
+        return page
+
+    def _render_queue(self) -> None:
+        with gr.Row():
+            self.reason = gr.Dropdown([ANY], value=ANY, label="Reason")
+            self.model = gr.Dropdown([ANY], value=ANY, label="Model")
+            self.since = gr.Textbox(label="Flagged since (YYYY-MM-DD)")
+            self.until = gr.Textbox(label="until (YYYY-MM-DD)")
+            self.status = gr.Dropdown([ANY, *STATUSES], value="open", label="Status")
+            refresh = gr.Button("Refresh", scale=0)
+        self.table = gr.Dataframe(headers=TABLE_COLUMNS, interactive=False, label="Queue (newest first)", wrap=True)
+        self.row_ids = gr.State([])
+        self.selected = gr.State(None)
+        with gr.Row():
+            self.chat = gr.Chatbot(label="Conversation up to the flagged reply", height=420)
+            with gr.Column():
+                self.details = gr.Markdown("Select a row to review it.")
+                decision = gr.Radio(list(DECISIONS), label="Decision")
+                corrected = gr.Textbox(label="Corrected reply (optional: used as 'chosen' in exports)", lines=4)
+                note = gr.Textbox(label="Note (optional)")
+                submit = gr.Button("Record decision", variant="primary")
+                self.result = gr.Markdown()
+        filters = [self.reason, self.model, self.since, self.until, self.status]
+        for trigger in (refresh.click, self.status.change, self.reason.change, self.model.change):
+            trigger(self.load_queue, filters, [self.table, self.row_ids], api_visibility="private")
+        self.table.select(self.select, [self.row_ids], [self.selected, self.chat, self.details],
+                          api_visibility="private")
+        submit.click(self.decide, [self.selected, decision, corrected, note], [self.result, self.details],
+                     api_visibility="private").then(self.load_queue, filters, [self.table, self.row_ids],
+                                                    api_visibility="private")
+
+    def _render_stats(self) -> None:
+        self.open_count = gr.Markdown()
+        with gr.Row():
+            self.per_day = gr.BarPlot(x="day", y="count", color="rating", title="Likes vs dislikes per day")
+            self.per_model = gr.BarPlot(x="model", y="like_rate", title="Like rate per model")
+        with gr.Row():
+            self.per_reason = gr.BarPlot(x="reason", y="count", title="Flags per reason")
+            self.lengths = gr.BarPlot(x="turns", y="conversations", title="Conversation length (answered turns)")
+        refresh = gr.Button("Refresh stats")
+        self.stat_outputs = [self.open_count, self.per_day, self.per_model, self.per_reason, self.lengths]
+        refresh.click(self.load_stats, None, self.stat_outputs, api_visibility="private")
+
+    # -- handlers --------------------------------------------------------------------------
+
+    def load_queue(self, reason: str, model: str, since: str, until: str, status: str,
+                   request: gr.Request, profile: gr.OAuthProfile | None = None) -> tuple[list[list[Any]], list[str]]:
+        """The queue table rows and their message ids, for the filters."""
+        self.reviewer(request, profile)
+        try:
+            items = self.desk.queue(make_filter(reason, model, since, until, status))
+        except FeedbackError as error:
+            raise refusal(error) from error
+        return [item_row(item) for item in items], [item.message_id for item in items]
+
+    def load_stats(self, request: gr.Request, profile: gr.OAuthProfile | None = None) -> tuple[Any, ...]:
+        """The Stats tab's values."""
+        self.reviewer(request, profile)
+        stats = self.desk.stats()
+        per_model = stats.per_model.dropna(subset=["like_rate"])
+        return (f"**Open review queue:** {stats.open_queue} flagged replies without a decision",
+                stats.ratings_per_day, per_model, stats.flags_per_reason, stats.conversation_lengths)
+
+    def refresh_all(self, reason: str, model: str, since: str, until: str, status: str,
+                    request: gr.Request, profile: gr.OAuthProfile | None = None) -> tuple[Any, ...]:
+        """On page load: the queue, the filter choices, and the stats."""
+        rows, ids = self.load_queue(reason, model, since, until, status, request, profile)
+        everything = self.desk.queue(QueueFilter(status=None))
+        reasons = sorted({r for item in everything for r in item.reason_counts})
+        models = sorted({item.turn.model for item in everything})
+        return (rows, ids, gr.Dropdown(choices=[ANY, *reasons]), gr.Dropdown(choices=[ANY, *models]),
+                *self.load_stats(request, profile))
+
+    def select(self, row_ids: list[str], event: gr.SelectData, request: gr.Request,
+               profile: gr.OAuthProfile | None = None) -> tuple[str, list[dict[str, str]], str]:
+        """Show the conversation and details of the clicked row."""
+        self.reviewer(request, profile)
+        row = event.index[0] if isinstance(event.index, list | tuple) else event.index
+        try:
+            item = self.desk.item(row_ids[row])
+        except (IndexError, FeedbackError) as error:
+            raise gr.Error("That row is gone; refresh the queue.", print_exception=False) from error
+        return item.message_id, item_chat(item), item_details(item)
+
+    def decide(self, message_id: str | None, decision: str | None, corrected: str, note: str,
+               request: gr.Request, profile: gr.OAuthProfile | None = None) -> tuple[str, str]:
+        """Record the form's decision on the selected reply."""
+        if not message_id:
+            raise gr.Error("Select a flagged reply first.", print_exception=False)
+        review = self._decide(message_id, decision or "", corrected, note, request, profile)
+        return f"Recorded: **{review.decision}** by {review.reviewer}.", item_details(self.desk.item(message_id))
+
+    def _decide(self, message_id: str, decision: str, corrected: str, note: str,
+                request: gr.Request | None, profile: gr.OAuthProfile | None) -> Any:
+        reviewer = self.reviewer(request, profile)
+        try:
+            return self.desk.decide(message_id, decision, reviewer=reviewer, corrected_reply=corrected, note=note)
+        except FeedbackError as error:
+            raise refusal(error) from error
+
+    # -- API -------------------------------------------------------------------------------
+
+    def queue_items(self, reason: str = "", model: str = "", since: str = "", until: str = "", status: str = "open",
+                    request: gr.Request = None) -> list[dict[str, Any]]:  # type: ignore[assignment]
+        """The queue as JSON (reviewers only): one :func:`item_summary` per flagged reply, newest first."""
+        self.reviewer(request)
+        try:
+            items = self.desk.queue(make_filter(reason, model, since, until, status or None))
+        except FeedbackError as error:
+            raise refusal(error) from error
+        return [item_summary(item) for item in items]
+
+    def decide_api(self, message_id: str, decision: str, corrected_reply: str = "", note: str = "",
+                   request: gr.Request = None) -> dict[str, Any]:  # type: ignore[assignment]
+        """Record a decision (reviewers only); returns the stored review record."""
+        return self._decide(message_id, decision, corrected_reply, note, request, None).model_dump(mode="json")

@@ -1,0 +1,79 @@
+"""One web server for the whole app: the chat page at ``/`` and the reviewer page at ``/review``.
+
+Each page is a ``gr.Blocks`` mounted with ``gr.mount_gradio_app``, so the reviewer page has its own
+sign-in (Gradio ``auth`` from ``FEEDBACK_REVIEW_AUTH``, or "Sign in with Hugging Face" on a Space)
+while the chat page stays open to everyone.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from types import FrameType
+
+import fastapi
+import gradio as gr
+import uvicorn
+from loguru import logger
+
+from feedback.review.desk import ReviewDesk
+from feedback.review.ui import ReviewPage
+
+if TYPE_CHECKING:
+    from feedback.app import FeedbackApp
+
+REVIEW_PATH = "/review"
+
+
+def on_space_with_oauth() -> bool:
+    """True on a Hugging Face Space with OAuth enabled (``hf_oauth: true`` in its README)."""
+    return bool(os.environ.get("SPACE_ID") and os.environ.get("OAUTH_CLIENT_ID"))
+
+
+def review_page(app: FeedbackApp) -> tuple[gr.Blocks, list[tuple[str, str]] | None] | None:
+    """The reviewer page and its credentials, or None when no reviewer is configured.
+
+    On a Space with OAuth: "Sign in with Hugging Face", reviewers from ``FEEDBACK_REVIEWERS``.
+    Elsewhere: Gradio's ``auth`` with ``FEEDBACK_REVIEW_AUTH``; ``FEEDBACK_REVIEWERS``, when set,
+    further limits who may review.
+    """
+    settings = app.settings
+    desk = ReviewDesk(app.store, reviewers=settings.reviewers)
+    if on_space_with_oauth() and settings.reviewers:
+        return ReviewPage(desk, oauth=True).build(), None
+    credentials = settings.review_credentials()
+    if not credentials:
+        logger.info("review page off: set FEEDBACK_REVIEW_AUTH (or, on a Space with OAuth, FEEDBACK_REVIEWERS)")
+        return None
+    return ReviewPage(desk).build(), credentials
+
+
+class Server(uvicorn.Server):
+    """``uvicorn.Server`` that, when asked to stop, first ends the Gradio apps' open heartbeat
+    streams (as ``gr.Blocks.close`` does), so a graceful shutdown does not wait on idle browsers."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        for route in getattr(self.config.app, "routes", []):
+            stop_event = getattr(getattr(route, "app", None), "stop_event", None)
+            if stop_event is not None:
+                stop_event.set()
+        super().handle_exit(sig, frame)
+
+
+def run(server_app: fastapi.FastAPI, host: str, port: int) -> None:
+    """Serve ``server_app`` until SIGINT/SIGTERM (then shut down gracefully, 5 s at most)."""
+    config = uvicorn.Config(server_app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+    Server(config).run()
+
+
+def make_server(app: FeedbackApp) -> fastapi.FastAPI:
+    """The FastAPI application serving every page of ``app``."""
+    server = fastapi.FastAPI(title="chat-feedback")
+    review = review_page(app)
+    if review is not None:
+        page, credentials = review
+        gr.mount_gradio_app(server, page.queue(), path=REVIEW_PATH, auth=credentials)
+        logger.info("review page at {}/", REVIEW_PATH)
+    gr.mount_gradio_app(server, app.demo.queue(), path="")
+    return server
