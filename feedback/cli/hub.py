@@ -44,6 +44,16 @@ def push_folder(data_dir: Path, repo_id: str, *, token: str | None, private: boo
     return None if info.oid == head else info.oid
 
 
+def pull_repo(repo_id: str, data_dir: Path, *, token: str | None, revision: str | None = None) -> Path:
+    """Download a dataset repo's records, files and card into ``data_dir`` (the data dir layout).
+
+    Raises:
+        huggingface_hub.errors.HfHubHTTPError: when the repo cannot be read.
+    """
+    return Path(snapshot_download(repo_id, repo_type="dataset", revision=revision, local_dir=data_dir,
+                                  allow_patterns=SYNC_PATTERNS, token=token))
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``push`` and ``pull`` commands."""
     push = subparsers.add_parser("push", help="upload a local data dir to a dataset repo")
@@ -78,11 +88,10 @@ def run_pull(args: argparse.Namespace) -> int:
     """Run ``pull``; prints where the data went."""
     token = _token(args)
     try:
-        path = snapshot_download(args.repo, repo_type="dataset", revision=args.revision, local_dir=args.data_dir,
-                                 allow_patterns=SYNC_PATTERNS, token=token)
+        path = pull_repo(args.repo, args.data_dir, token=token, revision=args.revision)
     except Exception as error:  # noqa: BLE001
         print(f"pull failed: {redact(error, token)}")
         return 1
-    counts = {kind: len(list(Path(path).glob(f"{kind}/*.jsonl"))) for kind in ("turns", "ratings", "flags")}
+    counts = {kind: len(list(path.glob(f"{kind}/*.jsonl"))) for kind in ("turns", "ratings", "flags", "reviews")}
     print(f"pulled {args.repo} into {path}: " + ", ".join(f"{n} {kind} shards" for kind, n in counts.items()))
     return 0

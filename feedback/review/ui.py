@@ -158,7 +158,7 @@ class ReviewPage:
             trigger(self.load_queue, filters, [self.table, self.row_ids], api_visibility="private")
         self.table.select(self.select, [self.row_ids], [self.selected, self.chat, self.details],
                           api_visibility="private")
-        submit.click(self.decide, [self.selected, decision, corrected, note], [self.result, self.details],
+        submit.click(self.record_decision, [self.selected, decision, corrected, note], [self.result, self.details],
                      api_visibility="private").then(self.load_queue, filters, [self.table, self.row_ids],
                                                     api_visibility="private")
 
@@ -215,7 +215,7 @@ class ReviewPage:
             raise gr.Error("That row is gone; refresh the queue.", print_exception=False) from error
         return item.message_id, item_chat(item), item_details(item)
 
-    def decide(self, message_id: str | None, decision: str | None, corrected: str, note: str,
+    def record_decision(self, message_id: str | None, decision: str | None, corrected: str, note: str,
                request: gr.Request, profile: gr.OAuthProfile | None = None) -> tuple[str, str]:
         """Record the form's decision on the selected reply."""
         if not message_id:
