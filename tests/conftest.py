@@ -148,3 +148,32 @@ class AppProcess:
         if not self._log.closed:
             self._log.flush()
         return self.log_path.read_text(errors="replace")
+
+
+TOKEN = "hf_test_secret_token_123"
+"""The token every test process sends to the test Hub (asserted never to appear in logs)."""
+
+
+@pytest.fixture
+def hub(tmp_path: Path):
+    """The local Hub-compatible test server (``tests/hubserver.py``), data in ``tmp_path/hub``."""
+    from hubserver import HubServer
+
+    server = HubServer(tmp_path / "hub").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def hub_env(hub, tmp_path: Path) -> dict[str, str]:  # noqa: ANN001 - a HubServer
+    """Environment for a process that talks to the test Hub (read at import by huggingface_hub)."""
+    return {
+        "HF_ENDPOINT": hub.endpoint,
+        "HF_TOKEN": TOKEN,
+        "HF_HOME": str(tmp_path / "hf-home"),
+        "HF_HUB_DISABLE_XET": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "HF_UPDATE_DOWNLOAD_COUNTS": "0",
+        "HF_HUB_OFFLINE": "0",
+    }

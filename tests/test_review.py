@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import free_port, read_records
+from conftest import TOKEN, free_port, hub_env, read_records
 from gradio_client import Client
 
 from feedback.review import QueueFilter, ReviewDesk, compute_stats
@@ -205,3 +205,24 @@ class TestAccess:
         (stored,) = read_records(data_dir, "reviews")
         assert stored == review and stored["reviewer"] == "ann" and stored["decision"] == "needs-fix"
         assert client.predict("", "", "", "", "open", api_name="/queue_items")[-1]["message_id"] != "msg-a1111"
+
+
+def test_stats_and_review_read_a_dataset_repo(hub, tmp_path):
+    """A reviewer on their own machine: the repo is pulled into a local data dir they can append to."""
+    import os
+
+    from huggingface_hub import HfApi
+
+    from feedback.cli.hub import push_folder
+
+    seed(tmp_path / "data").close()
+    push_folder(tmp_path / "data", "test-user/reviewable", token=TOKEN, api=HfApi(endpoint=hub.endpoint, token=TOKEN))
+    env = {**os.environ, **hub_env(hub, tmp_path)}
+    command = [sys.executable, "-m", "feedback", "stats", "--source", "test-user/reviewable",
+               "--data-dir", str(tmp_path / "pulled")]
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Open review queue: 3" in result.stdout
+    desk = ReviewDesk(FeedbackStore(tmp_path / "pulled"))
+    desk.decide("msg-b0000", "dismissed", reviewer="local-reviewer")
+    assert [i.message_id for i in desk.queue()] == ["msg-c0000", "msg-a1111"]

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import AppProcess, read_records
+from conftest import TOKEN, AppProcess, hub_env, read_records
 from gradio_client import Client
 from huggingface_hub import HfApi
 from hubserver import HubServer
@@ -22,30 +22,7 @@ from feedback.sync import FeedbackScheduler, complete_size
 from schemas.records import ChatMessage, Rating, Turn
 
 REPO = Path(__file__).resolve().parent.parent
-TOKEN = "hf_test_secret_token_123"
 RECORD_DIRS = ("turns", "ratings", "flags")
-
-
-@pytest.fixture
-def hub(tmp_path: Path):
-    server = HubServer(tmp_path / "hub").start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-def hub_env(hub: HubServer, tmp_path: Path) -> dict[str, str]:
-    """Environment for a process that talks to the test Hub (read at import by huggingface_hub)."""
-    return {
-        "HF_ENDPOINT": hub.endpoint,
-        "HF_TOKEN": TOKEN,
-        "HF_HOME": str(tmp_path / "hf-home"),
-        "HF_HUB_DISABLE_XET": "1",
-        "HF_HUB_DISABLE_TELEMETRY": "1",
-        "HF_UPDATE_DOWNLOAD_COUNTS": "0",
-        "HF_HUB_OFFLINE": "0",
-    }
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 60, what: str = "condition") -> None:
