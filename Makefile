@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test test-slow bench venv clean
+.PHONY: run test test-slow bench venv clean browser widget
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -21,10 +21,18 @@ venv: $(VENV)/.installed
 run: $(VENV)/.installed  ## start the app on http://127.0.0.1:7860 (echo responder, logs to ./data)
 	$(PY) app.py
 
-test: $(VENV)/.installed-test  ## the whole suite (the full hh-rlhf replay is `make test-slow`)
+browser:  ## Debian's Chromium for the browser tests (installed when root; elsewhere those tests skip)
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "no /usr/bin/chromium and not root: the browser tests will skip"; fi; }
+
+widget:  ## rebuild widget/dist from widget/src (Node 20 + npm; the build is committed)
+	cd widget && npm ci --no-audit --no-fund && npm run build
+
+test: $(VENV)/.installed-test browser  ## the whole suite (the full hh-rlhf replay is `make test-slow`)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-slow: $(VENV)/.installed-test  ## long end-to-end runs only
+test-slow: $(VENV)/.installed-test browser  ## long end-to-end runs only
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
 
 clean:

@@ -32,13 +32,14 @@ INTERFACE_FLAG_REASON = "Flagged"
 """The reason recorded when a ``gr.Interface`` flag button has no option of its own."""
 
 
-def option_from_like(liked: bool | str) -> str:
-    """Map ``gr.LikeData.liked`` (True, False, "" or an option string) to a ``flag_option``."""
+def option_from_like(liked: bool | str | None) -> str:
+    """Map ``gr.LikeData.liked`` (True, False, "" or None for an un-click, or an option string)
+    to a ``flag_option``: "Like", "Dislike", "" or the option."""
     if liked is True:
         return LIKE
     if liked is False:
         return DISLIKE
-    return str(liked)
+    return "" if liked is None else str(liked)
 
 
 class FeedbackCallback(gr.FlaggingCallback):

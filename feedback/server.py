@@ -1,4 +1,5 @@
-"""One web server for the whole app: the chat page at ``/`` and the reviewer page at ``/review``.
+"""One web server for the whole app: the chat page at ``/``, the reviewer page at ``/review`` and
+the embeddable chat widget at ``/widget/``.
 
 Each page is a ``gr.Blocks`` mounted with ``gr.mount_gradio_app``, so the reviewer page has its own
 sign-in (Gradio ``auth`` from ``FEEDBACK_REVIEW_AUTH``, or "Sign in with Hugging Face" on a Space)
@@ -19,6 +20,7 @@ from loguru import logger
 
 from feedback.review.desk import ReviewDesk
 from feedback.review.ui import ReviewPage
+from feedback.widget import mount_widget
 
 if TYPE_CHECKING:
     from feedback.app import FeedbackApp
@@ -75,5 +77,6 @@ def make_server(app: FeedbackApp) -> fastapi.FastAPI:
         page, credentials = review
         gr.mount_gradio_app(server, page.queue(), path=REVIEW_PATH, auth=credentials)
         logger.info("review page at {}/", REVIEW_PATH)
+    mount_widget(server)  # before the chat page: a mount at "" takes every path left
     gr.mount_gradio_app(server, app.demo.queue(), path="")
     return server

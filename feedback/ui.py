@@ -20,7 +20,7 @@ import gradio as gr
 from loguru import logger
 
 from feedback.api import ChatAPI, refusal
-from feedback.callbacks import FeedbackCallback, option_from_like
+from feedback.callbacks import DISLIKE, LIKE, FeedbackCallback, option_from_like
 from feedback.chat import PendingTurn, TextStream, log_failure, responder_stream
 from feedback.recorder import FeedbackError, FeedbackRecorder
 from feedback.responders.base import Responder
@@ -34,10 +34,12 @@ COMMENT_PLACEHOLDER = "Optional: a comment sent with your next thumbs up/down or
 
 @dataclass
 class ChatSession:
-    """Per-browser-session state: the conversation id and the ids of its assistant replies, in order."""
+    """Per-browser-session state: the conversation id, the ids of its assistant replies in order,
+    and what the page shows selected on each reply (a thumb or a flag reason)."""
 
     conversation_id: str = field(default_factory=new_id)
     message_ids: list[str] = field(default_factory=list)
+    selected: dict[str, str] = field(default_factory=dict)
 
 
 def new_session() -> ChatSession:
@@ -98,11 +100,32 @@ class FeedbackWiring:
         if position >= len(session.message_ids):
             raise gr.Error("That reply is not logged yet: wait until it has finished, then rate it.", print_exception=False)
         message_id = session.message_ids[position]
+        option = option_from_like(data.liked)
+        if not self._changes_selection(session, message_id, option):
+            return comment or ""
         try:
-            self.callback.flag([session.conversation_id, message_id, comment or None], option_from_like(data.liked))
+            self.callback.flag([session.conversation_id, message_id, comment or None], option)
         except FeedbackError as error:
             raise refusal(error) from error
         return ""
+
+    @staticmethod
+    def _changes_selection(session: ChatSession, message_id: str, option: str) -> bool:
+        """Track what the page shows selected on a reply (Gradio keeps one: a thumb or a flag
+        reason); False when the event records nothing.
+
+        Gradio 6.31's page sends a flag-menu pick twice, and an un-pick as ``liked=""`` (the same
+        as un-clicking a thumb): a repeat of the current selection is dropped, and clearing a
+        flag reason records nothing (the report stands); clearing a thumb is a rating undo.
+        """
+        current = session.selected.get(message_id)
+        if option == current:
+            return False
+        if option:
+            session.selected[message_id] = option
+            return True
+        session.selected.pop(message_id, None)
+        return current in (LIKE, DISLIKE)
 
     def record_reply(
         self,
@@ -417,4 +440,4 @@ def _as_list(value: Any) -> list[Any]:
 
 
 def _notice(text: str) -> str:
-    return f"<small>🛈 {text}</small>" if text else ""
+    return f"<small>Note: {text}</small>" if text else ""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from browser import ROOT, WIDGET_DIST, chromium, copy_widget, embed_page, screenshot, static_site, wait_until
+from browser import ROOT, WIDGET_DIST, chromium, copy_widget, embed_page, screenshot, static_site
 from conftest import AppProcess, free_port, read_records
 
 

@@ -254,3 +254,18 @@ def test_recorder_loads_existing_conversations(tmp_path):
     store = FeedbackStore(tmp_path)
     recorder = FeedbackRecorder(store, flag_reasons=["Other"])
     assert len(recorder.index) == 0
+
+
+def test_repeated_and_cleared_flag_picks_record_once_and_keep_the_rating(page):
+    """What Gradio 6.31's page sends for a flag-menu pick (twice) and an un-pick (``liked=""``)."""
+    session, data_dir = page
+    session.send("one")
+    session.like(1, True)
+    session.like(1, "Harmful")
+    session.like(1, "Harmful")  # the duplicate event of the same pick
+    session.like(1, "")  # the reason un-picked: the report stands, the like is not undone
+    session.like(1, True)
+    session.like(1, "")  # the thumb un-clicked: an undo
+
+    assert [f["reasons"] for f in read_records(data_dir, "flags")] == [["Harmful"]]
+    assert [r["rating"] for r in read_records(data_dir, "ratings")] == ["like", "like", None]
