@@ -124,8 +124,9 @@ class ReviewPage:
                 gr.LoginButton()
             with gr.Tab("Review"):
                 self._render_queue()
-            with gr.Tab("Stats"):
+            with gr.Tab("Stats") as stats_tab:
                 self._render_stats()
+            stats_tab.select(self.load_stats, None, self.stat_outputs, api_visibility="private")
             page.load(self.refresh_all, [self.reason, self.model, self.since, self.until, self.status],
                       [self.table, self.row_ids, self.reason, self.model, *self.stat_outputs],
                       api_visibility="private")
@@ -165,11 +166,13 @@ class ReviewPage:
     def _render_stats(self) -> None:
         self.open_count = gr.Markdown()
         with gr.Row():
-            self.per_day = gr.BarPlot(x="day", y="count", color="rating", title="Likes vs dislikes per day")
-            self.per_model = gr.BarPlot(x="model", y="like_rate", title="Like rate per model")
+            self.per_day = gr.BarPlot(x="day", y="count", color="rating", title="Likes vs dislikes per day",
+                                      y_lim=[0, None])
+            self.per_model = gr.BarPlot(x="model", y="like_rate", title="Like rate per model", y_lim=[0, 1])
         with gr.Row():
-            self.per_reason = gr.BarPlot(x="reason", y="count", title="Flags per reason")
-            self.lengths = gr.BarPlot(x="turns", y="conversations", title="Conversation length (answered turns)")
+            self.per_reason = gr.BarPlot(x="reason", y="count", title="Flags per reason", y_lim=[0, None], sort="-y")
+            self.lengths = gr.BarPlot(x="turns", y="conversations", title="Conversation length (answered turns)",
+                                      y_lim=[0, None])
         refresh = gr.Button("Refresh stats")
         self.stat_outputs = [self.open_count, self.per_day, self.per_model, self.per_reason, self.lengths]
         refresh.click(self.load_stats, None, self.stat_outputs, api_visibility="private")
@@ -191,8 +194,9 @@ class ReviewPage:
         self.reviewer(request, profile)
         stats = self.desk.stats()
         per_model = stats.per_model.dropna(subset=["like_rate"])
+        lengths = stats.conversation_lengths.astype({"turns": str})  # categories: one bar per length
         return (f"**Open review queue:** {stats.open_queue} flagged replies without a decision",
-                stats.ratings_per_day, per_model, stats.flags_per_reason, stats.conversation_lengths)
+                stats.ratings_per_day, per_model, stats.flags_per_reason, lengths)
 
     def refresh_all(self, reason: str, model: str, since: str, until: str, status: str,
                     request: gr.Request, profile: gr.OAuthProfile | None = None) -> tuple[Any, ...]:
