@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import threading
@@ -171,7 +172,7 @@ def served(data_dir) -> Iterator[str]:
             threading.Event().wait(0.05)
         yield f"http://127.0.0.1:{port}"
     finally:
-        server.should_exit = True
+        server.handle_exit(signal.SIGTERM, None)  # as on SIGTERM: ends heartbeat streams, then shuts down
         thread.join(30)
 
 
