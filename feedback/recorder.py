@@ -169,6 +169,117 @@ class FeedbackRecorder:
 
     # -- reads -----------------------------------------------------------------------------
 
+    def path(self, conversation_id: str) -> list[TurnRef]:
+        """The current path of a conversation (empty for an unknown one)."""
+        return list(self._paths.get(conversation_id, ()))
+
+    def owner(self, message_id: str) -> str | None:
+        """The conversation a reply belongs to, or None for an unknown reply."""
+        return self._owner.get(message_id)
+
+    def __contains__(self, conversation_id: object) -> bool:
+        return conversation_id in self._paths
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+
+def history_messages(path: Iterable[TurnRef]) -> list[ChatMessage]:
+    """The chat so far as messages: user, assistant, user, assistant, ..."""
+    messages: list[ChatMessage] = []
+    for ref in path:
+        messages.append(ref.user)
+        messages.append(ChatMessage(role="assistant", content=ref.response))
+    return messages
+
+
+class FeedbackRecorder:
+    """Checks and writes turns, ratings and flags; knows every conversation in the data dir.
+
+    Args:
+        store: where records go.
+        flag_reasons: the reasons a flag may give (and the custom options a rating may carry).
+        max_message_chars: the longest user message accepted, in characters.
+    """
+
+    def __init__(self, store: FeedbackStore, *, flag_reasons: Sequence[str], max_message_chars: int = 100_000) -> None:
+        self.store = store
+        self.flag_reasons = tuple(flag_reasons)
+        self.max_message_chars = max_message_chars
+        self._lock = threading.Lock()
+        self.index = ConversationIndex()
+        self.load_report = ReadReport()
+        turns = sorted(store.iter_records("turns", self.load_report), key=lambda t: t.timestamp)
+        for turn in turns:  # in time order: shards of several writers interleave
+            self.index.add(turn)  # type: ignore[arg-type]
+        if len(self.index):
+            logger.info("loaded {} conversations from {}", len(self.index), store.root)
+
+    # -- checks ----------------------------------------------------------------------------
+
+    def conversation_id_or_new(self, value: str | None) -> str:
+        """A well-formed client-chosen id as is; a new id when ``value`` is missing or empty.
+
+        Raises:
+            FeedbackError: when ``value`` is not 8-64 characters of ``[A-Za-z0-9_-]``.
+        """
+        if value is None or value == "":
+            return new_id()
+        if not is_valid_id(value):
+            raise FeedbackError(
+                f"conversation_id {_clip(value)!r} is malformed: use 8-64 characters of A-Z, a-z, 0-9, '_' or '-'"
+            )
+        return value
+
+    def check_message(self, text: object) -> str:
+        """The user message text, if it is a string within ``max_message_chars``.
+
+        Raises:
+            FeedbackError: otherwise.
+        """
+        if not isinstance(text, str):
+            raise FeedbackError(f"the message text must be a string, not {type(text).__name__}")
+        if len(text) > self.max_message_chars:
+            raise FeedbackError(
+                f"the message is {len(text):,} characters long; the limit is {self.max_message_chars:,}"
+            )
+        return text
+
+    def check_reply(self, conversation_id: str | None, message_id: str | None) -> tuple[str, str]:
+        """``(conversation_id, message_id)`` when the reply belongs to that conversation.
+
+        Raises:
+            FeedbackError: for a malformed or missing id, or a reply of another (or no) conversation.
+        """
+        if not conversation_id:
+            raise FeedbackError("conversation_id is required")
+        self.conversation_id_or_new(conversation_id)
+        if not message_id or not is_valid_id(message_id):
+            raise FeedbackError(f"message_id {_clip(message_id)!r} is missing or malformed")
+        with self._lock:
+            owner = self.index.owner(message_id)
+        if owner != conversation_id:
+            raise FeedbackError(f"message {message_id} is not a reply in conversation {conversation_id}")
+        return conversation_id, message_id
+
+    def _check_comment(self, comment: str | None) -> str | None:
+        if comment is None or comment == "":
+            return None
+        if not isinstance(comment, str):
+            raise FeedbackError(f"comment must be a string, not {type(comment).__name__}")
+        if len(comment) > MAX_COMMENT_CHARS:
+            raise FeedbackError(f"the comment is {len(comment):,} characters long; the limit is {MAX_COMMENT_CHARS:,}")
+        return comment
+
+    def _check_option(self, option: str | None) -> str | None:
+        if option is None or option == "":
+            return None
+        if option not in self.flag_reasons:
+            raise FeedbackError(f"option {_clip(option)!r} is not one of {list(self.flag_reasons)}")
+        return option
+
+    # -- reads -----------------------------------------------------------------------------
+
     def history(self, conversation_id: str) -> list[ChatMessage]:
         """The recorded chat so far of a conversation (its current path), oldest first."""
         with self._lock:
