@@ -61,7 +61,12 @@ RATING_FEATURES = Features(
 FLAG_FEATURES = Features(
     {**_COMMON, "message_id": STRING, "reasons": List(STRING), "comment": STRING, "source": STRING}
 )
-RECORD_FEATURES: dict[str, Features] = {"turns": TURN_FEATURES, "ratings": RATING_FEATURES, "flags": FLAG_FEATURES}
+REVIEW_FEATURES = Features(
+    {**_COMMON, "message_id": STRING, "decision": STRING, "corrected_reply": STRING, "note": STRING, "reviewer": STRING}
+)
+RECORD_FEATURES: dict[str, Features] = {
+    "turns": TURN_FEATURES, "ratings": RATING_FEATURES, "flags": FLAG_FEATURES, "reviews": REVIEW_FEATURES,
+}
 """Features of each record kind, by data-dir folder name (as ``schemas.records.RECORD_TYPES``)."""
 
 TRL_MESSAGE = {"role": STRING, "content": STRING}

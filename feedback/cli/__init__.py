@@ -11,7 +11,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-COMMANDS = ("replay", "hub", "review")
+COMMANDS = ("replay", "hub", "review", "export")
 """Modules of ``feedback.cli`` that each add one subcommand."""
 
 

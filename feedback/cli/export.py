@@ -25,7 +25,8 @@ repo id (read with $HF_TOKEN from $HF_ENDPOINT).
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``export`` subcommand."""
     parser = subparsers.add_parser("export", help="build a fine-tuning dataset or the review queue",
-                                   description=__doc__, epilog=EPILOG,
+                                   description="Build a fine-tuning dataset (TRL formats) or the review queue "
+                                               "from the logged turns, ratings and flags.", epilog=EPILOG,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("format", choices=FORMATS, metavar="FORMAT", help=f"one of {', '.join(FORMATS)}")
     parser.add_argument("--source", required=True, help="a local data dir or a Hub dataset repo id")

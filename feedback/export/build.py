@@ -1,0 +1,229 @@
+"""Records in, an :class:`Export` out: the one pipeline behind the CLI, the notebook API and the tests.
+
+1. ratings and flags are read whole (they are small) and judged: latest rating, flag summary;
+2. turns are read shard by shard, two shards at a time; each shard keeps only its candidate
+   replies, and (SFT, KTO, flags) turns them into serialized rows right away;
+3. (DPO) the candidate replies of all shards are paired, then turned into rows;
+4. rows go through one :class:`~feedback.export.rows.RowWriter`, in log order: copies of a reply
+   and identical rows are dropped, each row goes to its split.
+
+Records come either from a data dir (``{data_dir}/turns|ratings|flags/*.jsonl``) or from Python
+objects; both are parsed by the same explicit-schema JSON reader.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.json as paj
+from pydantic import BaseModel
+
+from feedback.export.options import ExportOptions, check_format
+from feedback.export.read import ReadCounts, parse_jsonl, read_kind, records_to_jsonl
+from feedback.export.replies import TURN_COLUMNS, dedup_replies, dedup_statuses, select_replies
+from feedback.export.rows import SPLITS, RowBatch, RowWriter, Sink, pair_rows, reply_rows
+from feedback.export.stats import build_stats
+from feedback.export.verdicts import FLAG_COLUMNS, RATING_COLUMNS, Verdicts, judge
+from feedback.features import export_features, record_schema
+
+if TYPE_CHECKING:
+    from datasets import DatasetDict
+
+Records = Iterable[BaseModel | dict[str, Any]]
+Reader = Callable[[str, list[str], Callable[[pa.Table], Any], Callable[[Any], None]], ReadCounts]
+"""``read(kind, columns, transform, consume)``: see ``feedback.export.read.read_kind``."""
+
+
+@dataclass
+class Export:
+    """The result of an export: its stats and where its rows are.
+
+    Rows are kept in memory (``lines``) when the export had no sink, or read back from ``files``
+    (``split -> path`` of JSONL files, set by ``run_export``).
+
+    Attributes:
+        format: ``sft``, ``dpo``, ``kto`` or ``flags``.
+        options: what it was asked for.
+        stats: see ``feedback.export.stats``.
+    """
+
+    format: str
+    options: ExportOptions
+    stats: dict[str, Any]
+    lines: list[tuple[str, bytes]] | None = None
+    files: dict[str, Path] = field(default_factory=dict)
+
+    def _lines(self, split: str | None) -> list[bytes]:
+        if self.lines is not None:
+            return [line for name, line in self.lines if split in (None, name)]
+        if not self.files:
+            raise ValueError("this export's rows went to its sink; read them where the sink put them")
+        splits = SPLITS if split is None else (split,)
+        return [line for name in splits for line in self.files[name].read_bytes().splitlines() if line]
+
+    def rows(self, split: str | None = None) -> list[dict[str, Any]]:
+        """The rows of ``split`` (None: all, in order) as JSON values, exactly as the JSONL files hold them."""
+        return [orjson.loads(line) for line in self._lines(split)]
+
+    def table(self, split: str | None = None) -> pa.Table:
+        """The rows of ``split`` (None: all) as an Arrow table typed by ``feedback.features``."""
+        schema = export_features(self.format, include_ids=self.options.include_ids).arrow_schema
+        lines = self._lines(split)
+        if not lines:
+            return schema.empty_table()
+        data = pa.py_buffer(b"\n".join(lines) + b"\n")
+        table = paj.read_json(pa.BufferReader(data), parse_options=paj.ParseOptions(explicit_schema=schema))
+        return table.select(schema.names).cast(schema)
+
+    def to_dataset_dict(self) -> DatasetDict:
+        """``train`` and ``test`` as a ``datasets.DatasetDict`` with the format's features."""
+        from datasets import Dataset, DatasetDict, DatasetInfo, NamedSplit
+        from datasets.table import InMemoryTable
+
+        info = DatasetInfo(features=export_features(self.format, include_ids=self.options.include_ids))
+        return DatasetDict({
+            split: Dataset(InMemoryTable(self.table(split)), info=info.copy(), split=NamedSplit(split))
+            for split in SPLITS
+        })
+
+
+def export_data_dir(fmt: str, data_dir: str | os.PathLike[str], options: ExportOptions | None = None, *,
+                    sink: Sink | None = None, progress: bool = False) -> Export:
+    """Export the records of a local data dir.
+
+    Args:
+        fmt: one of ``feedback.export.FORMATS``.
+        data_dir: a folder with ``turns/``, ``ratings/`` and ``flags/`` JSONL shards.
+        options: see :class:`ExportOptions` (default: all defaults).
+        sink: called with ``(split, json_lines)`` as rows are kept, in order (e.g. to write
+            files); without one, the rows stay in the returned export.
+        progress: show progress bars.
+
+    Raises:
+        ValueError: for an unknown format.
+        FileNotFoundError: when ``data_dir`` is not a directory.
+    """
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"data dir {root} does not exist")
+
+    def read(kind: str, columns: list[str], transform: Callable[[pa.Table], Any],
+             consume: Callable[[Any], None]) -> ReadCounts:
+        return read_kind(root, kind, columns, transform, consume, progress=progress)
+
+    return _export(fmt, read, options or ExportOptions(), sink=sink, progress=progress)
+
+
+def export_records(fmt: str, turns: Records, ratings: Records = (), flags: Records = (),
+                   options: ExportOptions | None = None) -> Export:
+    """Export records given as objects: ``schemas.records`` models or dicts of their JSON form.
+
+    Invalid records are skipped and counted (``stats["records"][kind]["bad_lines"]``), as in files.
+    """
+    given = {"turns": turns, "ratings": ratings, "flags": flags}
+
+    def read(kind: str, columns: list[str], transform: Callable[[pa.Table], Any],
+             consume: Callable[[Any], None]) -> ReadCounts:
+        table, counts = parse_jsonl(records_to_jsonl(given[kind]), record_schema(kind, columns))
+        consume(transform(table))
+        return counts
+
+    return _export(fmt, read, options or ExportOptions(), sink=None, progress=False)
+
+
+def _export(fmt: str, read: Reader, options: ExportOptions, *, sink: Sink | None, progress: bool) -> Export:
+    check_format(fmt)
+    collecting = gc.isenabled()
+    gc.disable()  # rows hold no cycles; collector passes over millions of live objects cost more than the rows
+    try:
+        ratings: list[pa.Table] = [record_schema("ratings", RATING_COLUMNS).empty_table()]
+        flags: list[pa.Table] = [record_schema("flags", FLAG_COLUMNS).empty_table()]
+        rating_reads = read("ratings", RATING_COLUMNS, lambda table: table, ratings.append)
+        flag_reads = read("flags", FLAG_COLUMNS, lambda table: table, flags.append)
+        verdicts = judge(pa.concat_tables(ratings), pa.concat_tables(flags), progress=progress)
+        del ratings, flags
+        writer = RowWriter(sink)
+        statuses, duplicates, pairing, turn_reads = _turn_rows(fmt, read, verdicts, options, writer, progress)
+    finally:
+        if collecting:
+            gc.enable()
+    stats = build_stats(fmt, options, reads={"turns": turn_reads, "ratings": rating_reads, "flags": flag_reads},
+                        verdicts=verdicts, statuses=statuses, turn_duplicates=duplicates, writer=writer,
+                        pairing=pairing)
+    return Export(format=fmt, options=options, stats=stats, lines=writer.collected if sink is None else None)
+
+
+def _turn_rows(fmt: str, read: Reader, verdicts: Verdicts, options: ExportOptions, writer: RowWriter,
+               progress: bool) -> tuple[pa.Table, int, Counter, ReadCounts]:
+    """Read the turns and hand their rows to ``writer``. Returns statuses, duplicates, pairing counts, reads."""
+    nothing = select_replies(record_schema("turns", TURN_COLUMNS).empty_table(), verdicts, fmt, options)
+    statuses: list[pa.Table] = [nothing[0]]
+    if fmt == "dpo":
+        candidates: list[pa.Table] = [nothing[1]]
+
+        def keep(shard: tuple[pa.Table, pa.Table]) -> None:
+            statuses.append(shard[0])
+            candidates.append(shard[1])
+
+        reads = read("turns", TURN_COLUMNS, lambda table: select_replies(table, verdicts, fmt, options), keep)
+        status, replies, duplicates = dedup_replies(statuses, candidates)
+        batches, pairing = pair_rows(replies, verdicts, options, progress=progress)
+        for batch in batches:
+            writer.add(batch)
+        return status, duplicates, pairing, reads
+
+    def shard_rows(table: pa.Table) -> tuple[pa.Table, RowBatch]:
+        shard_statuses, shard_candidates = select_replies(table, verdicts, fmt, options)
+        return shard_statuses, reply_rows(shard_candidates, verdicts, fmt, options)
+
+    def write(shard: tuple[pa.Table, RowBatch]) -> None:
+        statuses.append(shard[0])
+        writer.add(shard[1])
+
+    reads = read("turns", TURN_COLUMNS, shard_rows, write)
+    status, duplicates = dedup_statuses(statuses)
+    return status, duplicates, Counter(), reads
+
+
+def _rows(fmt: str, turns: Records, ratings: Records, flags: Records, options: dict[str, Any]) -> list[dict[str, Any]]:
+    return export_records(fmt, turns, ratings, flags, ExportOptions(**options)).rows()
+
+
+def sft_rows(turns: Records, ratings: Records = (), flags: Records = (), **options: Any) -> list[dict[str, Any]]:
+    """TRL language-modeling rows ``{"messages": [...prompt, {"role": "assistant", ...}]}`` of liked replies.
+
+    ``options`` are :class:`ExportOptions` fields (e.g. ``include_unrated=True``); every split's
+    rows are returned, in order.
+    """
+    return _rows("sft", turns, ratings, flags, options)
+
+
+def dpo_rows(turns: Records, ratings: Records = (), flags: Records = (), **options: Any) -> list[dict[str, Any]]:
+    """TRL preference rows ``{"prompt", "chosen", "rejected"}`` (explicit prompt) of liked/disliked pairs."""
+    return _rows("dpo", turns, ratings, flags, options)
+
+
+def kto_rows(turns: Records, ratings: Records = (), flags: Records = (), **options: Any) -> list[dict[str, Any]]:
+    """TRL unpaired preference rows ``{"prompt", "completion", "label"}``, one per rated reply."""
+    return _rows("kto", turns, ratings, flags, options)
+
+
+def flag_rows(turns: Records, ratings: Records = (), flags: Records = (), **options: Any) -> list[dict[str, Any]]:
+    """Review-queue rows of flagged replies (columns: ``feedback.features.EXPORT_FEATURES["flags"]``)."""
+    return _rows("flags", turns, ratings, flags, options)
+
+
+def rows_from_data_dir(fmt: str, data_dir: str | os.PathLike[str], **options: Any) -> list[dict[str, Any]]:
+    """Every row of a data dir's export in ``fmt`` (all splits, in order), as JSON values.
+
+    For example ``rows_from_data_dir("dpo", "data")``; ``options`` are :class:`ExportOptions` fields.
+    """
+    return export_data_dir(fmt, data_dir, ExportOptions(**options)).rows()

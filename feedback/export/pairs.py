@@ -1,0 +1,97 @@
+"""Preference pairs: a liked and a disliked reply to the same prompt.
+
+Two replies are to the same prompt when their TRL prompt messages (role and content, files
+rendered as text) are equal: a reply and its regeneration, never a reply and the reply to an
+edited message. By default both replies must be in the same conversation; with
+``cross_conversation`` identical prompts of different conversations pair too. Every liked reply
+pairs with every disliked reply to its prompt (one pair in the usual regenerate-once case).
+
+Prompts are first grouped by a cheap key (conversation, number of messages, last message) in
+Arrow, and only groups that hold both a like and a dislike are compared exactly in Python (by a
+128-bit BLAKE2b digest of the prompt's JSON).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+from tqdm.auto import tqdm
+
+from feedback.export.arrow import RowTaker
+from feedback.export.verdicts import LIKE
+
+BATCH = 4096
+"""Replies whose prompts are compared at a time."""
+
+
+def preference_pairs(
+    replies: pa.Table, taker: RowTaker, *, cross_conversation: bool, progress: bool = False
+) -> tuple[np.ndarray, np.ndarray, Counter]:
+    """The (chosen, rejected) row positions in ``replies`` of every pair.
+
+    Args:
+        replies: rated candidate replies with ``conversation_id``, ``prompt``, ``response`` and
+            ``rating`` (LIKE or DISLIKE).
+        taker: takes rows of ``replies``.
+        cross_conversation: also pair replies of different conversations.
+        progress: show a progress bar over the prompts compared.
+
+    Returns:
+        ``(chosen, rejected, counts)``, positions as int64 arrays; counts has
+        ``identical_chosen_rejected`` (pairs dropped because both replies are the same text) and
+        ``no_opposite_rating`` (replies in no pair).
+    """
+    rows = _mixed_prompt_rows(replies, cross_conversation)
+    groups: dict[bytes, tuple[list[int], list[int]]] = {}
+    responses: dict[int, str] = {}
+    for start in tqdm(range(0, len(rows), BATCH), unit="batch", desc="pairing replies", disable=not progress):
+        batch = rows[start : start + BATCH]
+        part = taker.take(batch)
+        columns = [part[name].to_pylist() for name in ("conversation_id", "prompt", "rating", "response")]
+        for row, conversation, prompt, rating, response in zip(batch.tolist(), *columns, strict=True):
+            key = hashlib.blake2b(orjson.dumps(prompt if cross_conversation else [conversation, prompt]),
+                                  digest_size=16).digest()
+            groups.setdefault(key, ([], []))[0 if rating == LIKE else 1].append(row)
+            responses[row] = response
+    chosen, rejected, counts = [], [], Counter()
+    for likes, dislikes in groups.values():
+        for good in likes:
+            for bad in dislikes:
+                if responses[good] == responses[bad]:
+                    counts["identical_chosen_rejected"] += 1
+                    continue
+                chosen.append(good)
+                rejected.append(bad)
+    counts["no_opposite_rating"] = replies.num_rows - len(set(chosen) | set(rejected))
+    return np.asarray(chosen, dtype=np.int64), np.asarray(rejected, dtype=np.int64), counts
+
+
+def _mixed_prompt_rows(replies: pa.Table, cross_conversation: bool) -> np.ndarray:
+    """Positions of replies whose cheap prompt key has both a liked and a disliked reply, in order."""
+    keys = ["length", "last"] if cross_conversation else ["conversation_id", "length", "last"]
+    light = pa.table({
+        "conversation_id": replies["conversation_id"],
+        "length": pc.list_value_length(replies["prompt"]),
+        "last": _last_contents(replies["prompt"]),
+        "liked": pc.equal(replies["rating"], LIKE),
+        "row": pa.array(np.arange(replies.num_rows)),
+    })
+    groups = light.group_by(keys).aggregate([("liked", "any"), ("liked", "all")])
+    mixed = groups.filter(pc.and_(groups["liked_any"], pc.invert(groups["liked_all"]))).select(keys)
+    if mixed.num_rows == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.sort(light.join(mixed, keys=keys, join_type="inner")["row"].to_numpy())
+
+
+def _last_contents(prompts: pa.ChunkedArray) -> pa.ChunkedArray:
+    """The content of the last message of each prompt."""
+    chunks = []
+    for chunk in prompts.chunks:
+        ends = np.cumsum(pc.list_value_length(chunk).to_numpy(zero_copy_only=False)) - 1
+        chunks.append(pc.struct_field(chunk.flatten(), "content").take(pa.array(ends)))
+    return pa.chunked_array(chunks, pa.string())

@@ -1,0 +1,180 @@
+"""Reading record shards into Arrow tables: explicit schema, only the columns asked for, line-safe.
+
+A shard is parsed whole by ``pyarrow.json`` (multi-threaded C++, no per-record Python). When that
+fails (a line that is not JSON, not an object, or has a value of the wrong type) the shard is
+parsed again line by line and only the bad lines are skipped. A torn last line (no newline: a
+crash mid-write) is cut off before parsing. Every skipped line is logged and counted.
+
+Records given as Python objects (pydantic records or JSON-like dicts) go through the same parser
+after :func:`records_to_jsonl`, so a notebook's records and a data dir's files mean the same.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+import pyarrow as pa
+import pyarrow.json as paj
+from loguru import logger
+from pydantic import BaseModel
+from tqdm.auto import tqdm
+
+from feedback.features import record_schema
+
+T = TypeVar("T")
+BLOCK_SIZE = 4 << 20
+"""pyarrow.json block size in bytes: blocks of a shard are parsed in parallel (a longer line: one block)."""
+
+
+@dataclass
+class ReadCounts:
+    """What reading one record kind met: shard files, bytes, records parsed and lines skipped."""
+
+    files: int = 0
+    bytes: int = 0
+    records: int = 0
+    bad_lines: int = 0
+
+    def add(self, other: ReadCounts) -> None:
+        self.files += other.files
+        self.bytes += other.bytes
+        self.records += other.records
+        self.bad_lines += other.bad_lines
+
+
+def parse_jsonl(data: bytes, schema: pa.Schema, *, origin: str = "<records>") -> tuple[pa.Table, ReadCounts]:
+    """Parse JSON lines into a table of ``schema`` (other fields ignored, missing ones null).
+
+    Args:
+        data: UTF-8 JSON lines, one object per line.
+        schema: the columns to keep and their types.
+        origin: the shard's name, for log lines.
+
+    Returns:
+        The table and its counts (``files`` 0; the caller counts files).
+    """
+    counts = ReadCounts(bytes=len(data))
+    cut = data.rfind(b"\n") + 1
+    if data[cut:].strip():
+        logger.warning("skipping {}: torn last line ({} bytes, no newline)", origin, len(data) - cut)
+        counts.bad_lines += 1
+    if cut == 0:
+        return schema.empty_table(), counts
+    body = pa.py_buffer(data).slice(0, cut)  # no copy
+    try:
+        table = _parse(body, schema, BLOCK_SIZE)
+    except pa.ArrowInvalid:
+        table, bad = _parse_line_by_line(data[:cut], schema, origin)
+        counts.bad_lines += bad
+    counts.records = table.num_rows
+    return table, counts
+
+
+def _parse(data: bytes | pa.Buffer, schema: pa.Schema, block_size: int) -> pa.Table:
+    try:
+        return paj.read_json(
+            pa.BufferReader(data),
+            read_options=paj.ReadOptions(block_size=block_size),
+            parse_options=paj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
+        )
+    except pa.ArrowInvalid:
+        if block_size > len(data):
+            raise
+        return _parse(data, schema, len(data) + 1)  # a line longer than a block
+
+
+def _parse_line_by_line(data: bytes, schema: pa.Schema, origin: str) -> tuple[pa.Table, int]:
+    tables, bad = [], 0
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            tables.append(_parse(line, schema, len(line) + 1))
+        except pa.ArrowInvalid as error:
+            logger.warning("skipping {}:{}: {}", origin, number, str(error).splitlines()[0])
+            bad += 1
+    return (pa.concat_tables(tables) if tables else schema.empty_table()), bad
+
+
+def read_shard(path: Path, schema: pa.Schema) -> tuple[pa.Table, ReadCounts]:
+    """One shard file as a table of ``schema``, bad lines skipped (see :func:`parse_jsonl`)."""
+    table, counts = parse_jsonl(path.read_bytes(), schema, origin=str(path))
+    counts.files = 1
+    return table, counts
+
+
+def shard_paths(data_dir: Path, kind: str) -> list[Path]:
+    """The ``*.jsonl`` shards of one record kind, sorted by name (a missing folder: none)."""
+    return sorted((Path(data_dir) / kind).glob("*.jsonl"))
+
+
+def read_kind(
+    data_dir: Path,
+    kind: str,
+    columns: list[str],
+    transform: Callable[[pa.Table], T],
+    consume: Callable[[T], None],
+    *,
+    progress: bool = False,
+) -> ReadCounts:
+    """Read every shard of ``kind``, two at a time: ``transform`` each table, ``consume`` the results.
+
+    ``transform`` runs on each shard's table in a reading thread (it must be thread-safe);
+    ``consume`` runs in the calling thread, in shard order. Keeping only what ``transform``
+    returns holds memory to the part of the data an export needs.
+
+    Returns:
+        The summed counts.
+    """
+    schema = record_schema(kind, columns)
+    paths = shard_paths(data_dir, kind)
+
+    def read(path: Path) -> tuple[T, ReadCounts]:
+        table, counts = read_shard(path, schema)
+        return transform(table), counts
+
+    total = ReadCounts()
+    with tqdm(total=sum(p.stat().st_size for p in paths), unit="B", unit_scale=True,
+              desc=f"reading {kind}", disable=not progress) as bar:
+        for result, counts in _ordered_map(read, paths, workers=2):
+            total.add(counts)
+            consume(result)
+            bar.update(counts.bytes)
+    return total
+
+
+def _ordered_map(function: Callable[[Any], T], items: Iterable[Any], *, workers: int) -> Iterator[T]:
+    """``map`` on a thread pool, in order, with at most ``2 * workers`` results waiting."""
+    with ThreadPoolExecutor(workers) as pool:
+        pending: deque = deque()
+        for item in items:
+            pending.append(pool.submit(function, item))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def records_to_jsonl(records: Iterable[BaseModel | dict[str, Any]]) -> bytes:
+    """JSON lines of records: pydantic records as they are stored, dicts as JSON (datetimes ISO 8601)."""
+    lines = []
+    for record in records:
+        if isinstance(record, BaseModel):
+            lines.append(record.model_dump_json().encode())
+        else:
+            lines.append(orjson.dumps(record, default=_jsonable, option=orjson.OPT_UTC_Z))
+    return b"".join(line + b"\n" for line in lines)
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, tuple | set | frozenset):
+        return list(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")

@@ -1,0 +1,189 @@
+"""From turn records to the replies an export can use, one shard at a time.
+
+Each shard's turns get a *status*: the first reason, in :data:`STATUSES` order, why the reply is
+not a candidate row, or ``kept``. Only the kept replies keep their text (prompt and response),
+so an export holds in memory the part of the log it needs, not the whole log; every reply keeps
+a small status row, so the counts of what was dropped and why are exact after deduplication.
+
+The prompt is converted here to TRL's conversational format: role and content only. A message
+with files gets the text the model saw (``ChatMessage.to_openai``): its content, a blank line,
+then one ``[attached file: files/<sha256>.<ext>]`` line per file.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from feedback.export.arrow import bool_numpy, single_array
+from feedback.export.options import ExportOptions
+from feedback.export.verdicts import DISLIKE, UNRATED, Verdicts, reply_keys
+
+TURN_COLUMNS = ["conversation_id", "message_id", "timestamp", "model", "messages", "response"]
+
+STATUSES = (
+    "kept",
+    "incomplete",  # a required field is missing or null
+    "other_model",  # --model given and the reply is of another model
+    "outside_dates",  # before --since or not before --until
+    "not_flagged",  # flags: the reply was never flagged
+    "flagged",  # sft/dpo/kto without --keep-flagged
+    "disliked",  # sft: the latest rating is a dislike
+    "unrated",  # no rating, or the latest was undone (sft without --include-unrated, dpo, kto)
+    "no_opposite_rating",  # dpo: no liked and disliked reply to the same prompt
+)
+STATUS = {name: code for code, name in enumerate(STATUSES)}
+
+
+def reply_statuses(fmt: str, options: ExportOptions, *, rating: np.ndarray, flagged: np.ndarray, lonely: np.ndarray,
+                   incomplete: np.ndarray, other_model: np.ndarray, outside_dates: np.ndarray) -> np.ndarray:
+    """The status code of each reply (int8), the earliest reason in :data:`STATUSES` winning.
+
+    ``lonely``: dpo, per reply, True when its conversation has no liked and disliked replies.
+    """
+    status = np.zeros(len(rating), dtype=np.int8)
+    status[lonely] = STATUS["no_opposite_rating"]
+    if fmt == "flags":
+        status[~flagged] = STATUS["not_flagged"]
+    else:
+        if fmt != "sft" or not options.include_unrated:
+            status[rating == UNRATED] = STATUS["unrated"]
+        if fmt == "sft":
+            status[rating == DISLIKE] = STATUS["disliked"]
+        if not options.keep_flagged:
+            status[flagged] = STATUS["flagged"]
+    status[outside_dates] = STATUS["outside_dates"]
+    status[other_model] = STATUS["other_model"]
+    status[incomplete] = STATUS["incomplete"]
+    return status
+
+
+def select_replies(turns: pa.Table, verdicts: Verdicts, fmt: str, options: ExportOptions) -> tuple[pa.Table, pa.Table]:
+    """Split one shard's turns (``TURN_COLUMNS``) into status rows and candidate replies.
+
+    Returns:
+        ``(statuses, candidates)``: ``statuses`` has one row per turn (``key``, ``status``,
+        ``rating``, ``flagged``, ``has_files``); ``candidates`` the kept turns with ``key``,
+        ``conversation_id``, ``message_id``, ``timestamp``, ``model``, ``prompt`` (TRL messages),
+        ``response``, ``rating`` (int8 code) and ``has_files``.
+    """
+    keys = reply_keys(turns)
+    key_list = keys.to_pylist()
+    rating = np.fromiter((verdicts.ratings.get(k, UNRATED) for k in key_list), dtype=np.int8, count=len(key_list))
+    flagged = np.fromiter((k in verdicts.flags for k in key_list), dtype=bool, count=len(key_list))
+    prompt, has_files, bad_messages = trl_messages(turns["messages"])
+    status = reply_statuses(
+        fmt, options, rating=rating, flagged=flagged, lonely=_lonely(turns, verdicts, fmt, options),
+        incomplete=_incomplete(turns, keys) | bad_messages,
+        other_model=_other_model(turns, options.models),
+        outside_dates=_outside_dates(turns, options.since, options.until),
+    )
+    statuses = pa.table({"key": keys, "status": status, "rating": rating, "flagged": flagged, "has_files": has_files})
+    kept = pa.array(status == STATUS["kept"])
+    candidates = pa.table({
+        "key": keys, "conversation_id": turns["conversation_id"], "message_id": turns["message_id"],
+        "timestamp": turns["timestamp"], "model": turns["model"], "prompt": prompt,
+        "response": turns["response"], "rating": rating, "has_files": has_files,
+    }).filter(kept)
+    return statuses, candidates
+
+
+def _lonely(turns: pa.Table, verdicts: Verdicts, fmt: str, options: ExportOptions) -> np.ndarray:
+    """dpo within conversations: replies whose conversation cannot hold a pair (no like and dislike)."""
+    if fmt != "dpo" or options.cross_conversation:
+        return np.zeros(turns.num_rows, dtype=bool)
+    both = verdicts.both_ratings
+    return np.fromiter((c not in both for c in turns["conversation_id"].to_pylist()), dtype=bool, count=turns.num_rows)
+
+
+def _incomplete(turns: pa.Table, keys: pa.Array) -> np.ndarray:
+    missing = pc.or_(pc.is_null(keys), pc.is_null(turns["timestamp"]))
+    missing = pc.or_(missing, pc.or_(pc.is_null(turns["response"]), pc.is_null(turns["messages"])))
+    missing = pc.or_(missing, pc.equal(pc.fill_null(pc.list_value_length(turns["messages"]), 0), 0))
+    return bool_numpy(missing)
+
+
+def _other_model(turns: pa.Table, models: tuple[str, ...]) -> np.ndarray:
+    if not models:
+        return np.zeros(turns.num_rows, dtype=bool)
+    return ~bool_numpy(pc.fill_null(pc.is_in(turns["model"], pa.array(models, pa.string())), False))
+
+
+def _outside_dates(turns: pa.Table, since: datetime | None, until: datetime | None) -> np.ndarray:
+    outside = np.zeros(turns.num_rows, dtype=bool)
+    kind = turns.schema.field("timestamp").type
+    if since is not None:
+        outside |= bool_numpy(pc.fill_null(pc.less(turns["timestamp"], pa.scalar(since, kind)), False))
+    if until is not None:
+        outside |= bool_numpy(pc.fill_null(pc.greater_equal(turns["timestamp"], pa.scalar(until, kind)), False))
+    return outside
+
+
+
+def trl_messages(messages: pa.ChunkedArray | pa.Array) -> tuple[pa.ListArray, np.ndarray, np.ndarray]:
+    """Stored messages (``role``, ``content``, ``files``) as TRL messages (``role``, ``content``).
+
+    Returns:
+        ``(messages, has_files, bad)``: the converted lists (null where the input was), per row
+        whether any message had files, and per row whether a message lacks a role or content.
+    """
+    messages = single_array(messages)
+    lengths = pc.fill_null(pc.list_value_length(messages), 0).to_numpy()
+    offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
+    role, content, files = messages.flatten().flatten()
+    file_counts = pc.fill_null(pc.list_value_length(files), 0)
+    with_files = pc.greater(file_counts, 0)
+    parents = pc.list_parent_indices(messages).to_numpy()
+    has_files = np.zeros(len(messages), dtype=bool)
+    has_files[parents[with_files.to_numpy(zero_copy_only=False)]] = True
+    if has_files.any():
+        content = _with_file_lines(content, files, with_files)
+    bad = np.zeros(len(messages), dtype=bool)
+    bad[parents[bool_numpy(pc.or_(pc.is_null(role), pc.is_null(content)))]] = True
+    values = pa.StructArray.from_arrays([role, content], names=["role", "content"])
+    converted = pa.ListArray.from_arrays(offsets, values, mask=pc.is_null(messages))
+    return converted, has_files, bad
+
+
+def _with_file_lines(content: pa.Array, files: pa.Array, with_files: pa.Array) -> pa.Array:
+    """``ChatMessage.to_openai`` content: the text, a blank line, one line per attached file."""
+    names = pc.binary_join_element_wise("[attached file: ", pc.list_flatten(files), "]", "")
+    lengths = pc.fill_null(pc.list_value_length(files), 0).to_numpy()
+    lists = pa.ListArray.from_arrays(pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)), names)
+    lines = pc.binary_join(lists, "\n")
+    joined = pc.if_else(pc.equal(content, ""), lines, pc.binary_join_element_wise(content, lines, "\n\n"))
+    return pc.if_else(with_files, joined, content)
+
+
+def dedup_replies(statuses: list[pa.Table], candidates: list[pa.Table]) -> tuple[pa.Table, pa.Table, int]:
+    """Keep the first copy of each reply (by key) across shards.
+
+    Returns:
+        ``(statuses, candidates, duplicates)``: one status row per distinct reply (and one per
+        incomplete turn), the distinct candidate replies in shard order, and the number of
+        duplicate turn records dropped.
+    """
+    status, duplicates = dedup_statuses(statuses)
+    table = pa.concat_tables(candidates)
+    if duplicates:
+        table = table.filter(pa.array(_first_copies(table["key"])))
+    return status, table, duplicates
+
+
+def dedup_statuses(statuses: list[pa.Table]) -> tuple[pa.Table, int]:
+    """The status rows of distinct replies (first copy of each) and the number of copies dropped."""
+    status = pa.concat_tables(statuses)
+    first = _first_copies(status["key"])
+    return status.filter(pa.array(first)), len(first) - int(first.sum())
+
+
+def _first_copies(keys: pa.ChunkedArray) -> np.ndarray:
+    """Per row, True unless an earlier row has the same non-null key."""
+    rows = pa.table({"key": keys, "row": pa.array(np.arange(len(keys)))})
+    firsts = rows.filter(pc.is_valid(rows["key"])).group_by("key").aggregate([("row", "min")])["row_min"]
+    keep = bool_numpy(pc.is_null(keys))
+    keep[firsts.to_numpy()] = True
+    return keep

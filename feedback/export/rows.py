@@ -1,0 +1,178 @@
+"""Rows from candidate replies: built and serialized per shard, then deduplicated, split and written.
+
+* Order: log order (shards by name, lines in order); a DPO pair comes where its later reply is.
+  Shard names start with their UTC start time, so this is roughly time order, and it does not
+  depend on where the log was read from.
+* Split: a conversation is in ``test`` when a keyed hash of its id (key: the seed) falls below
+  ``test_size``. So no conversation is in both splits, the split is the same for every format
+  (SFT, DPO and KTO rows of a conversation land together) and a conversation keeps its split as
+  the log grows. The test share is ``test_size`` on average, not exactly. A cross-conversation
+  pair whose two conversations fall in different splits is left out.
+* Identical rows (same TRL columns, ids aside) are kept once, the first in order; they are
+  compared by a 128-bit BLAKE2b digest of their JSON.
+
+SFT, KTO and flags rows are built and serialized in the reading threads, shard by shard, so no
+export holds more than a few shards of text; DPO first pairs all candidate replies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import orjson
+import pyarrow as pa
+from tqdm.auto import tqdm
+
+from feedback.export.arrow import RowTaker, bool_numpy
+from feedback.export.formats import dpo_table, flags_table, kto_table, sft_table
+from feedback.export.options import ExportOptions
+from feedback.export.pairs import preference_pairs
+from feedback.export.verdicts import LIKE, Verdicts
+from feedback.features import EXPORT_FEATURES, export_features
+
+SPLITS = ("train", "test")
+ROW_BATCH = 2048
+"""DPO rows built and serialized at a time."""
+
+Sink = Callable[[str, list[bytes]], None]
+"""Receives kept rows: their split and their JSON lines (no newlines), in order."""
+
+
+def in_test_split(conversation_id: str, *, test_size: float, seed: int) -> bool:
+    """True when the conversation belongs to the test split (a keyed BLAKE2b hash below ``test_size``)."""
+    digest = hashlib.blake2b(conversation_id.encode(), digest_size=8, key=str(seed).encode()).digest()
+    return int.from_bytes(digest, "big") < test_size * 2**64
+
+
+def split_mask(conversations: list[str], options: ExportOptions) -> np.ndarray:
+    """Per row, True when its conversation is in the test split."""
+    if options.test_size == 0:
+        return np.zeros(len(conversations), dtype=bool)
+    verdict = {c: in_test_split(c, test_size=options.test_size, seed=options.seed) for c in set(conversations)}
+    return np.fromiter((verdict[c] for c in conversations), dtype=bool, count=len(conversations))
+
+
+@dataclass
+class RowBatch:
+    """Serialized rows in order, before deduplication.
+
+    Attributes:
+        replies: per row, the reply key(s) it was made from (a copy of a reply in a later shard
+            makes the same row again and is skipped).
+        conversations: per row, its conversation (DPO: the chosen reply's).
+        test: per row, True for the test split.
+        lines: per row, its JSON.
+        digests: per row, the 128-bit BLAKE2b digest of its TRL columns' JSON.
+        liked: per row, whether its reply was liked (KTO balance).
+        has_files: per row, whether its prompt had files.
+    """
+
+    replies: list[str]
+    conversations: list[str]
+    test: np.ndarray
+    lines: list[bytes]
+    digests: list[bytes]
+    liked: np.ndarray
+    has_files: np.ndarray
+
+
+def serialize(table: pa.Table, fmt: str) -> tuple[list[bytes], list[bytes]]:
+    """Each row's JSON line (times ISO 8601 with ``Z``) and the digest of its TRL columns' JSON."""
+    trl = list(EXPORT_FEATURES[fmt])
+    with_ids = table.column_names != trl
+    lines, digests = [], []
+    for row in table.to_pylist():
+        line = orjson.dumps(row, option=orjson.OPT_UTC_Z)
+        key = orjson.dumps({name: row[name] for name in trl}, option=orjson.OPT_UTC_Z) if with_ids else line
+        lines.append(line)
+        digests.append(hashlib.blake2b(key, digest_size=16).digest())
+    return lines, digests
+
+
+def reply_rows(candidates: pa.Table, verdicts: Verdicts, fmt: str, options: ExportOptions) -> RowBatch:
+    """The rows (sft, kto or flags) of one shard's candidate replies, serialized."""
+    builder = {"sft": sft_table, "kto": kto_table, "flags": lambda t: flags_table(t, verdicts.flags)}[fmt]
+    table = builder(candidates).select(list(export_features(fmt, include_ids=options.include_ids)))
+    lines, digests = serialize(table, fmt)
+    conversations = candidates["conversation_id"].to_pylist()
+    return RowBatch(
+        replies=candidates["key"].to_pylist(), conversations=conversations, test=split_mask(conversations, options),
+        lines=lines, digests=digests, liked=candidates["rating"].to_numpy() == LIKE,
+        has_files=bool_numpy(candidates["has_files"]),
+    )
+
+
+def pair_rows(replies: pa.Table, verdicts: Verdicts, options: ExportOptions, *, progress: bool = False
+              ) -> tuple[list[RowBatch], Counter]:
+    """The DPO rows of all candidate replies, in batches, and what pairing left out.
+
+    Returns:
+        The batches and counts ``no_opposite_rating``, ``identical_chosen_rejected`` and
+        ``pair_straddles_split``.
+    """
+    taker = RowTaker(replies)
+    chosen, rejected, counts = preference_pairs(replies, taker, cross_conversation=options.cross_conversation,
+                                                progress=progress)
+    order = np.lexsort((chosen, np.maximum(chosen, rejected)))
+    chosen, rejected = chosen[order], rejected[order]
+    conversations = replies["conversation_id"].to_numpy(zero_copy_only=False)
+    test = split_mask(conversations[chosen].tolist(), options)
+    same = test == split_mask(conversations[rejected].tolist(), options)
+    counts["pair_straddles_split"] = int((~same).sum())
+    chosen, rejected, test = chosen[same], rejected[same], test[same]
+    batches = []
+    columns = list(export_features("dpo", include_ids=options.include_ids))
+    for start in tqdm(range(0, len(chosen), ROW_BATCH), unit="batch", desc="building dpo rows", disable=not progress):
+        good, bad = taker.take(chosen[start : start + ROW_BATCH]), taker.take(rejected[start : start + ROW_BATCH])
+        lines, digests = serialize(dpo_table(good, bad).select(columns), "dpo")
+        batches.append(RowBatch(
+            replies=[f"{a}|{b}" for a, b in zip(good["key"].to_pylist(), bad["key"].to_pylist(), strict=True)],
+            conversations=good["conversation_id"].to_pylist(), test=test[start : start + ROW_BATCH], lines=lines,
+            digests=digests, liked=np.ones(len(lines), dtype=bool), has_files=bool_numpy(good["has_files"]),
+        ))
+    return batches, counts
+
+
+@dataclass
+class RowWriter:
+    """Keeps each row once, in order, and hands it to ``sink`` (or keeps it, with no sink).
+
+    Attributes:
+        collected: ``(split, line)`` of every kept row, when there is no sink.
+        counts: per split ``rows``, ``liked``, ``with_files``; ``duplicate`` rows removed.
+        conversations: per split, the conversations of its rows.
+    """
+
+    sink: Sink | None = None
+    collected: list[tuple[str, bytes]] = field(default_factory=list)
+    counts: Counter = field(default_factory=Counter)
+    conversations: dict[str, set[str]] = field(default_factory=lambda: {split: set() for split in SPLITS})
+    _replies: set[str] = field(default_factory=set)
+    _rows: set[bytes] = field(default_factory=set)
+
+    def add(self, batch: RowBatch) -> None:
+        """Keep the batch's rows that are new (not a copy of an earlier reply, not an identical row)."""
+        out: dict[str, list[bytes]] = {split: [] for split in SPLITS}
+        for i, (reply, digest) in enumerate(zip(batch.replies, batch.digests, strict=True)):
+            if reply in self._replies:
+                continue  # a copy of a reply already seen (counted with the turn records)
+            self._replies.add(reply)
+            if digest in self._rows:
+                self.counts["duplicate"] += 1
+                continue
+            self._rows.add(digest)
+            split = SPLITS[int(batch.test[i])]
+            if self.sink is None:
+                self.collected.append((split, batch.lines[i]))
+            else:
+                out[split].append(batch.lines[i])
+            self.conversations[split].add(batch.conversations[i])
+            self.counts.update({f"{split}_rows": 1, f"{split}_liked": int(batch.liked[i]),
+                                "with_files": int(batch.has_files[i])})
+        for split, lines in out.items():
+            if lines:
+                self.sink(split, lines)

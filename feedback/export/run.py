@@ -1,0 +1,73 @@
+"""``export FORMAT --source SOURCE --out DIR``: the export written to files (and pushed, if asked).
+
+``DIR/train.jsonl`` and ``DIR/test.jsonl`` hold one JSON object per line; ``DIR/stats.json`` the
+counts (``feedback.export.stats``). The files are written beside their final names and renamed
+at the end, so a failed export leaves the previous one in place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+
+from loguru import logger
+
+from feedback.export.build import Export, export_data_dir
+from feedback.export.hub import push_export, resolve_source
+from feedback.export.options import ExportOptions
+from feedback.export.rows import SPLITS
+
+
+def run_export(fmt: str, source: str, out_dir: str | os.PathLike[str], options: ExportOptions | None = None, *,
+               push_to_hub: str | None = None, private: bool = True, progress: bool = True) -> Export:
+    """Export ``source`` (a data dir or Hub dataset repo id) in ``fmt`` to ``out_dir``; push if asked.
+
+    Raises:
+        ValueError: for an unknown format or source.
+        FileNotFoundError: for a Hub repo that cannot be read.
+    """
+    data_dir = resolve_source(source)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    partial = {split: out / f".{split}.jsonl.partial" for split in SPLITS}
+    try:
+        with ExitStack() as stack:
+            handles = {split: stack.enter_context(open(path, "wb")) for split, path in partial.items()}
+            export = export_data_dir(fmt, data_dir, options, progress=progress,
+                                     sink=lambda split, lines: handles[split].write(b"\n".join(lines) + b"\n"))
+    except BaseException:
+        for path in partial.values():
+            path.unlink(missing_ok=True)
+        raise
+    for split, path in partial.items():
+        os.replace(path, out / f"{split}.jsonl")
+        export.files[split] = out / f"{split}.jsonl"
+    stats = {"source": source, "built_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"), **export.stats}
+    (out / "stats.json").write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
+    logger.info("wrote {} ({} train, {} test rows)", out, export.stats["rows"]["train"], export.stats["rows"]["test"])
+    if push_to_hub:
+        push_export(export, push_to_hub, source=source, private=private)
+    return export
+
+
+def summary(export: Export) -> str:
+    """A few lines for the terminal: rows per split, what was left out and why."""
+    stats = export.stats
+    rows, conversations = stats["rows"], stats["conversations"]
+    lines = [f"{export.format}: {rows['train']:,} train rows ({conversations['train']:,} conversations), "
+             f"{rows['test']:,} test rows ({conversations['test']:,} conversations)"]
+    replies = stats["replies"]
+    lines.append(f"replies: {replies['total']:,} ({replies['liked']:,} liked, {replies['disliked']:,} disliked, "
+                 f"{replies['unrated']:,} unrated, {replies['flagged']:,} flagged)")
+    left_out = ", ".join(f"{name} {n:,}" for name, n in stats["left_out"].items() if name != "not_flagged")
+    removed = ", ".join(f"{name} {n:,}" for name, n in stats["rows_removed"].items() if n)
+    lines.append(f"left out: {left_out or 'none'}; rows removed: {removed or 'none'}")
+    bad = {kind: counts["bad_lines"] for kind, counts in stats["records"].items() if counts["bad_lines"]}
+    if bad:
+        lines.append("skipped unreadable lines: " + ", ".join(f"{kind} {n:,}" for kind, n in bad.items()))
+    for split, balance in stats.get("balance", {}).items():
+        lines.append(f"kto {split} balance: {balance['liked']:,} liked / {balance['disliked']:,} disliked")
+    return "\n".join(lines)

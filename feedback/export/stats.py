@@ -1,0 +1,95 @@
+"""``stats.json``: what went into an export, what was left out and why, and the split sizes.
+
+Shape (counts are integers)::
+
+    {"format": "kto", "options": {...},
+     "records": {"turns":   {"files", "bytes", "records", "bad_lines", "duplicates", "incomplete"},
+                 "ratings": {..., "undone", "unknown_reply"}, "flags": {..., "unknown_reply"}},
+     "replies": {"total", "liked", "disliked", "unrated", "flagged", "with_files"},
+     "left_out": {"flagged": 3, "unrated": 10, ...},          # replies, by first reason
+     "rows_removed": {"duplicate": 1, ...},                    # rows, after they were built
+     "rows": {"train": 90, "test": 10}, "conversations": {"train": 30, "test": 3},
+     "prompts_with_files": 2,                                  # rows whose prompt had files
+     "balance": {"train": {"liked": 50, "disliked": 40, "liked_share": 0.556}, "test": {...}}}  # kto
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from feedback.export.options import ExportOptions
+from feedback.export.read import ReadCounts
+from feedback.export.replies import STATUS, STATUSES
+from feedback.export.rows import SPLITS, RowWriter
+from feedback.export.verdicts import DISLIKE, LIKE, UNRATED, Verdicts
+
+
+def build_stats(
+    fmt: str,
+    options: ExportOptions,
+    *,
+    reads: dict[str, ReadCounts],
+    verdicts: Verdicts,
+    statuses: pa.Table,
+    turn_duplicates: int,
+    writer: RowWriter,
+    pairing: Counter,
+) -> dict[str, Any]:
+    """The stats of one export (shape in the module docstring)."""
+    status = statuses["status"].to_numpy()
+    complete = status != STATUS["incomplete"]
+    rating = statuses["rating"].to_numpy()[complete]
+    left_out = Counter({name: int((status == code).sum()) for code, name in enumerate(STATUSES) if code})
+    left_out.update({k: v for k, v in pairing.items() if k == "no_opposite_rating"})
+    removed = {k: int(v) for k, v in pairing.items() if k != "no_opposite_rating"}
+    removed["duplicate"] = writer.counts["duplicate"]
+    return {
+        "format": fmt,
+        "options": options.as_dict(),
+        "records": _record_counts(reads, verdicts, statuses, turn_duplicates, int((~complete).sum())),
+        "replies": {
+            "total": int(complete.sum()),
+            "liked": int((rating == LIKE).sum()),
+            "disliked": int((rating == DISLIKE).sum()),
+            "unrated": int((rating == UNRATED).sum()),
+            "flagged": int(statuses["flagged"].to_numpy()[complete].sum()),
+            "with_files": int(statuses["has_files"].to_numpy()[complete].sum()),
+        },
+        "left_out": {name: n for name, n in left_out.items() if n},
+        "rows_removed": removed,
+        **_split_counts(writer, fmt),
+    }
+
+
+def _record_counts(reads: dict[str, ReadCounts], verdicts: Verdicts, statuses: pa.Table, turn_duplicates: int,
+                   incomplete_turns: int) -> dict[str, dict[str, int]]:
+    counts = {kind: dict(vars(read)) for kind, read in reads.items()}
+    counts["turns"].update(duplicates=turn_duplicates, incomplete=incomplete_turns)
+    for kind in ("ratings", "flags"):
+        counts[kind].update({"duplicates": 0, "incomplete": 0, **verdicts.counts[kind]})
+    turn_keys = statuses["key"]
+    known = pc.is_in(verdicts.latest["key"], value_set=turn_keys)
+    counts["ratings"]["unknown_reply"] = int(pc.sum(pc.invert(known)).as_py() or 0)
+    flag_keys = pa.array(list(verdicts.flags), pa.string())
+    counts["flags"]["unknown_reply"] = int(pc.sum(pc.invert(pc.is_in(flag_keys, value_set=turn_keys))).as_py() or 0)
+    return counts
+
+
+def _split_counts(writer: RowWriter, fmt: str) -> dict[str, Any]:
+    counts = writer.counts
+    result: dict[str, Any] = {
+        "rows": {split: counts[f"{split}_rows"] for split in SPLITS},
+        "conversations": {split: len(writer.conversations[split]) for split in SPLITS},
+        "prompts_with_files": counts["with_files"],
+    }
+    if fmt == "kto":
+        result["balance"] = {}
+        for split in SPLITS:
+            rows, liked = counts[f"{split}_rows"], counts[f"{split}_liked"]
+            share = round(liked / rows, 3) if rows else None
+            result["balance"][split] = {"liked": liked, "disliked": rows - liked, "liked_share": share}
+    return result
