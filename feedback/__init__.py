@@ -4,29 +4,46 @@ Public API::
 
     from feedback import FeedbackChatInterface, attach_feedback, FeedbackStore, FeedbackRecorder
     demo = FeedbackChatInterface(my_chat_fn, data_dir="data")   # in place of gr.ChatInterface
+
+Names are imported on first use, so ``from feedback.export import ...`` or ``python -m feedback
+export`` do not pay for importing gradio.
 """
 
-from feedback.api import ChatAPI
-from feedback.app import build_app
-from feedback.callbacks import FeedbackCallback
-from feedback.recorder import FeedbackError, FeedbackRecorder
-from feedback.responders import EchoResponder, Responder, ResponderError, make_responder
-from feedback.store import FeedbackStore
-from feedback.ui import ChatSession, FeedbackChatInterface, FeedbackLog, attach_feedback
+from __future__ import annotations
 
-__all__ = [
-    "ChatAPI",
-    "ChatSession",
-    "EchoResponder",
-    "FeedbackCallback",
-    "FeedbackChatInterface",
-    "FeedbackError",
-    "FeedbackLog",
-    "FeedbackRecorder",
-    "FeedbackStore",
-    "Responder",
-    "ResponderError",
-    "attach_feedback",
-    "build_app",
-    "make_responder",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ChatAPI": "feedback.api",
+    "build_app": "feedback.app",
+    "create_app": "feedback.app",
+    "FeedbackApp": "feedback.app",
+    "FeedbackCallback": "feedback.callbacks",
+    "FeedbackError": "feedback.recorder",
+    "FeedbackRecorder": "feedback.recorder",
+    "EchoResponder": "feedback.responders",
+    "Responder": "feedback.responders",
+    "ResponderError": "feedback.responders",
+    "make_responder": "feedback.responders",
+    "FeedbackStore": "feedback.store",
+    "ChatSession": "feedback.ui",
+    "FeedbackChatInterface": "feedback.ui",
+    "FeedbackLog": "feedback.ui",
+    "attach_feedback": "feedback.ui",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name from its module on first use (PEP 562)."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'feedback' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

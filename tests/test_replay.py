@@ -35,6 +35,7 @@ def replay_and_check(tmp_path: Path, hh_file: Path, limit: int | None) -> dict[s
     index = ReplayIndex.from_file(hh_file)
     scripts = index.scripts[:limit] if limit is not None else index.scripts
     check_records(data_dir, scripts)
+    check_exports(data_dir, scripts)
     assert summary["conversations"] == f"{len(scripts):,}"
     assert summary["errors"] == "0"
     assert summary["skipped"].startswith(f"{index.skipped:,}")
@@ -71,6 +72,33 @@ def check_records(data_dir: Path, scripts) -> None:  # noqa: ANN001 - a sequence
         per_conversation[rating["conversation_id"]].append(rating["rating"])
     assert len(per_conversation) == len(scripts)
     assert all(sorted(values) == ["dislike", "like"] for values in per_conversation.values())
+
+
+def check_exports(data_dir: Path, scripts) -> None:  # noqa: ANN001 - a sequence of ReplayScript
+    """The replayed log exported as DPO reproduces every pair; KTO gives one true and one false row per pair."""
+    from feedback.export import rows_from_data_dir
+
+    def prompt_of(script) -> tuple:  # noqa: ANN001
+        messages = []
+        for i, text in enumerate(script.user_turns):
+            messages.append(("user", text))
+            if i < len(script.replies):
+                messages.append(("assistant", script.replies[i]))
+        return tuple(messages)
+
+    def key(prompt: list[dict]) -> tuple:
+        return tuple((m["role"], m["content"]) for m in prompt)
+
+    expected = Counter((prompt_of(s), s.chosen, s.rejected) for s in scripts)
+    dpo = rows_from_data_dir("dpo", data_dir, test_size=0.0)
+    got = Counter((key(r["prompt"]), r["chosen"][0]["content"], r["rejected"][0]["content"]) for r in dpo)
+    assert len(dpo) == len(scripts) and got == expected
+    kto = rows_from_data_dir("kto", data_dir, test_size=0.0)
+    labels = Counter((key(r["prompt"]), r["completion"][0]["content"], r["label"]) for r in kto)
+    assert len(kto) == 2 * len(scripts)
+    assert labels == Counter({(p, c, True): n for (p, c, _), n in expected.items()}) + Counter(
+        {(p, r, False): n for (p, _, r), n in expected.items()}
+    )
 
 
 def test_replay_of_300_pairs_through_the_running_app(tmp_path, hh_rlhf_file):
