@@ -7,7 +7,7 @@
 4. rows go through one :class:`~feedback.export.rows.RowWriter`, in log order: copies of a reply
    and identical rows are dropped, each row goes to its split.
 
-Records come either from a data dir (``{data_dir}/turns|ratings|flags/*.jsonl``) or from Python
+Records come either from a data dir (``{data_dir}/turns|ratings|flags|reviews/*.jsonl``) or from Python
 objects; both are parsed by the same explicit-schema JSON reader.
 """
 
@@ -31,7 +31,7 @@ from feedback.export.read import ReadCounts, parse_jsonl, read_kind, records_to_
 from feedback.export.replies import TURN_COLUMNS, dedup_replies, dedup_statuses, select_replies
 from feedback.export.rows import SPLITS, RowBatch, RowWriter, Sink, pair_rows, reply_rows
 from feedback.export.stats import build_stats
-from feedback.export.verdicts import FLAG_COLUMNS, RATING_COLUMNS, Verdicts, judge
+from feedback.export.verdicts import FLAG_COLUMNS, RATING_COLUMNS, REVIEW_COLUMNS, Verdicts, judge
 from feedback.features import export_features, record_schema
 
 if TYPE_CHECKING:
@@ -123,12 +123,12 @@ def export_data_dir(fmt: str, data_dir: str | os.PathLike[str], options: ExportO
 
 
 def export_records(fmt: str, turns: Records, ratings: Records = (), flags: Records = (),
-                   options: ExportOptions | None = None) -> Export:
+                   options: ExportOptions | None = None, reviews: Records = ()) -> Export:
     """Export records given as objects: ``schemas.records`` models or dicts of their JSON form.
 
     Invalid records are skipped and counted (``stats["records"][kind]["bad_lines"]``), as in files.
     """
-    given = {"turns": turns, "ratings": ratings, "flags": flags}
+    given = {"turns": turns, "ratings": ratings, "flags": flags, "reviews": reviews}
 
     def read(kind: str, columns: list[str], transform: Callable[[pa.Table], Any],
              consume: Callable[[Any], None]) -> ReadCounts:
@@ -146,10 +146,13 @@ def _export(fmt: str, read: Reader, options: ExportOptions, *, sink: Sink | None
     try:
         ratings: list[pa.Table] = [record_schema("ratings", RATING_COLUMNS).empty_table()]
         flags: list[pa.Table] = [record_schema("flags", FLAG_COLUMNS).empty_table()]
+        reviews: list[pa.Table] = [record_schema("reviews", REVIEW_COLUMNS).empty_table()]
         rating_reads = read("ratings", RATING_COLUMNS, lambda table: table, ratings.append)
         flag_reads = read("flags", FLAG_COLUMNS, lambda table: table, flags.append)
-        verdicts = judge(pa.concat_tables(ratings), pa.concat_tables(flags), progress=progress)
-        del ratings, flags
+        read("reviews", REVIEW_COLUMNS, lambda table: table, reviews.append)
+        verdicts = judge(pa.concat_tables(ratings), pa.concat_tables(flags), pa.concat_tables(reviews),
+                         progress=progress)
+        del ratings, flags, reviews
         writer = RowWriter(sink)
         statuses, duplicates, pairing, turn_reads = _turn_rows(fmt, read, verdicts, options, writer, progress)
     finally:
@@ -194,14 +197,15 @@ def _turn_rows(fmt: str, read: Reader, verdicts: Verdicts, options: ExportOption
 
 
 def _rows(fmt: str, turns: Records, ratings: Records, flags: Records, options: dict[str, Any]) -> list[dict[str, Any]]:
-    return export_records(fmt, turns, ratings, flags, ExportOptions(**options)).rows()
+    reviews = options.pop("reviews", ())
+    return export_records(fmt, turns, ratings, flags, ExportOptions(**options), reviews=reviews).rows()
 
 
 def sft_rows(turns: Records, ratings: Records = (), flags: Records = (), **options: Any) -> list[dict[str, Any]]:
     """TRL language-modeling rows ``{"messages": [...prompt, {"role": "assistant", ...}]}`` of liked replies.
 
-    ``options`` are :class:`ExportOptions` fields (e.g. ``include_unrated=True``); every split's
-    rows are returned, in order.
+    ``options`` are :class:`ExportOptions` fields (e.g. ``include_unrated=True``), plus
+    ``reviews=[...]`` (review records); every split's rows are returned, in order.
     """
     return _rows("sft", turns, ratings, flags, options)
 

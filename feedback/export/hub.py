@@ -18,7 +18,7 @@ from loguru import logger
 from feedback.export.build import Export
 from feedback.export.card import dataset_card
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}$")
-SOURCE_KINDS = ("turns", "ratings", "flags")
+SOURCE_KINDS = ("turns", "ratings", "flags", "reviews")
 """The record folders an export reads."""
 SOURCE_PATTERNS = [f"{kind}/*" for kind in SOURCE_KINDS]
 

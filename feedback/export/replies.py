@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from feedback.export.arrow import bool_numpy, single_array
 from feedback.export.options import ExportOptions
-from feedback.export.verdicts import DISLIKE, UNRATED, Verdicts, reply_keys
+from feedback.export.verdicts import DISLIKE, LIKE, UNRATED, Verdicts, reply_keys
 
 TURN_COLUMNS = ["conversation_id", "message_id", "timestamp", "model", "messages", "response"]
 
@@ -30,7 +30,8 @@ STATUSES = (
     "other_model",  # --model given and the reply is of another model
     "outside_dates",  # before --since or not before --until
     "not_flagged",  # flags: the reply was never flagged
-    "flagged",  # sft/dpo/kto without --keep-flagged
+    "flagged",  # sft/dpo/kto without --keep-flagged (a flag a reviewer dismissed does not count)
+    "confirmed_flag",  # a reviewer confirmed the flag: out of sft, and of kto/dpo when liked, even with --keep-flagged
     "disliked",  # sft: the latest rating is a dislike
     "unrated",  # no rating, or the latest was undone (sft without --include-unrated, dpo, kto)
     "no_opposite_rating",  # dpo: no liked and disliked reply to the same prompt
@@ -39,11 +40,14 @@ STATUS = {name: code for code, name in enumerate(STATUSES)}
 
 
 def reply_statuses(fmt: str, options: ExportOptions, *, rating: np.ndarray, flagged: np.ndarray, lonely: np.ndarray,
-                   incomplete: np.ndarray, other_model: np.ndarray, outside_dates: np.ndarray) -> np.ndarray:
+                   incomplete: np.ndarray, other_model: np.ndarray, outside_dates: np.ndarray,
+                   confirmed: np.ndarray | None = None) -> np.ndarray:
     """The status code of each reply (int8), the earliest reason in :data:`STATUSES` winning.
 
     ``lonely``: dpo, per reply, True when its conversation has no liked and disliked replies.
+    ``confirmed``: per reply, True when a reviewer confirmed its flag.
     """
+    confirmed = np.zeros(len(rating), dtype=bool) if confirmed is None else confirmed
     status = np.zeros(len(rating), dtype=np.int8)
     status[lonely] = STATUS["no_opposite_rating"]
     if fmt == "flags":
@@ -53,6 +57,7 @@ def reply_statuses(fmt: str, options: ExportOptions, *, rating: np.ndarray, flag
             status[rating == UNRATED] = STATUS["unrated"]
         if fmt == "sft":
             status[rating == DISLIKE] = STATUS["disliked"]
+        status[confirmed if fmt == "sft" else confirmed & (rating == LIKE)] = STATUS["confirmed_flag"]
         if not options.keep_flagged:
             status[flagged] = STATUS["flagged"]
     status[outside_dates] = STATUS["outside_dates"]
@@ -68,26 +73,38 @@ def select_replies(turns: pa.Table, verdicts: Verdicts, fmt: str, options: Expor
         ``(statuses, candidates)``: ``statuses`` has one row per turn (``key``, ``status``,
         ``rating``, ``flagged``, ``has_files``); ``candidates`` the kept turns with ``key``,
         ``conversation_id``, ``message_id``, ``timestamp``, ``model``, ``prompt`` (TRL messages),
-        ``response``, ``rating`` (int8 code) and ``has_files``.
+        ``response``, ``rating`` (int8 code), ``has_files``, ``pairable`` (kept for rating pairs)
+        and ``correction`` (dpo: a reviewer's corrected reply, else null).
     """
     keys = reply_keys(turns)
     key_list = keys.to_pylist()
     rating = np.fromiter((verdicts.ratings.get(k, UNRATED) for k in key_list), dtype=np.int8, count=len(key_list))
     flagged = np.fromiter((k in verdicts.flags for k in key_list), dtype=bool, count=len(key_list))
+    if fmt != "flags":  # the review queue lists every flag; the training formats drop dismissed ones
+        dismissed, confirmed_keys = verdicts.decided("dismissed"), verdicts.decided("confirmed")
+        flagged &= np.fromiter((k not in dismissed for k in key_list), dtype=bool, count=len(key_list))
+        confirmed = np.fromiter((k in confirmed_keys for k in key_list), dtype=bool, count=len(key_list))
+    else:
+        confirmed = np.zeros(len(key_list), dtype=bool)
+    fixes = verdicts.corrections() if fmt == "dpo" else {}
+    correction = pa.array([fixes.get(k) for k in key_list], pa.string())
     prompt, has_files, bad_messages = trl_messages(turns["messages"])
     status = reply_statuses(
         fmt, options, rating=rating, flagged=flagged, lonely=_lonely(turns, verdicts, fmt, options),
         incomplete=_incomplete(turns, keys) | bad_messages,
         other_model=_other_model(turns, options.models),
-        outside_dates=_outside_dates(turns, options.since, options.until),
+        outside_dates=_outside_dates(turns, options.since, options.until), confirmed=confirmed,
     )
     statuses = pa.table({"key": keys, "status": status, "rating": rating, "flagged": flagged, "has_files": has_files})
-    kept = pa.array(status == STATUS["kept"])
+    pairable = status == STATUS["kept"]
+    usable = ~(status == STATUS["incomplete"]) & ~(status == STATUS["other_model"]) & ~(status == STATUS["outside_dates"])
+    corrected = bool_numpy(pc.is_valid(correction)) & usable  # dpo: a reviewer's fix pairs with its reply
     candidates = pa.table({
         "key": keys, "conversation_id": turns["conversation_id"], "message_id": turns["message_id"],
         "timestamp": turns["timestamp"], "model": turns["model"], "prompt": prompt,
         "response": turns["response"], "rating": rating, "has_files": has_files,
-    }).filter(kept)
+        "pairable": pairable, "correction": correction,
+    }).filter(pa.array(pairable | corrected))
     return statuses, candidates
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401 - pa.compute
 from tqdm.auto import tqdm
 
 from feedback.export.arrow import RowTaker, bool_numpy
@@ -110,10 +111,15 @@ def pair_rows(replies: pa.Table, verdicts: Verdicts, options: ExportOptions, *, 
               ) -> tuple[list[RowBatch], Counter]:
     """The DPO rows of all candidate replies, in batches, and what pairing left out.
 
+    Rating pairs come from the ``pairable`` replies; each reply with a reviewer's ``correction``
+    also makes a pair: the correction as ``chosen`` (``chosen_id`` null), the reply as ``rejected``.
+
     Returns:
-        The batches and counts ``no_opposite_rating``, ``identical_chosen_rejected`` and
-        ``pair_straddles_split``.
+        The batches and counts ``no_opposite_rating``, ``identical_chosen_rejected``,
+        ``pair_straddles_split`` and ``review_corrections`` (pairs made from corrections).
     """
+    corrected = replies.filter(pa.compute.is_valid(replies["correction"]))
+    replies = replies.filter(replies["pairable"])
     taker = RowTaker(replies)
     chosen, rejected, counts = preference_pairs(replies, taker, cross_conversation=options.cross_conversation,
                                                 progress=progress)
@@ -134,7 +140,25 @@ def pair_rows(replies: pa.Table, verdicts: Verdicts, options: ExportOptions, *, 
             conversations=good["conversation_id"].to_pylist(), test=test[start : start + ROW_BATCH], lines=lines,
             digests=digests, liked=np.ones(len(lines), dtype=bool), has_files=bool_numpy(good["has_files"]),
         ))
+    if corrected.num_rows:
+        batches.append(correction_rows(corrected, options))
+        counts["review_corrections"] = corrected.num_rows
     return batches, counts
+
+
+def correction_rows(flagged: pa.Table, options: ExportOptions) -> RowBatch:
+    """DPO rows of reviewer corrections: ``chosen`` the corrected reply, ``rejected`` the flagged one."""
+    chosen = flagged.set_column(flagged.schema.get_field_index("response"), "response", flagged["correction"])
+    chosen = chosen.set_column(chosen.schema.get_field_index("message_id"), "message_id",
+                               pa.nulls(chosen.num_rows, pa.string()))
+    columns = list(export_features("dpo", include_ids=options.include_ids))
+    lines, digests = serialize(dpo_table(chosen, flagged).select(columns), "dpo")
+    conversations = flagged["conversation_id"].to_pylist()
+    return RowBatch(
+        replies=[f"review|{key}" for key in flagged["key"].to_pylist()], conversations=conversations,
+        test=split_mask(conversations, options), lines=lines, digests=digests,
+        liked=np.ones(len(lines), dtype=bool), has_files=bool_numpy(flagged["has_files"]),
+    )
 
 
 @dataclass

@@ -45,8 +45,9 @@ def build_stats(
     rating = statuses["rating"].to_numpy()[complete]
     left_out = Counter({name: int((status == code).sum()) for code, name in enumerate(STATUSES) if code})
     left_out.update({k: v for k, v in pairing.items() if k == "no_opposite_rating"})
-    removed = {k: int(v) for k, v in pairing.items() if k != "no_opposite_rating"}
+    removed = {k: int(v) for k, v in pairing.items() if k not in ("no_opposite_rating", "review_corrections")}
     removed["duplicate"] = writer.counts["duplicate"]
+    reviews = {decision: len(verdicts.decided(decision)) for decision in ("confirmed", "dismissed", "needs-fix")}
     return {
         "format": fmt,
         "options": options.as_dict(),
@@ -60,6 +61,7 @@ def build_stats(
             "with_files": int(statuses["has_files"].to_numpy()[complete].sum()),
         },
         "left_out": {name: n for name, n in left_out.items() if n},
+        "reviews": {**reviews, "correction_pairs": int(pairing.get("review_corrections", 0))},
         "rows_removed": removed,
         **_split_counts(writer, fmt),
     }

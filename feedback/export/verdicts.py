@@ -8,6 +8,10 @@ names a reply of another conversation is left out as an unknown reply).
   order); ``rating: null`` is an undo, so a reply whose latest record is an undo is unrated.
 * A reply is flagged when any flag record names it.
 * Identical records (the same shard synced twice, two copies of a file) count once.
+* The latest review of a flagged reply is its decision: ``dismissed`` (the flag no longer keeps
+  the reply out), ``confirmed`` (the reply stays out of SFT and of KTO-true even when liked,
+  and is never a DPO ``chosen``), ``needs-fix``; a ``corrected_reply`` becomes a DPO ``chosen``
+  against the flagged reply.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ RATING_NAMES = {LIKE: "like", DISLIKE: "dislike", UNRATED: None}
 
 RATING_COLUMNS = ["conversation_id", "message_id", "timestamp", "rating", "option", "comment"]
 FLAG_COLUMNS = ["conversation_id", "message_id", "timestamp", "reasons", "comment"]
+REVIEW_COLUMNS = ["conversation_id", "message_id", "timestamp", "decision", "corrected_reply"]
 KEY_SEPARATOR = "\x1f"
 
 
@@ -54,6 +59,7 @@ class Verdicts:
         both_ratings: conversations with at least one liked and one disliked reply.
         counts: per record kind, ``duplicates``, ``incomplete`` (a required field missing or
             invalid) and, for ratings, ``undone``.
+        reviews: reply key -> ``(decision, corrected_reply or None)`` of its latest review.
     """
 
     ratings: dict[str, int]
@@ -61,10 +67,20 @@ class Verdicts:
     flags: dict[str, dict[str, Any]]
     both_ratings: set[str]
     counts: dict[str, Counter] = field(default_factory=dict)
+    reviews: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+
+    def decided(self, decision: str) -> set[str]:
+        """Keys of flagged replies whose latest review is ``decision``."""
+        return {key for key, (made, _) in self.reviews.items() if made == decision and key in self.flags}
+
+    def corrections(self) -> dict[str, str]:
+        """Reply key -> the reviewer's corrected reply, for flagged replies whose latest review has one."""
+        return {key: fixed for key, (_, fixed) in self.reviews.items() if fixed and key in self.flags}
 
 
-def judge(ratings: pa.Table, flags: pa.Table, *, progress: bool = False) -> Verdicts:
-    """Verdicts from rating records (``RATING_COLUMNS``) and flag records (``FLAG_COLUMNS``), in file order."""
+def judge(ratings: pa.Table, flags: pa.Table, reviews: pa.Table | None = None, *, progress: bool = False) -> Verdicts:
+    """Verdicts from rating, flag and review records (``RATING_COLUMNS``, ``FLAG_COLUMNS``,
+    ``REVIEW_COLUMNS``), in file order."""
     with tqdm(total=3, unit="step", desc="judging ratings and flags", disable=not progress) as bar:
         latest, rating_counts = latest_ratings(ratings)
         bar.update()
@@ -80,7 +96,25 @@ def judge(ratings: pa.Table, flags: pa.Table, *, progress: bool = False) -> Verd
         flags=summaries,
         both_ratings=_liked_and_disliked(latest),
         counts={"ratings": rating_counts, "flags": flag_counts},
+        reviews=latest_reviews(reviews) if reviews is not None else {},
     )
+
+
+def latest_reviews(reviews: pa.Table) -> dict[str, tuple[str, str | None]]:
+    """Reply key -> ``(decision, corrected_reply)`` of its latest review (by time, then file order).
+
+    Reviews without ids, time or a known decision are ignored.
+    """
+    table = reviews.append_column("key", reply_keys(reviews))
+    known = pc.is_in(table["decision"], pa.array(["confirmed", "dismissed", "needs-fix"]))
+    valid = pc.and_(pc.and_(pc.is_valid(table["key"]), pc.is_valid(table["timestamp"])), known)
+    table = table.filter(pc.fill_null(valid, False))
+    table = table.take(pc.sort_indices(table, sort_keys=[("timestamp", "ascending")]))  # stable: file order kept
+    latest: dict[str, tuple[str, str | None]] = {}
+    for key, decision, fixed in zip(*(table[c].to_pylist() for c in ("key", "decision", "corrected_reply")),
+                                    strict=True):
+        latest[key] = (decision, fixed or None)
+    return latest
 
 
 def _liked_and_disliked(latest: pa.Table) -> set[str]:
