@@ -118,8 +118,9 @@ def pair_rows(replies: pa.Table, verdicts: Verdicts, options: ExportOptions, *, 
         The batches and counts ``no_opposite_rating``, ``identical_chosen_rejected``,
         ``pair_straddles_split`` and ``review_corrections`` (pairs made from corrections).
     """
-    corrected = replies.filter(pa.compute.is_valid(replies["correction"]))
-    replies = replies.filter(replies["pairable"])
+    corrected = replies.filter(pa.compute.is_valid(replies["correction"]))  # few rows: a small copy
+    if corrected.num_rows and not pa.compute.all(replies["pairable"]).as_py():
+        replies = replies.filter(replies["pairable"])  # copies the text: only when some rows must go
     taker = RowTaker(replies)
     chosen, rejected, counts = preference_pairs(replies, taker, cross_conversation=options.cross_conversation,
                                                 progress=progress)
