@@ -99,6 +99,7 @@ class FeedbackStore:
         self.writer_id = uuid.uuid4().hex[:12]
         self._open: dict[str, _OpenShard] = {}
         self._sequence = 0
+        self._stored: dict[tuple[str, int, int], str] = {}  # (source path, size, mtime) -> stored path
         for kind in RECORD_TYPES:
             (self.root / kind).mkdir(parents=True, exist_ok=True)
 
@@ -165,7 +166,8 @@ class FeedbackStore:
             shard.handle.close()
 
     def store_file(self, source: str | os.PathLike[str]) -> str:
-        """Copy an uploaded file into ``files/`` under its content hash, once.
+        """Copy an uploaded file into ``files/`` under its content hash, once (a source already
+        stored, unchanged since, is not read again).
 
         Returns:
             The path relative to the data dir, ``files/<sha256 hex><suffix>`` (suffix lower-cased).
@@ -173,6 +175,10 @@ class FeedbackStore:
             FileNotFoundError: when ``source`` does not exist.
         """
         source = Path(source)
+        stat = source.stat()
+        seen = (str(source.resolve()), stat.st_size, stat.st_mtime_ns)
+        if seen in self._stored:  # the same upload again (a history is re-sent every turn): no re-hash
+            return self._stored[seen]
         digest = hashlib.sha256()
         with open(source, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
@@ -185,6 +191,7 @@ class FeedbackStore:
                 with open(source, "rb") as handle:
                     shutil.copyfileobj(handle, tmp)
             os.replace(tmp.name, target)
+        self._stored[seen] = relative
         return relative
 
     # -- reading -------------------------------------------------------------------------

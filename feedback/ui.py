@@ -65,15 +65,13 @@ class FeedbackWiring:
     """Connects a ``gr.Chatbot`` to a recorder: thumbs, flag menu, comment box, new id on clear.
 
     Args:
-        recorder: validates and writes the records.
-        flag_reasons: the flag menu; defaults to the recorder's reasons.
+        recorder: validates and writes the records; its flag reasons are the flag menu.
     """
 
     def __init__(self, recorder: FeedbackRecorder) -> None:
         self.recorder = recorder
         self.callback = FeedbackCallback(recorder, flag_reasons=recorder.flag_reasons, source="ui")
         self.session: gr.State | None = None
-        self.comment: gr.Textbox | None = None
 
     def make_session(self) -> gr.State:
         """The per-session state (created unrendered when outside a ``gr.Blocks``)."""
@@ -84,7 +82,7 @@ class FeedbackWiring:
         """Register the like and clear listeners (call inside the ``gr.Blocks`` that holds ``chatbot``)."""
         chatbot.feedback_options = ("Like", "Dislike", *self.recorder.flag_reasons)
         self.callback.setup([chatbot], str(self.recorder.store.root))
-        self.session, self.comment = session, comment
+        self.session = session
         chatbot.like(self.on_like, [chatbot, session, comment], [comment], api_visibility="undocumented")
         chatbot.clear(new_session, None, [session], api_visibility="undocumented")
 
@@ -144,7 +142,7 @@ class FeedbackWiring:
         at this position makes this a retry (same user message: ``regenerated_from``) or an edit
         (``edited_from``).
         """
-        turn_index = sum(1 for m in history if _role(m) == "assistant")
+        turn_index = assistant_position(history, len(history))
         previous = session.message_ids[turn_index] if turn_index < len(session.message_ids) else None
         regenerated_from = edited_from = None
         ref = self.recorder.turn_ref(session.conversation_id, previous) if previous else None
