@@ -26,8 +26,9 @@ from loguru import logger
 
 from feedback.card import dataset_card
 from feedback.store import FeedbackStore
+from schemas.records import RECORD_TYPES
 
-SYNC_PATTERNS = ["turns/*.jsonl", "ratings/*.jsonl", "flags/*.jsonl", "reviews/*.jsonl", "files/*", "README.md"]
+SYNC_PATTERNS = [*(f"{kind}/*.jsonl" for kind in RECORD_TYPES), "files/*", "README.md"]
 """What is synced: the record folders, uploaded files and the dataset card."""
 _TAIL_BLOCK = 64 * 1024
 

@@ -33,6 +33,10 @@ Source = Literal["ui", "api", "interface"]
 """Where a record came from: the Gradio page, the HTTP API, or a ``gr.Interface`` flag button."""
 
 
+REPO_ID_PATTERN = r"^[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}$"
+"""A Hugging Face repo id, ``owner/name``."""
+
+
 def is_valid_id(value: object) -> bool:
     """True when ``value`` is a string of 8-64 characters of ``[A-Za-z0-9_-]``."""
     return isinstance(value, str) and _ID_RE.match(value) is not None

@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from schemas.records import REPO_ID_PATTERN
+
 DEFAULT_FLAG_REASONS = ("Inaccurate", "Harmful", "Off-topic", "Other")
 DEFAULT_NOTICE = (
     "Conversations, ratings and flags on this page are recorded to improve the model. "
@@ -53,7 +55,7 @@ class Settings(BaseSettings):
     flag_reasons: Annotated[tuple[str, ...], NoDecode] = DEFAULT_FLAG_REASONS
     max_message_chars: int = Field(default=100_000, gt=0)
 
-    dataset_repo: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    dataset_repo: str | None = Field(default=None, pattern=REPO_ID_PATTERN)
     sync_every: float = Field(default=5.0, gt=0, description="minutes")
     private: bool = True
     license: str = "other"

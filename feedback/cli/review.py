@@ -14,8 +14,9 @@ from loguru import logger
 from feedback.review.desk import ReviewDesk
 from feedback.review.ui import ReviewPage
 from feedback.store import FeedbackStore
+from schemas.records import REPO_ID_PATTERN
 
-_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_REPO_ID = re.compile(REPO_ID_PATTERN)
 
 
 def local_data_dir(source: str, data_dir: Path | None, token: str | None) -> Path:

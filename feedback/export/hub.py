@@ -17,8 +17,9 @@ from loguru import logger
 
 from feedback.export.build import Export
 from feedback.export.card import dataset_card
-_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}$")
-SOURCE_KINDS = ("turns", "ratings", "flags", "reviews")
+from schemas.records import RECORD_TYPES, REPO_ID_PATTERN
+_REPO_ID = re.compile(REPO_ID_PATTERN)
+SOURCE_KINDS = tuple(RECORD_TYPES)
 """The record folders an export reads."""
 SOURCE_PATTERNS = [f"{kind}/*" for kind in SOURCE_KINDS]
 
