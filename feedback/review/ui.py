@@ -15,7 +15,8 @@ import gradio as gr
 from feedback.api import refusal
 from feedback.recorder import FeedbackError
 from feedback.review.desk import DECISIONS, ReviewDesk
-from feedback.review.queue import STATUSES, QueueFilter, QueueItem
+from feedback.review.queue import STATUSES, QueueFilter, QueueItem, build_queue, filter_queue
+from feedback.review.stats import FeedbackStats, compute_stats
 
 ANY = "(any)"
 TABLE_COLUMNS = ["last flagged (UTC)", "model", "reasons", "flags", "rating", "status", "reply"]
@@ -45,6 +46,14 @@ def make_filter(reason: str | None, model: str | None, since: Any, until: Any, s
         return None if value in (None, "", ANY) else value
 
     return QueueFilter(reason=pick(reason), model=pick(model), since=_day(since), until=_day(until), status=pick(status))
+
+
+def _stat_values(stats: FeedbackStats) -> tuple[Any, ...]:
+    """The Stats tab's component values: the open-queue line and the four plots' frames."""
+    per_model = stats.per_model.dropna(subset=["like_rate"])
+    lengths = stats.conversation_lengths.astype({"turns": str})  # categories: one bar per length
+    return (f"**Open review queue:** {stats.open_queue} flagged replies without a decision",
+            stats.ratings_per_day, per_model, stats.flags_per_reason, lengths)
 
 
 def item_row(item: QueueItem) -> list[Any]:
@@ -192,21 +201,23 @@ class ReviewPage:
     def load_stats(self, request: gr.Request, profile: gr.OAuthProfile | None = None) -> tuple[Any, ...]:
         """The Stats tab's values."""
         self.reviewer(request, profile)
-        stats = self.desk.stats()
-        per_model = stats.per_model.dropna(subset=["like_rate"])
-        lengths = stats.conversation_lengths.astype({"turns": str})  # categories: one bar per length
-        return (f"**Open review queue:** {stats.open_queue} flagged replies without a decision",
-                stats.ratings_per_day, per_model, stats.flags_per_reason, lengths)
+        return _stat_values(compute_stats(self.desk.records()))
 
     def refresh_all(self, reason: str, model: str, since: str, until: str, status: str,
                     request: gr.Request, profile: gr.OAuthProfile | None = None) -> tuple[Any, ...]:
-        """On page load: the queue, the filter choices, and the stats."""
-        rows, ids = self.load_queue(reason, model, since, until, status, request, profile)
-        everything = self.desk.queue(QueueFilter(status=None))
+        """On page load: the queue, the filter choices, and the stats (the data dir read once)."""
+        self.reviewer(request, profile)
+        records = self.desk.records()
+        everything = build_queue(records)
+        try:
+            items = filter_queue(everything, make_filter(reason, model, since, until, status))
+        except FeedbackError as error:
+            raise refusal(error) from error
         reasons = sorted({r for item in everything for r in item.reason_counts})
         models = sorted({item.turn.model for item in everything})
-        return (rows, ids, gr.Dropdown(choices=[ANY, *reasons]), gr.Dropdown(choices=[ANY, *models]),
-                *self.load_stats(request, profile))
+        return ([item_row(item) for item in items], [item.message_id for item in items],
+                gr.Dropdown(choices=[ANY, *reasons]), gr.Dropdown(choices=[ANY, *models]),
+                *_stat_values(compute_stats(records)))
 
     def select(self, row_ids: list[str], event: gr.SelectData, request: gr.Request,
                profile: gr.OAuthProfile | None = None) -> tuple[str, list[dict[str, str]], str]:
