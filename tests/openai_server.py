@@ -20,6 +20,14 @@ partially, so tests can check that clients redact it), and any status chosen
 with `fail_next`. `delay_next` stalls the next answer (client timeouts) and
 `error_mid_next_stream` ends the next stream with an in-stream error event.
 
+Hostile modes, for tests that credentials never leak: `echo_headers_next`
+answers an error whose body repeats every request header, ``Authorization``
+included (as some proxies' debug pages and misconfigured servers do), either
+as OpenAI error JSON (in the message, in an extra ``request_headers`` field
+and as the bare key in ``received_key``) or as plain text, each also with
+``received key <key>`` (no header name to recognise it by); ``error_mid_next_stream(..., echo_headers=True)``
+puts them in the in-stream error event.
+
 Usage::
 
     with OpenAICompatServer(model="test-model") as server:
@@ -43,7 +51,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 404: "invalid_request_error",
@@ -70,9 +78,10 @@ class OpenAICompatServer:
         self.requests: list[dict[str, Any] | None] = []
         self.auth_headers: list[str | None] = []
         self._lock = threading.Lock()
-        self._faults: list[int] = []
+        self._faults: list[tuple[int, str]] = []
         self._delay = 0.0
         self._break_after: int | None = None
+        self._break_echoes = False
         self._port: int | None = None
         self._socket: socket.socket | None = None
         self._server: uvicorn.Server | None = None
@@ -141,29 +150,46 @@ class OpenAICompatServer:
     def fail_next(self, status: int, times: int = 1) -> None:
         """Answer the next `times` chat requests with HTTP `status` and an OpenAI error JSON."""
         with self._lock:
-            self._faults.extend([status] * times)
+            self._faults.extend([(status, "plain")] * times)
+
+    def echo_headers_next(self, status: int = 401, times: int = 1, *, body: str = "json") -> None:
+        """Answer the next `times` chat requests with HTTP `status` and a body echoing every request header.
+
+        `body` is ``"json"`` (OpenAI error JSON whose message lists the headers, plus a
+        ``request_headers`` object and the bare key in ``received_key``) or ``"text"``
+        (``name: value`` lines, ``text/plain``). Both also give the bare key with no header
+        name next to it: ``received key <key>``.
+        """
+        if body not in ("json", "text"):
+            raise ValueError(f"body must be 'json' or 'text', got {body!r}")
+        with self._lock:
+            self._faults.extend([(status, body)] * times)
 
     def delay_next(self, seconds: float) -> None:
         """Sleep `seconds` before answering the next chat request (to provoke client timeouts)."""
         with self._lock:
             self._delay = seconds
 
-    def error_mid_next_stream(self, after: int) -> None:
+    def error_mid_next_stream(self, after: int, *, echo_headers: bool = False) -> None:
         """Make the next streamed answer send `after` content chunks, then an error event.
 
         The event is OpenAI's in-stream error ``data: {"error": {"message", "type",
-        "param", "code"}}`` (HTTP status stays 200), and no ``[DONE]`` follows.
+        "param", "code"}}`` (HTTP status stays 200), and no ``[DONE]`` follows. With
+        `echo_headers` its message lists every request header, ``Authorization`` included.
         """
         with self._lock:
             self._break_after = after
+            self._break_echoes = echo_headers
 
-    def _take_fault(self) -> tuple[int | None, float, int | None]:
-        """Pop the pending fault status (or None), delay (or 0) and mid-stream break (or None)."""
+    def _take_fault(self) -> tuple[tuple[int, str] | None, float, int | None, bool]:
+        """Pop the pending fault (status and body kind, or None), delay (or 0), mid-stream break
+        (or None) and whether that break echoes the headers."""
         with self._lock:
-            status = self._faults.pop(0) if self._faults else None
+            fault = self._faults.pop(0) if self._faults else None
             delay, self._delay = self._delay, 0.0
             break_after, self._break_after = self._break_after, None
-        return status, delay, break_after
+            echoes, self._break_echoes = self._break_echoes, False
+        return fault, delay, break_after, echoes
 
     # --- app ---------------------------------------------------------------
 
@@ -185,17 +211,17 @@ class OpenAICompatServer:
         with self._lock:
             self.requests.append(body)
             self.auth_headers.append(authorization)
-        status, delay, break_after = self._take_fault()
+        fault, delay, break_after, echoes = self._take_fault()
         if delay:
             await asyncio.sleep(delay)
-        if status is not None:
-            return _error(status, f"Injected failure with status {status}")
+        if fault is not None:
+            return _fault(fault, dict(request.headers))
         if self.api_key is not None and authorization != f"Bearer {self.api_key}":
             return _error(401, f"Incorrect API key provided: {authorization}", code="invalid_api_key")
         problem = _validate(body)
         if problem:
             return _error(400, problem)
-        return _answer(body, break_after=break_after)
+        return _answer(body, break_after=break_after, break_message=_echo(dict(request.headers)) if echoes else None)
 
 
 # --- request handling --------------------------------------------------------
@@ -248,8 +274,9 @@ def _text(content: Any) -> str:
     return str(content or "")
 
 
-def _answer(body: dict[str, Any], *, break_after: int | None = None) -> Response:
-    """The non-stream JSON or the SSE stream (broken after `break_after` chunks if set) for a valid request."""
+def _answer(body: dict[str, Any], *, break_after: int | None = None, break_message: str | None = None) -> Response:
+    """The non-stream JSON or the SSE stream (broken after `break_after` chunks if set, with
+    `break_message` as the error's message if given) for a valid request."""
     pieces, finish_reason = reply_words(body["messages"], body.get("max_tokens"))
     meta = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "created": int(time.time()), "model": body["model"],
             "system_fingerprint": "fp_openai_compat_test"}
@@ -258,7 +285,7 @@ def _answer(body: dict[str, Any], *, break_after: int | None = None) -> Response
     if body.get("stream"):
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         events = (_sse(meta, pieces, finish_reason, usage if include_usage else None) if break_after is None
-                  else _broken_sse(meta, pieces[:break_after]))
+                  else _broken_sse(meta, pieces[:break_after], break_message))
         return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
     return JSONResponse(_completion(meta, "".join(pieces), finish_reason, usage))
 
@@ -294,20 +321,40 @@ async def _sse(meta: dict[str, Any], pieces: list[str], finish_reason: str,
     yield "data: [DONE]\n\n"
 
 
-async def _broken_sse(meta: dict[str, Any], pieces: list[str]) -> AsyncIterator[str]:
+async def _broken_sse(meta: dict[str, Any], pieces: list[str], message: str | None = None) -> AsyncIterator[str]:
     """SSE events: role chunk, `pieces` chunks, then an OpenAI in-stream error event (no [DONE])."""
     yield _event(_chunk(meta, {"role": "assistant", "content": ""}, None))
     for piece in pieces:
         await asyncio.sleep(0)
         yield _event(_chunk(meta, {"content": piece}, None))
-    error = {"message": "Injected error in the middle of the stream", "type": "server_error", "param": None,
-             "code": None}
+    error = {"message": message or "Injected error in the middle of the stream", "type": "server_error",
+             "param": None, "code": None}
     yield _event({"error": error})
 
 
 def _event(payload: dict[str, Any]) -> str:
     """One SSE ``data:`` event."""
     return f"data: {json.dumps(payload)}\n\n"
+
+
+def _fault(fault: tuple[int, str], headers: dict[str, str]) -> Response:
+    """The injected error answer: plain, or echoing `headers` as JSON or as text."""
+    status, kind = fault
+    key = headers.get("authorization", "").partition(" ")[2]
+    if kind == "text":
+        lines = "".join(f"{name}: {value}\n" for name, value in headers.items())
+        text = f"Request rejected. Your request headers were:\n{lines}received key {key}\n"
+        return PlainTextResponse(text, status_code=status)
+    if kind == "json":
+        response = _error(status, f"{_echo(headers)}; received key {key}")
+        payload = json.loads(response.body)
+        return JSONResponse({**payload, "request_headers": headers, "received_key": key}, status_code=status)
+    return _error(status, f"Injected failure with status {status}")
+
+
+def _echo(headers: dict[str, str]) -> str:
+    """An error message that repeats every request header (``Authorization: Bearer ...`` among them)."""
+    return "Request rejected; received headers: " + "; ".join(f"{name}: {value}" for name, value in headers.items())
 
 
 def _error(status: int, message: str, *, code: str | int | None = None) -> JSONResponse:

@@ -157,18 +157,29 @@ def test_closing_the_stream_early_leaves_the_responder_usable(server):
 # --- errors ------------------------------------------------------------------
 
 
+def pieces_of(secret: str, size: int = 8) -> set[str]:
+    """Every `size`-character piece of `secret` (none of them may leak)."""
+    return {secret[i : i + size] for i in range(len(secret) - size + 1)}
+
+
+def leaked(text: str, secret: str = TOKEN) -> list[str]:
+    """The 8-character pieces of `secret` found in `text`."""
+    return sorted(piece for piece in pieces_of(secret) if piece in text)
+
+
 @pytest.mark.parametrize("status", [400, 429, 500, 503])
-def test_http_error_status_raises_responder_error_without_token(server, log_lines, status):
+def test_http_error_status_tells_the_user_only_the_status(server, log_lines, status):
     server.fail_next(status)
 
     with pytest.raises(ResponderError) as caught:
         list(responder(server).stream(user("x")))
 
-    message = str(caught.value)
-    assert f"HTTP {status}" in message and f"Injected failure with status {status}" in message
-    assert server.base_url in message and MODEL in message
-    assert TOKEN not in message
-    assert not any(TOKEN in line for line in log_lines)
+    assert str(caught.value) == f"HTTP {status} from the model server"
+    detail = caught.value.detail
+    assert f"HTTP {status}: Injected failure with status {status}" in detail
+    assert server.base_url in detail and MODEL in detail
+    assert not leaked(detail) and not any(leaked(line) for line in log_lines)
+    assert any(detail in line for line in log_lines)
 
 
 def test_server_echoing_the_token_in_its_error_is_redacted(log_lines):
@@ -176,13 +187,39 @@ def test_server_echoing_the_token_in_its_error_is_redacted(log_lines):
         with pytest.raises(ResponderError) as caught:
             list(responder(strict).stream(user("x")))
 
-    assert "HTTP 401" in str(caught.value) and "***" in str(caught.value)
-    assert TOKEN not in str(caught.value)
+    assert str(caught.value) == "HTTP 401 from the model server"
+    assert "HTTP 401: Incorrect API key provided: Bearer ***" in caught.value.detail
     assert TOKEN in str(caught.value.__cause__)  # the server did echo it: redaction was needed
-    assert not any(TOKEN in line for line in log_lines)
+    assert not leaked(caught.value.detail) and not any(leaked(line) for line in log_lines)
 
 
-def test_closed_port_raises_responder_error_without_token(log_lines):
+@pytest.mark.parametrize("body", ["json", "text"])
+def test_server_echoing_every_header_leaks_nothing_to_the_user_or_the_log(server, log_lines, body):
+    server.echo_headers_next(401, body=body)
+
+    with pytest.raises(ResponderError) as caught:
+        list(responder(server).stream(user("x")))
+
+    assert server.auth_headers[-1] == f"Bearer {TOKEN}"
+    assert TOKEN in str(caught.value.__cause__)  # the echo carried the key
+    assert str(caught.value) == "HTTP 401 from the model server"
+    assert "authorization: Bearer ***" in caught.value.detail
+    assert not leaked(caught.value.detail) and not any(leaked(line) for line in log_lines)
+
+
+def test_long_error_bodies_are_clipped_in_the_log(server):
+    client = InferenceClient(base_url=server.base_url, api_key=TOKEN, headers={"x-padding": "y" * 3000})
+    server.echo_headers_next(500, body="text")
+
+    with pytest.raises(ResponderError) as caught:
+        list(OpenAIResponder(model=MODEL, client=client).stream(user("x")))
+
+    assert "y" * 3000 in str(caught.value.__cause__)
+    assert len(caught.value.detail) < 800 and caught.value.detail.endswith("characters)")
+    assert not leaked(caught.value.detail)
+
+
+def test_closed_port_says_cannot_connect_without_the_url(log_lines):
     stopped = OpenAICompatServer().start()
     base_url = stopped.base_url
     stopped.stop()
@@ -190,33 +227,58 @@ def test_closed_port_raises_responder_error_without_token(log_lines):
     with pytest.raises(ResponderError) as caught:
         list(OpenAIResponder(model=MODEL, base_url=base_url, token=TOKEN).stream(user("x")))
 
-    assert "cannot connect" in str(caught.value) and base_url in str(caught.value)
-    assert TOKEN not in str(caught.value)
-    assert not any(TOKEN in line for line in log_lines)
+    assert str(caught.value) == "cannot connect to the model server"
+    assert "cannot connect" in caught.value.detail and base_url in caught.value.detail
+    assert not leaked(caught.value.detail) and not any(leaked(line) for line in log_lines)
 
 
-def test_timeout_raises_responder_error(server):
+def test_timeout_says_timed_out(server):
     server.delay_next(1.0)
 
-    with pytest.raises(ResponderError, match="timeout") as caught:
+    with pytest.raises(ResponderError) as caught:
         list(responder(server, timeout=0.2).stream(user("x")))
 
-    assert TOKEN not in str(caught.value)
+    assert str(caught.value) == "the model server did not answer in time (timed out)"
+    assert "0.2s timeout" in caught.value.detail and not leaked(caught.value.detail)
 
 
 def test_error_in_the_middle_of_the_stream_raises_after_the_first_deltas(server):
     server.error_mid_next_stream(after=2)
     received: list[str] = []
 
-    with pytest.raises(ResponderError, match="Injected error in the middle of the stream"):
+    with pytest.raises(ResponderError) as caught:
         for delta in responder(server).stream(user("one two three")):
             received.append(delta)
 
     assert received == ["You", " said:"]
+    assert str(caught.value) == "the model server reported an error in the middle of the reply"
+    assert "Injected error in the middle of the stream" in caught.value.detail
 
 
-def test_responder_error_is_a_runtime_error():
+def test_an_error_event_echoing_the_headers_leaks_nothing(server, log_lines):
+    server.error_mid_next_stream(after=1, echo_headers=True)
+
+    with pytest.raises(ResponderError) as caught:
+        list(responder(server).stream(user("one two")))
+
+    assert TOKEN in str(caught.value.__cause__)
+    assert "authorization: Bearer ***" in caught.value.detail
+    assert not leaked(str(caught.value)) and not leaked(caught.value.detail)
+    assert not any(leaked(line) for line in log_lines)
+
+
+def test_the_token_is_registered_for_log_redaction(server):
+    from feedback.redaction import redact_secrets
+
+    responder(server)
+
+    assert redact_secrets(f"x {TOKEN[3:15]} y") == "x *** y"
+
+
+def test_responder_error_is_a_runtime_error_whose_detail_defaults_to_its_message():
     assert issubclass(ResponderError, RuntimeError)
+    assert ResponderError("short").detail == "short"
+    assert ResponderError("short", detail="long").detail == "long"
 
 
 def test_redact_replaces_every_secret():

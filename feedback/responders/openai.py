@@ -25,7 +25,10 @@ default InferenceClient would fall back to the locally saved HF token and send
 it to *any* URL (a local llama.cpp, a third-party server); this responder
 suppresses that fallback. Pass the token explicitly for an HF Inference
 Endpoint. The token never appears in logs, ``repr`` or `ResponderError`
-messages.
+messages: it is registered with `feedback.redaction.register_secret`, and the
+message a user sees says only what failed (``"HTTP 401 from the model
+server"``), never what the server answered nor where it is (see
+`feedback.responders.errors`).
 """
 
 from __future__ import annotations
@@ -47,10 +50,13 @@ from huggingface_hub.errors import (
 )
 from loguru import logger
 
+from feedback.redaction import redact_secrets, register_secret
 from feedback.responders.errors import ResponderError, redact
 
 ROLES = ("system", "user", "assistant")
 ROUTER = "HF Inference Providers"
+SERVER_MESSAGE_CHARS = 500
+"""At most this much of a server's error message goes into the log line."""
 
 # Failures of the request or the stream that become a ResponderError. All
 # huggingface_hub HTTP errors (HfHubHTTPError, InferenceTimeoutError,
@@ -114,6 +120,8 @@ class OpenAIResponder:
         self.timeout = _check_timeout(timeout)
         self.params = _build_params(temperature=temperature, max_tokens=max_tokens, top_p=top_p)
         self._client = _check_client(client, base_url=base_url, token=token)
+        register_secret(self._token)
+        register_secret(getattr(self._client, "token", None))
 
     def __repr__(self) -> str:
         where = self.base_url or ROUTER
@@ -199,13 +207,14 @@ class OpenAIResponder:
         return InferenceClient(base_url=self.base_url, api_key=self._token, timeout=self.timeout, headers=headers)
 
     def _error(self, error: BaseException) -> ResponderError:
-        """Build the ResponderError for `error`, logged, with secrets removed."""
+        """Build the ResponderError for `error`: a generic message, and the detail (logged here) without secrets."""
         where = self.base_url or ROUTER
-        detail = _describe(error, timeout=self.timeout)
+        message, detail = _describe(error, timeout=self.timeout)
         client_token = getattr(self._client, "token", None)
-        message = redact(f"openai responder: model {self.model!r} at {where}: {detail}", self._token, client_token)
-        logger.warning("{}", message)
-        return ResponderError(message)
+        detail = redact(f"openai responder: model {self.model!r} at {where}: {detail}", self._token, client_token)
+        detail = redact_secrets(detail)  # also a key the server echoes that is not ours
+        logger.warning("{}", detail)
+        return ResponderError(message, detail=detail)
 
 
 def _content_deltas(chunks: Any) -> Iterator[str]:
@@ -222,26 +231,44 @@ def _content_deltas(chunks: Any) -> Iterator[str]:
             yield content
 
 
-def _describe(error: BaseException, *, timeout: float | None) -> str:
-    """One-line, user-readable description of a request/stream failure."""
+def _describe(error: BaseException, *, timeout: float | None) -> tuple[str, str]:
+    """What failed, for the user (nothing the server said, no URL) and for the log (one line, clipped)."""
     if isinstance(error, HfHubHTTPError):
-        return _describe_http(error)
+        status = error.response.status_code if error.response is not None else None
+        reason = f"HTTP {status} from the model server" if status else "an HTTP error from the model server"
+        return reason, _describe_http(error)
     if isinstance(error, (InferenceTimeoutError, httpx2.TimeoutException, TimeoutError)):
-        return f"no answer within the {timeout}s timeout ({type(error).__name__})"
+        return (
+            "the model server did not answer in time (timed out)",
+            f"no answer within the {timeout}s timeout ({type(error).__name__})",
+        )
     if isinstance(error, httpx2.ConnectError):
-        return f"cannot connect to the server ({error})"
+        return "cannot connect to the model server", f"cannot connect to the server ({_clip(str(error))})"
     if isinstance(error, TextGenerationError):
-        return f"the server reported an error in the stream: {type(error).__name__}: {error}"
+        return (
+            "the model server reported an error in the middle of the reply",
+            f"the server reported an error in the stream: {type(error).__name__}: {_clip(str(error))}",
+        )
     if isinstance(error, OfflineModeIsEnabled):
-        return "HF_HUB_OFFLINE is set, huggingface_hub refuses every request (even to local servers)"
-    return f"{type(error).__name__}: {error}"
+        return (
+            "the app cannot reach the model (offline mode)",
+            "HF_HUB_OFFLINE is set, huggingface_hub refuses every request (even to local servers)",
+        )
+    return f"unexpected {type(error).__name__} in the model client", f"{type(error).__name__}: {_clip(str(error))}"
 
 
 def _describe_http(error: HfHubHTTPError) -> str:
-    """``HTTP <status>: <server message>`` for an error status answer."""
+    """``HTTP <status>: <server message>`` for an error status answer (the message clipped)."""
     status = error.response.status_code if error.response is not None else "?"
     server = _server_error_message(error) or error.server_message or _first_line(str(error))
-    return f"HTTP {status}: {server}"
+    return f"HTTP {status}: {_clip(server)}"
+
+
+def _clip(text: str) -> str:
+    """``text`` cut to `SERVER_MESSAGE_CHARS` characters, saying so when cut."""
+    if len(text) <= SERVER_MESSAGE_CHARS:
+        return text
+    return f"{text[:SERVER_MESSAGE_CHARS]}... ({len(text)} characters)"
 
 
 def _server_error_message(error: HfHubHTTPError) -> str | None:
