@@ -5,17 +5,36 @@ with the echo responder and logs to ``./data``. With ``FEEDBACK_DATASET_REPO`` a
 it also syncs the records to that Hugging Face dataset repo.
 """
 
-from feedback.app import create_app
+import sys
+
+from loguru import logger
+from pydantic import ValidationError
+
+from feedback.app import StartupError, create_app
 from feedback.logs import setup_logging
-from schemas.settings import Settings
+from schemas.settings import Settings, describe_error
 
 
-def main() -> None:
-    """Read the settings, build the app and serve it until interrupted (final push on the way out)."""
-    settings = Settings()
+def main() -> int:
+    """Read the settings, build the app and serve it until interrupted (final push on the way out).
+
+    Returns the exit code: 0 after a normal stop, 1 when the app cannot start (bad settings, a
+    data dir that cannot be written, a responder that cannot be built), with one clear line each.
+    """
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        sys.stderr.write(f"cannot start: bad configuration\n{describe_error(error)}\n")
+        return 1
     setup_logging(settings.log_level)
-    create_app(settings).serve()
+    try:
+        app = create_app(settings)
+    except StartupError as error:
+        logger.error("cannot start: {}", error)
+        return 1
+    app.serve()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

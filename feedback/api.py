@@ -9,19 +9,18 @@ was wrong, and nothing is written for it.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
-from gradio.utils import get_upload_folder
 from loguru import logger
 
 from feedback.chat import PendingTurn, TextStream, log_failure
-from feedback.recorder import FeedbackError, FeedbackRecorder, history_messages
+from feedback.recorder import FeedbackError, FeedbackRecorder, SaveError, history_messages
 from feedback.responders.errors import ResponderError
+from feedback.uploads import UploadError, uploaded_file
 from schemas.records import ChatMessage
 
 MAX_FILES = 16
@@ -65,7 +64,7 @@ class ChatAPI:
             text, files = self._parse_message(message)
             conversation_id = self.recorder.conversation_id_or_new(conversation_id)
             path = self.recorder.path(conversation_id)
-            user = ChatMessage(role="user", content=text, files=tuple(self.recorder.store.store_file(f) for f in files))
+            user = ChatMessage(role="user", content=text, files=tuple(self.recorder.store_upload(f) for f in files))
             pending = self._pending(conversation_id, [*history_messages(path), user], len(path))
             yield from _progress(pending)
 
@@ -94,14 +93,12 @@ class ChatAPI:
         ``option`` is one of the flag reasons (see ``/feedback_options``), ``comment`` free text.
         """
         with _refusals("rate", conversation_id):
-            record = self.recorder.rate(conversation_id, message_id, rating or None, option=option, comment=comment)
+            record = self.recorder.rate(conversation_id, message_id, rating, option=option, comment=comment)
             return record.model_dump(mode="json")
 
     def flag(self, conversation_id: str, message_id: str, reasons: list[str], comment: str = "") -> dict[str, Any]:
         """Flag a reply for review with one or more reasons; returns the stored record."""
         with _refusals("flag", conversation_id):
-            if not isinstance(reasons, list | tuple | str):
-                raise FeedbackError(f"reasons must be a list of strings, not {type(reasons).__name__}")
             record = self.recorder.flag(conversation_id, message_id, reasons, comment=comment)
             return record.model_dump(mode="json")
 
@@ -130,33 +127,34 @@ class ChatAPI:
 
     def _parse_message(self, message: object) -> tuple[str, list[Path]]:
         if isinstance(message, str):
-            return self.recorder.check_message(message), []
+            message = {"text": message}
         if not isinstance(message, dict):
             raise FeedbackError('message must be {"text": str, "files": [...]} or a string')
         unknown = set(message) - {"text", "files"}
         if unknown:
-            raise FeedbackError(f"message has unknown keys {sorted(unknown)}; expected 'text' and 'files'")
-        text = self.recorder.check_message(message.get("text") or "")
-        files = message.get("files") or []
+            raise FeedbackError(f"message has unknown keys {sorted(map(str, unknown))[:5]}; expected 'text' and 'files'")
+        files = message.get("files")
+        files = [] if files is None else files
         if not isinstance(files, list) or len(files) > MAX_FILES:
             raise FeedbackError(f"message files must be a list of at most {MAX_FILES} uploaded files")
+        text = self.recorder.check_message(message.get("text", ""))
+        if not text and not files:
+            raise FeedbackError("the message is empty: send text, files or both")
         return text, [uploaded_path(f) for f in files]
 
 
 def uploaded_path(file: object) -> Path:
-    """The local path of a file the client uploaded to this app, checked to be in Gradio's upload folder.
+    """The local path of a file the client uploaded to this app (see :mod:`feedback.uploads`).
 
+    ``file`` is a ``FileData`` dict (what ``handle_file`` sends) or a path string.
     Raises:
         FeedbackError: for anything else (a path elsewhere on the server is never read).
     """
     path = file.get("path") if isinstance(file, dict) else file
-    if not isinstance(path, str) or not path:
-        raise FeedbackError("each file must be an uploaded file (use handle_file in the client)")
-    resolved = Path(path).resolve()
-    folder = Path(get_upload_folder()).resolve()
-    if not resolved.is_relative_to(folder) or not resolved.is_file():
-        raise FeedbackError(f"file {os.path.basename(path)!r} was not uploaded to this app")
-    return resolved
+    try:
+        return uploaded_file(path)
+    except UploadError as error:
+        raise FeedbackError(str(error)) from error
 
 
 def _progress(pending: PendingTurn) -> Iterator[dict[str, Any]]:
@@ -175,7 +173,7 @@ def _progress(pending: PendingTurn) -> Iterator[dict[str, Any]]:
     yield item(text, True)
 
 
-def refusal(error: FeedbackError) -> gr.Error:
+def refusal(error: FeedbackError | SaveError) -> gr.Error:
     """The ``gr.Error`` shown for a refused request: its message, no traceback in the server log."""
     return gr.Error(str(error), print_exception=False)
 
@@ -185,7 +183,7 @@ class _refusals:
 
     def __init__(self, endpoint: str, conversation_id: object) -> None:
         self.endpoint = endpoint
-        self.conversation_id = str(conversation_id)[:64]
+        self.conversation_id = conversation_id if isinstance(conversation_id, str) and len(conversation_id) <= 64 else "-"
 
     def __enter__(self) -> None:
         return None
@@ -195,6 +193,8 @@ class _refusals:
             return False
         if isinstance(error, FeedbackError):
             logger.bind(conversation_id=self.conversation_id).warning("/{} refused: {}", self.endpoint, error)
+            raise refusal(error) from error
+        if isinstance(error, SaveError):
             raise refusal(error) from error
         if isinstance(error, ResponderError):
             log_failure(self.conversation_id, f"/{self.endpoint}")

@@ -15,18 +15,35 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from loguru import logger
 
 from feedback.store import FeedbackStore, ReadReport
-from schemas.records import ChatMessage, Flag, Rating, Source, Turn, is_valid_id, new_id
+from schemas.records import ChatMessage, Flag, Rating, Record, Source, Turn, is_valid_id, new_id
 
 RATING_VALUES = ("like", "dislike")
 MAX_COMMENT_CHARS = 10_000
+MAX_REASONS = 32
+"""The most reasons one flag may give (before duplicates are dropped)."""
+MAX_ERROR_CHARS = 300
+"""Refusal messages are clipped to this many characters (they may quote what the client sent)."""
 
 
 class FeedbackError(ValueError):
-    """A request refused because of its input. The message is safe to show to the user."""
+    """A request refused because of its input. The message is safe to show to the user (clipped
+    to :data:`MAX_ERROR_CHARS`)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(_clip(message, MAX_ERROR_CHARS))
+
+
+class SaveError(RuntimeError):
+    """A record that could not be written (disk full, data dir not writable). Nothing partial is
+    kept; later writes go to a new shard and succeed once space returns. Safe to show."""
+
+    def __init__(self) -> None:
+        super().__init__("could not save: the server cannot write records right now; please try again later")
 
 
 @dataclass(frozen=True)
@@ -91,10 +108,18 @@ class FeedbackRecorder:
         max_message_chars: the longest user message accepted, in characters.
     """
 
-    def __init__(self, store: FeedbackStore, *, flag_reasons: Sequence[str], max_message_chars: int = 100_000) -> None:
+    def __init__(
+        self,
+        store: FeedbackStore,
+        *,
+        flag_reasons: Sequence[str],
+        max_message_chars: int = 100_000,
+        max_comment_chars: int = MAX_COMMENT_CHARS,
+    ) -> None:
         self.store = store
         self.flag_reasons = tuple(flag_reasons)
         self.max_message_chars = max_message_chars
+        self.max_comment_chars = max_comment_chars
         self._lock = threading.Lock()
         self.index = ConversationIndex()
         self.load_report = ReadReport()
@@ -114,6 +139,8 @@ class FeedbackRecorder:
         """
         if value is None or value == "":
             return new_id()
+        if not isinstance(value, str):
+            raise FeedbackError(f"conversation_id must be a string, not {type(value).__name__}")
         if not is_valid_id(value):
             raise FeedbackError(
                 f"conversation_id {_clip(value)!r} is malformed: use 8-64 characters of A-Z, a-z, 0-9, '_' or '-'"
@@ -140,10 +167,12 @@ class FeedbackRecorder:
         Raises:
             FeedbackError: for a malformed or missing id, or a reply of another (or no) conversation.
         """
-        if not conversation_id:
+        if conversation_id is None or conversation_id == "":
             raise FeedbackError("conversation_id is required")
         self.conversation_id_or_new(conversation_id)
-        if not message_id or not is_valid_id(message_id):
+        if not isinstance(message_id, str):
+            raise FeedbackError(f"message_id must be a string, not {type(message_id).__name__}")
+        if not is_valid_id(message_id):
             raise FeedbackError(f"message_id {_clip(message_id)!r} is missing or malformed")
         with self._lock:
             owner = self.index.owner(message_id)
@@ -156,13 +185,17 @@ class FeedbackRecorder:
             return None
         if not isinstance(comment, str):
             raise FeedbackError(f"comment must be a string, not {type(comment).__name__}")
-        if len(comment) > MAX_COMMENT_CHARS:
-            raise FeedbackError(f"the comment is {len(comment):,} characters long; the limit is {MAX_COMMENT_CHARS:,}")
+        if len(comment) > self.max_comment_chars:
+            raise FeedbackError(
+                f"the comment is {len(comment):,} characters long; the limit is {self.max_comment_chars:,}"
+            )
         return comment
 
     def _check_option(self, option: str | None) -> str | None:
         if option is None or option == "":
             return None
+        if not isinstance(option, str):
+            raise FeedbackError(f"option must be a string, not {type(option).__name__}")
         if option not in self.flag_reasons:
             raise FeedbackError(f"option {_clip(option)!r} is not one of {list(self.flag_reasons)}")
         return option
@@ -180,10 +213,37 @@ class FeedbackRecorder:
 
     # -- writes ----------------------------------------------------------------------------
 
+    def _write(self, record: Record) -> None:
+        """Append ``record`` to the store, turning a refused write (disk full, read-only) into :class:`SaveError`."""
+        try:
+            self.store.append(record)
+        except OSError as error:
+            logger.bind(conversation_id=record.conversation_id).error(
+                "could not write a {} record to {}: {}", record.kind, self.store.root, error.strerror or error
+            )
+            raise SaveError() from error
+
+    def store_upload(self, path: Path) -> str:
+        """Copy an uploaded file into the data dir (once per content); returns its path there.
+
+        ``path`` must already be checked to be an upload (:func:`feedback.uploads.uploaded_file`).
+        Raises:
+            SaveError: when the copy cannot be written (no partial file is left behind).
+        """
+        try:
+            return self.store.store_file(path)
+        except OSError as error:
+            logger.error("could not store an uploaded file in {}: {}", self.store.root, error.strerror or error)
+            raise SaveError() from error
+
     def record_turn(self, turn: Turn) -> Turn:
-        """Write a turn and add it to its conversation. Returns ``turn``."""
+        """Write a turn and add it to its conversation. Returns ``turn``.
+
+        Raises:
+            SaveError: when the store cannot write it (the conversation is left as it was).
+        """
         with self._lock:
-            self.store.append(turn)
+            self._write(turn)
             self.index.add(turn)
         logger.bind(conversation_id=turn.conversation_id).debug(
             "turn {} #{} ({} chars, {} ms)", turn.message_id, turn.turn_index, len(turn.response),
@@ -207,6 +267,8 @@ class FeedbackRecorder:
             FeedbackError: for a bad id, a reply not in the conversation, a rating not in
                 like/dislike/empty, or an option not among the flag reasons. Nothing is written.
         """
+        if rating is not None and not isinstance(rating, str):
+            raise FeedbackError(f"rating must be 'like', 'dislike' or '' (undo), not {type(rating).__name__}")
         if rating == "":
             rating = None
         if rating is not None and rating not in RATING_VALUES:
@@ -220,7 +282,7 @@ class FeedbackRecorder:
             comment=self._check_comment(comment),
             source=source,
         )
-        self.store.append(record)
+        self._write(record)
         logger.bind(conversation_id=conversation_id).info("rating {} on {}", rating or "undo", message_id)
         return record
 
@@ -245,12 +307,17 @@ class FeedbackRecorder:
         """
         if isinstance(reasons, str):
             reasons = [reasons]
-        reasons = list(dict.fromkeys(reasons or []))
+        if reasons is not None and not isinstance(reasons, list | tuple):
+            raise FeedbackError(f"reasons must be a list of strings, not {type(reasons).__name__}")
+        reasons = list(reasons or [])
         if not reasons:
             raise FeedbackError(f"give at least one reason, from {list(self.flag_reasons)}")
+        if len(reasons) > MAX_REASONS or not all(isinstance(r, str) and 0 < len(r) <= 200 for r in reasons):
+            raise FeedbackError(f"reasons must be a list of at most {MAX_REASONS} strings from {list(self.flag_reasons)}")
+        reasons = list(dict.fromkeys(reasons))
         unknown = [] if any_reason else [r for r in reasons if r not in self.flag_reasons]
         if unknown:
-            raise FeedbackError(f"reasons {unknown} are not among {list(self.flag_reasons)}")
+            raise FeedbackError(f"reasons {unknown[:5]} are not among {list(self.flag_reasons)}")
         conversation_id, message_id = self.check_reply(conversation_id, message_id)
         record = Flag(
             conversation_id=conversation_id,
@@ -259,7 +326,7 @@ class FeedbackRecorder:
             comment=self._check_comment(comment),
             source=source,
         )
-        self.store.append(record)
+        self._write(record)
         logger.bind(conversation_id=conversation_id).info("flag {} on {}", list(reasons), message_id)
         return record
 

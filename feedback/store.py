@@ -185,14 +185,33 @@ class FeedbackStore:
                 digest.update(block)
         relative = f"{FILES_DIR}/{digest.hexdigest()}{source.suffix.lower()[:16]}"
         target = self.root / relative
-        if not target.exists():
+        if target.is_symlink() or not target.is_file():  # a symlink planted here is replaced, never followed
             target.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=target.parent, delete=False, prefix=".tmp-") as tmp:
-                with open(source, "rb") as handle:
+            tmp = tempfile.NamedTemporaryFile(dir=target.parent, delete=False, prefix=".tmp-")  # noqa: SIM115
+            try:
+                with tmp, open(source, "rb") as handle:
                     shutil.copyfileobj(handle, tmp)
-            os.replace(tmp.name, target)
+                os.replace(tmp.name, target)
+            except BaseException:
+                Path(tmp.name).unlink(missing_ok=True)  # disk full mid-copy: no .tmp-* left behind
+                raise
         self._stored[seen] = relative
         return relative
+
+    def check_writable(self, probe_bytes: int = 64 * 1024) -> None:
+        """Write, flush to disk and remove a probe file of ``probe_bytes`` in the data dir.
+
+        Raises:
+            OSError: when the data dir cannot take it (read-only, full, missing permissions).
+        """
+        probe = self.root / f".write-probe-{self.writer_id}"
+        try:
+            with open(probe, "wb") as handle:
+                handle.write(b"\0" * probe_bytes)
+                handle.flush()
+                os.fsync(handle.fileno())
+        finally:
+            probe.unlink(missing_ok=True)
 
     # -- reading -------------------------------------------------------------------------
 

@@ -19,10 +19,10 @@ from typing import Any
 import gradio as gr
 from loguru import logger
 
-from feedback.api import ChatAPI, refusal
+from feedback.api import ChatAPI, refusal, uploaded_path
 from feedback.callbacks import DISLIKE, LIKE, FeedbackCallback, option_from_like
 from feedback.chat import PendingTurn, TextStream, log_failure, responder_stream
-from feedback.recorder import FeedbackError, FeedbackRecorder
+from feedback.recorder import FeedbackError, FeedbackRecorder, SaveError
 from feedback.responders.base import Responder
 from feedback.responders.errors import ResponderError
 from feedback.store import FeedbackStore
@@ -94,6 +94,8 @@ class FeedbackWiring:
             gr.Error: when the reply is not logged yet or the recorder refuses the feedback.
         """
         session = session if isinstance(session, ChatSession) else new_session()
+        if not _valid_like(data):
+            raise gr.Error("That rating could not be read: click the thumb or flag on a reply.", print_exception=False)
         position = assistant_position(history or [], data.index)
         if position >= len(session.message_ids):
             raise gr.Error("That reply is not logged yet: wait until it has finished, then rate it.", print_exception=False)
@@ -103,7 +105,7 @@ class FeedbackWiring:
             return comment or ""
         try:
             self.callback.flag([session.conversation_id, message_id, comment or None], option)
-        except FeedbackError as error:
+        except (FeedbackError, SaveError) as error:
             raise refusal(error) from error
         return ""
 
@@ -190,11 +192,14 @@ class FeedbackWiring:
             FeedbackError: when the text is too long.
         """
         if isinstance(message, dict):
-            text = message.get("text") or ""
-            files = [self._store(f) for f in message.get("files") or []]
+            text = message.get("text", "")
+            files = message.get("files") or []
+            if not isinstance(files, list):
+                raise FeedbackError("the message's files must be a list of uploaded files")
+            stored = [self._store(f) for f in files]
         else:
-            text, files = ("" if message is None else str(message)), []
-        return ChatMessage(role="user", content=self.recorder.check_message(text), files=tuple(f for f in files if f))
+            text, stored = ("" if message is None else message), []
+        return ChatMessage(role="user", content=self.recorder.check_message(text), files=tuple(stored))
 
     def _parts(self, content: Any) -> tuple[str, list[str]]:
         if content is None:
@@ -202,7 +207,7 @@ class FeedbackWiring:
         if isinstance(content, str):
             return content, []
         if isinstance(content, tuple):
-            return "", [f for f in (self._store(p) for p in content) if f]
+            return "", [self._store(p) for p in content]
         if isinstance(content, dict):
             content = [content]
         texts, files = [], []
@@ -211,17 +216,20 @@ class FeedbackWiring:
             if kind == "text":
                 texts.append(part.get("text") or "")
             elif kind == "file" or (isinstance(part, dict) and "path" in part):
-                stored = self._store(part.get("file", part))
-                files.extend([stored] if stored else [])
+                files.append(self._store(part.get("file", part)))
             else:
                 texts.append(str(part))
         return "\n".join(texts), files
 
-    def _store(self, file: Any) -> str | None:
+    def _store(self, file: Any) -> str:
+        """Store a file of the chat in the data dir; only files uploaded to this app are accepted.
+
+        Raises:
+            FeedbackError: for any other path (see :mod:`feedback.uploads`).
+            SaveError: when the copy cannot be written.
+        """
         path = file.get("path") if isinstance(file, dict) else getattr(file, "path", file)
-        if not path or not Path(str(path)).is_file():
-            return None
-        return self.recorder.store.store_file(str(path))
+        return self.recorder.store_upload(uploaded_path(path))
 
 
 def _fn_stream(
@@ -329,6 +337,7 @@ class FeedbackChatInterface(gr.ChatInterface):
         kwargs["description"] = "\n\n".join(p for p in (kwargs.get("description"), _notice(notice)) if p) or None
         if kwargs.get("chatbot") is None:
             kwargs["chatbot"] = gr.Chatbot(label="Chat", scale=1)
+        kwargs["validator"] = self._validator(kwargs.get("validator"))
         kwargs.update(api_name="chat_ui", api_visibility="private", flagging_mode="never")
         super().__init__(self._chat, additional_inputs=[*user_inputs, session], **kwargs)
         with self:
@@ -346,6 +355,20 @@ class FeedbackChatInterface(gr.ChatInterface):
             session.render()  # inside this Blocks, not in the "Additional inputs" accordion
         super()._render_footer()
 
+    def _validator(self, user_validator: Callable[..., Any] | None) -> Callable[..., Any]:
+        """The page's submit validator: refuse a message over the length limit before Gradio keeps
+        it in the session (then run the app's own ``validator``, if any)."""
+
+        def validate(message: Any, *args: Any) -> Any:
+            text = message.get("text") if isinstance(message, dict) else message
+            try:
+                self.recorder.check_message("" if text is None else text)
+            except FeedbackError as error:
+                return gr.validate(False, str(error))
+            return user_validator(message, *args) if user_validator else gr.validate(True, "")
+
+        return validate
+
     def _stream(self, extra: Sequence[Any], outputs: list[Any]) -> TextStream:
         if self.responder is not None:
             return responder_stream(self.responder)
@@ -356,18 +379,20 @@ class FeedbackChatInterface(gr.ChatInterface):
         """The function ``gr.ChatInterface`` runs: stream the reply, record the turn, update the session."""
         *extra, session = args
         session = session if isinstance(session, ChatSession) else new_session()
+        outputs: list[Any] = [gr.skip()] * self._n_outputs
         try:
             user = self.wiring.user_message(message)
-        except FeedbackError as error:
+            pending = self.wiring.record_reply(
+                session, history, user, self._stream(extra, outputs), self.model_name, self.params
+            )
+        except (FeedbackError, SaveError) as error:
             raise refusal(error) from error
-        outputs: list[Any] = [gr.skip()] * self._n_outputs
-        pending = self.wiring.record_reply(
-            session, history, user, self._stream(extra, outputs), self.model_name, self.params
-        )
         log = logger.bind(conversation_id=session.conversation_id)
         try:
             for text in pending:
                 yield (text, *outputs, session)
+        except SaveError as error:
+            raise refusal(error) from error
         except ResponderError as error:
             log_failure(session.conversation_id, "chat")
             raise gr.Error(f"The model could not answer: {error}") from error
@@ -429,6 +454,15 @@ class FeedbackLog:
         )
         pending.run()
         return session
+
+
+def _valid_like(data: gr.LikeData) -> bool:
+    """True when a like event's data has the shapes Gradio's page sends: an ``index`` that is a
+    non-negative int (or a list of them) and ``liked`` that is a bool, a string or None."""
+    index = data.index
+    indices = index if isinstance(index, list | tuple) and index else [index]
+    positions_ok = all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < 1_000_000 for i in indices)
+    return positions_ok and (data.liked is None or isinstance(data.liked, bool | str))
 
 
 def _as_list(value: Any) -> list[Any]:
