@@ -19,6 +19,7 @@ import uvicorn
 from loguru import logger
 
 from feedback.review.desk import ReviewDesk
+from feedback.review.guard import LoginThrottle, ReviewGuard
 from feedback.review.ui import ReviewPage
 from feedback.widget import mount_widget
 
@@ -76,6 +77,8 @@ def make_server(app: FeedbackApp) -> fastapi.FastAPI:
     if review is not None:
         page, credentials = review
         gr.mount_gradio_app(server, page.queue(), path=REVIEW_PATH, auth=credentials)
+        throttle = LoginThrottle(lockout=app.settings.review_lockout)
+        server.add_middleware(ReviewGuard, prefix=REVIEW_PATH, throttle=throttle)  # same-origin, Lax cookies, throttle
         logger.info("review page at {}/", REVIEW_PATH)
     mount_widget(server)  # before the chat page: a mount at "" takes every path left
     gr.mount_gradio_app(server, app.demo.queue(), path="")

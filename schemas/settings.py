@@ -62,6 +62,7 @@ class Settings(BaseSettings):
 
     reviewers: Annotated[tuple[str, ...], NoDecode] = ()
     review_auth: SecretStr | None = None
+    review_lockout: float = Field(default=300.0, ge=1, le=86400, allow_inf_nan=False, description="seconds")
 
     shard_max_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
     shard_max_age: float = Field(default=3600.0, gt=0, description="seconds")
