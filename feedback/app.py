@@ -14,6 +14,7 @@ from loguru import logger
 
 from feedback.card import dataset_card
 from feedback.recorder import FeedbackRecorder
+from feedback.redaction import MIN_SECRET_CHARS, register_secret
 from feedback.responders import make_responder
 from feedback.store import FeedbackStore
 from feedback.sync import HubSync
@@ -75,6 +76,7 @@ def create_app(settings: Settings) -> FeedbackApp:
     Raises:
         feedback.responders.ResponderError: when the responder cannot be built.
     """
+    _register_secrets(settings)
     store = FeedbackStore(
         settings.data_dir, shard_max_bytes=settings.shard_max_bytes, shard_max_age=settings.shard_max_age
     )
@@ -94,6 +96,22 @@ def create_app(settings: Settings) -> FeedbackApp:
         fill_height=True,
     )
     return FeedbackApp(settings, store, recorder, demo, _make_sync(settings, store))
+
+
+def _register_secrets(settings: Settings) -> None:
+    """Keep every credential the app holds out of the logs: HF_TOKEN (or the locally saved token
+    the sync falls back to) and the reviewer passwords (see :mod:`feedback.redaction`)."""
+    register_secret(settings.hf_token.get_secret_value() if settings.hf_token else None)
+    register_secret(get_token())
+    try:
+        passwords = [password for _, password in settings.review_credentials()]
+    except ValueError:  # refused with a clear message when the review page is built
+        passwords = [entry.strip() for entry in settings.review_auth.get_secret_value().split(",") if entry.strip()]
+    if not all([register_secret(password) for password in passwords]):
+        logger.warning(
+            "a FEEDBACK_REVIEW_AUTH password is shorter than {} characters: it cannot be kept out of the logs",
+            MIN_SECRET_CHARS,
+        )
 
 
 def _make_sync(settings: Settings, store: FeedbackStore) -> HubSync | None:
