@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 import sys
 import threading
 from typing import TextIO
@@ -111,4 +112,38 @@ def setup_logging(level: str = "INFO", *, redact_std_streams: bool = True) -> No
     logging.basicConfig(handlers=[InterceptHandler()], level=logging.WARNING, force=True)
     for name in ("huggingface_hub", "datasets", "httpx", "httpx2", "httpcore", "httpcore2"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    _route_hub_logs()
 
+
+_HUB_ROUTINE = {
+    "huggingface_hub.utils._http": re.compile(r"thrown while requesting |^Retrying in |^Rate limited\. Waiting "),
+    "huggingface_hub.hf_api": re.compile(r"^No files have been modified since last commit"),
+}
+"""huggingface_hub's warnings that are routine for the sync, by logger: one attempt of a request it
+retries, and a push that found every file already on the Hub (as after a restart)."""
+
+
+def _fold_hub_routine(record: logging.LogRecord) -> bool:
+    """A logging filter: huggingface_hub's routine warnings become DEBUG lines (the sync logs one
+    warning per failed push; a retry that succeeds is no news)."""
+    pattern = _HUB_ROUTINE.get(record.name)
+    if pattern is not None and record.levelno == logging.WARNING and pattern.search(record.getMessage()):
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+    return True
+
+
+def _route_hub_logs() -> None:
+    """Send huggingface_hub's lines through loguru only: remove the stderr handler it installs on
+    import (which printed every line a second time, raw and unredacted, as its docs warn), and
+    fold its routine warnings (retries) in at DEBUG."""
+    from huggingface_hub import logging as hub_logging
+
+    hub_root = hub_logging.get_logger()
+    for handler in list(hub_root.handlers):
+        if type(handler) is logging.StreamHandler:
+            hub_root.removeHandler(handler)
+    hub_logging.enable_propagation()
+    for name in _HUB_ROUTINE:
+        hub_logger = logging.getLogger(name)
+        if _fold_hub_routine not in hub_logger.filters:
+            hub_logger.addFilter(_fold_hub_routine)
