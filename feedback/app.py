@@ -35,6 +35,10 @@ class FeedbackApp:
     def serve(self, host: str | None = None, port: int | None = None) -> None:
         """Start the sync and serve every page until Ctrl-C or SIGTERM, then make the final push.
 
+        Stopping takes about 20 s at most, whatever the Hub does: up to 5 s to end serving, then up
+        to :data:`feedback.sync.FINAL_PUSH_SECONDS` (15 s) for the final push; what it could not
+        send stays in the data dir, is named in one log line, and goes with the next run's push.
+
         ``host`` and ``port`` default to Gradio's ``GRADIO_SERVER_NAME`` (127.0.0.1) and
         ``GRADIO_SERVER_PORT`` (7860).
         """
@@ -124,7 +128,13 @@ def _make_sync(settings: Settings, store: FeedbackStore) -> HubSync | None:
         return None
     card = dataset_card(repo_id=settings.dataset_repo, license=settings.license, consent=settings.notice)
     return HubSync(
-        store, repo_id=settings.dataset_repo, token=token, every=settings.sync_every, private=settings.private, card=card
+        store,
+        repo_id=settings.dataset_repo,
+        token=token,
+        every=settings.sync_every,
+        private=settings.private,
+        card=card,
+        timeout=settings.hub_timeout,
     )
 
 

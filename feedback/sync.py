@@ -10,27 +10,123 @@ The policy:
 - The lock guards the scan only, never the network call, so a slow or failing Hub never blocks
   a chat. A failed push logs one warning and changes nothing locally; the files are sent by the
   next push. ``create_repo`` failing at start (Hub down) is retried in the background.
+- Every Hub call has a timeout (:func:`use_hub_timeout`), and inside a push a network failure is
+  final for that push (:class:`HubUnreachable`: ``huggingface_hub`` does not retry it with its
+  back-off sleeps): a Hub connection that is accepted and never answered costs one push attempt,
+  and the next tick pushes again.
+- Pushes run one at a time on the scheduler's own daemon thread, and a tick never queues a second
+  push behind one still waiting to start; the final push at shutdown waits a bounded time and
+  then leaves what it could not send on disk, named in one log line, for the next run's first
+  push (which sends every file of the data dir). A hanging push never holds up the process exit.
 - Every process writes its own shard names, so any number of replicas push to one repo.
+
+``huggingface_hub`` makes every call through one process-wide ``httpx2.Client`` (``HfApi`` takes
+no client of its own), so the timeout is set with its documented hook, ``set_client_factory``.
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from huggingface_hub import CommitInfo, CommitOperationAdd, CommitScheduler, HfApi
+import httpx2
+from huggingface_hub import CommitInfo, CommitOperationAdd, CommitScheduler, HfApi, get_session, set_client_factory
 from loguru import logger
 
-from feedback.card import dataset_card
-from feedback.store import FeedbackStore
+from feedback.store import FILES_DIR, FeedbackStore
 from schemas.records import RECORD_TYPES
 
 SYNC_PATTERNS = [*(f"{kind}/*.jsonl" for kind in RECORD_TYPES), "files/*", "README.md"]
 """What is synced: the record folders, uploaded files and the dataset card."""
+DEFAULT_HUB_TIMEOUT = 30.0
+"""Seconds a Hub call may wait on the network (connect, each read, each write) by default."""
+FINAL_PUSH_SECONDS = 15.0
+"""How long :meth:`HubSync.close` waits for the final push by default (seconds)."""
 _TAIL_BLOCK = 64 * 1024
+_NETWORK_ERRORS = (httpx2.TimeoutException, httpx2.NetworkError, httpx2.RemoteProtocolError)
+_sync_thread = threading.local()
+"""``active`` is True in the threads that push or connect: there, network errors fail fast."""
+
+
+class HubUnreachable(Exception):
+    """A push met a network failure (timeout, refused or reset connection); the message says which.
+
+    Raised instead of ``httpx2``'s own errors inside a push, so ``huggingface_hub`` does not retry
+    them with its back-off sleeps: the scheduler's next tick is the retry.
+    """
+
+
+@contextmanager
+def _fail_fast(timeout: float) -> Iterator[None]:
+    try:
+        yield
+    except _NETWORK_ERRORS as error:
+        if not getattr(_sync_thread, "active", False):
+            raise
+        kind = type(error).__name__
+        if isinstance(error, httpx2.TimeoutException):
+            raise HubUnreachable(f"no answer from the Hub within {timeout:g} s ({kind})") from error
+        raise HubUnreachable(f"cannot reach the Hub: {kind}: {error or 'no detail'}") from error
+
+
+class _FailFastStream(httpx2.SyncByteStream):
+    def __init__(self, stream: httpx2.SyncByteStream, timeout: float) -> None:
+        self._stream, self._timeout = stream, timeout
+
+    def __iter__(self) -> Iterator[bytes]:
+        with _fail_fast(self._timeout):
+            yield from self._stream
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+class _FailFastTransport(httpx2.BaseTransport):
+    """The default transport; in a sync thread its network errors become :class:`HubUnreachable`."""
+
+    def __init__(self, timeout: float) -> None:
+        self._transport = httpx2.HTTPTransport()
+        self._timeout = timeout
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        with _fail_fast(self._timeout):
+            response = self._transport.handle_request(request)
+        response.stream = _FailFastStream(response.stream, self._timeout)  # a body stalling mid-way too
+        return response
+
+    def close(self) -> None:
+        self._transport.close()
+
+
+def use_hub_timeout(timeout: float = DEFAULT_HUB_TIMEOUT) -> None:
+    """Give every ``huggingface_hub`` call of this process a network timeout of ``timeout`` seconds.
+
+    Installs a client factory with ``huggingface_hub.set_client_factory`` (the library's one hook:
+    ``HfApi`` has no client of its own). The client keeps the library's request hooks (offline
+    mode, request ids, debug log) and redirects; its transport makes a network error inside a
+    push final for that push (see :class:`HubUnreachable`); elsewhere errors are unchanged.
+
+    Raises:
+        ValueError: when ``timeout`` is not a positive number of seconds.
+    """
+    if not timeout > 0 or timeout == float("inf"):
+        raise ValueError(f"'timeout' must be a positive number of seconds, not {timeout!r}")
+    hooks = get_session().event_hooks  # huggingface_hub's own (or an earlier factory's) hooks
+
+    def factory() -> httpx2.Client:
+        return httpx2.Client(
+            event_hooks=hooks, follow_redirects=True, timeout=httpx2.Timeout(timeout), transport=_FailFastTransport(timeout)
+        )
+
+    set_client_factory(factory)
 
 
 @dataclass(frozen=True)
@@ -68,11 +164,11 @@ def complete_size(path: Path) -> int:
     return 0
 
 
-def scan_folder(folder: Path, uploaded: dict[Path, float], reported: set[Path]) -> list[FileToUpload]:
+def scan_folder(folder: Path, uploaded: dict[Path, float], reported: set[Path] | None) -> list[FileToUpload]:
     """Files under ``folder`` matching :data:`SYNC_PATTERNS` whose mtime differs from ``uploaded``.
 
     A shard with a torn tail is uploaded up to its last complete line; the tail is logged once
-    per path (``reported`` remembers which).
+    per path (``reported`` remembers which; None: not logged).
     """
     found = []
     for pattern in SYNC_PATTERNS:
@@ -83,7 +179,7 @@ def scan_folder(folder: Path, uploaded: dict[Path, float], reported: set[Path]) 
             if uploaded.get(path) == stat.st_mtime:
                 continue
             size = complete_size(path)
-            if size < stat.st_size and path not in reported:
+            if size < stat.st_size and reported is not None and path not in reported:
                 reported.add(path)
                 logger.warning("{}: torn last line ({} bytes) left out of the upload", path, stat.st_size - size)
             found.append(FileToUpload(path, path.relative_to(folder).as_posix(), size, stat.st_mtime))
@@ -105,6 +201,9 @@ class FeedbackScheduler(CommitScheduler):
     """A ``CommitScheduler`` for a :class:`FeedbackStore`: rotates shards before each scan, uploads
     complete lines only, and turns a failed push into one warning (retried at the next tick).
 
+    Pushes run on the scheduler's own daemon thread (see :meth:`trigger`), so a push stuck on the
+    network never holds up the process exit.
+
     Args:
         store: the data dir to sync; its lock guards the scan.
         repo_id: ``owner/name`` of the dataset repo (created if missing, private by default).
@@ -114,6 +213,7 @@ class FeedbackScheduler(CommitScheduler):
         hf_api: a configured ``HfApi`` (e.g. ``HfApi(endpoint=...)``), else one from ``token``.
     Raises:
         huggingface_hub.errors.HfHubHTTPError: when the repo cannot be created or reached.
+        HubUnreachable, httpx2.HTTPError: when the Hub cannot be reached.
     """
 
     def __init__(
@@ -128,10 +228,15 @@ class FeedbackScheduler(CommitScheduler):
     ) -> None:
         self.store = store
         self.reported: set[Path] = set()
-        self.pushes = 0
-        self.failures = 0
+        self.last_error: str | None = None
+        self.quiet_failures = False
         self._secret = token
-        super().__init__(
+        self._stopped = threading.Event()
+        self._queue_lock = threading.Lock()
+        self._queue: queue.SimpleQueue[Future | None] = queue.SimpleQueue()
+        self._waiting: Future | None = None
+        self._worker: threading.Thread | None = None
+        super().__init__(  # starts the tick thread, whose first tick calls trigger()
             repo_id=repo_id,
             folder_path=store.root,
             every=every,
@@ -143,40 +248,103 @@ class FeedbackScheduler(CommitScheduler):
         )
         self.lock = store.lock
 
+    @property
+    def stopped(self) -> bool:
+        """True once :meth:`stop` was called: later triggers push nothing."""
+        return self._stopped.is_set()
+
+    def stop(self) -> None:
+        """Stop the scheduler: no push starts after this (one already running finishes on its own)."""
+        self._stopped.set()
+        super().stop()
+        self._queue.put(None)  # ends the worker once the pushes queued before are answered
+
+    def trigger(self) -> Future:
+        """Ask for a push; returns a ``Future`` of its ``CommitInfo`` (None when nothing was pushed).
+
+        Pushes run one at a time on this scheduler's daemon thread. A push that has not started
+        yet is shared: it scans the folder when it starts, so it sends everything written before.
+        """
+        with self._queue_lock:
+            waiting = self._waiting
+            if waiting is not None and not waiting.running() and not waiting.done():
+                return waiting
+            future: Future = Future()
+            if self.stopped:
+                future.set_result(None)
+                return future
+            self._waiting = future
+            self._queue.put(future)
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._work, name="hub-sync-push", daemon=True)
+                self._worker.start()
+            return future
+
+    def _work(self) -> None:
+        _sync_thread.active = True
+        while (future := self._queue.get()) is not None:
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(None if self.stopped else self.push_to_hub())
+            except BaseException as error:  # noqa: BLE001 - hand it to the waiter; the worker goes on
+                future.set_exception(error)
+
     def push_to_hub(self) -> CommitInfo | None:
-        """Rotate shards, scan for changed files, commit them (outside the lock)."""
-        with self.store.lock:
-            self.store.rotate_while_locked()
-            files = scan_folder(self.folder_path, self.last_uploaded, self.reported)
-        if not files:
+        """Rotate shards, scan for changed files, commit them (outside the lock).
+
+        Never raises: a failure is logged as one warning (unless :attr:`quiet_failures`), kept in
+        :attr:`last_error`, and the files go with the next push. Returns the commit, or None when
+        there was nothing to push or the push failed.
+        """
+        try:
+            with self.store.lock:
+                self.store.rotate_while_locked()
+                files = scan_folder(self.folder_path, self.last_uploaded, self.reported)
+            if not files:
+                return None
+            info = self.api.create_commit(
+                repo_id=self.repo_id,
+                repo_type=self.repo_type,
+                operations=[f.operation() for f in files],
+                commit_message=f"Add {_describe(files)}",
+                revision=self.revision,
+            )
+        except Exception as error:  # noqa: BLE001 - any failure: keep the files, retry at the next tick
+            self.last_error = reason(error, self._secret)
+            if not self.quiet_failures:
+                logger.warning(
+                    "push to {} failed, records stay in {} and go with the next push: {}",
+                    self.repo_id,
+                    self.folder_path,
+                    self.last_error,
+                )
             return None
-        info = self.api.create_commit(
-            repo_id=self.repo_id,
-            repo_type=self.repo_type,
-            operations=[f.operation() for f in files],
-            commit_message=f"Add {_describe(files)}",
-            revision=self.revision,
-        )
         for file in files:
             self.last_uploaded[file.local_path] = file.mtime
-        self.pushes += 1
         logger.info("pushed {} to {} ({})", _describe(files), self.repo_id, info.oid[:8])
         return info
 
-    def _push_to_hub(self) -> CommitInfo | None:
-        if self._CommitScheduler__stopped:  # type: ignore[attr-defined]
-            return None
+    def unpushed(self) -> list[FileToUpload]:
+        """The synced files changed since this scheduler last pushed them (all of them before its
+        first push)."""
+        with self.store.lock:
+            return scan_folder(self.folder_path, dict(self.last_uploaded), None)
+
+    def final_push(self, timeout: float) -> bool:
+        """Push what is left, wait at most ``timeout`` seconds for it, then :meth:`stop`.
+
+        Failures from here on are not logged (:attr:`quiet_failures`): the caller reports what is
+        left (:meth:`unpushed`) in one line. Returns False when the push had not finished in time.
+        """
+        self.quiet_failures = True
         try:
-            return self.push_to_hub()
-        except Exception as error:  # noqa: BLE001 - any failure: keep the files, retry at the next tick
-            self.failures += 1
-            logger.warning(
-                "push to {} failed, records stay in {} and go with the next push: {}",
-                self.repo_id,
-                self.folder_path,
-                redact(error, self._secret),
-            )
-            return None
+            self.trigger().result(timeout=timeout)
+        except FutureTimeout:
+            return False
+        finally:
+            self.stop()
+        return True
 
 
 def _describe(files: Iterable[FileToUpload]) -> str:
@@ -187,17 +355,39 @@ def _describe(files: Iterable[FileToUpload]) -> str:
     return ", ".join(f"{n} {name}" for name, n in sorted(counts.items()))
 
 
+def describe_unpushed(files: Iterable[FileToUpload]) -> str:
+    """What ``files`` hold, for a log line: ``"2 turns shards, 1 ratings shards, 1 uploaded files"``
+    (record kinds in :data:`RECORD_TYPES` order, then uploaded files, then the dataset card)."""
+    counts: dict[str, int] = {}
+    for file in files:
+        folder = file.path_in_repo.split("/", 1)[0]
+        counts[folder] = counts.get(folder, 0) + 1
+    parts = [f"{counts[kind]} {kind} shards" for kind in RECORD_TYPES if kind in counts]
+    if FILES_DIR in counts:
+        parts.append(f"{counts[FILES_DIR]} uploaded files")
+    if "README.md" in counts:
+        parts.append("the dataset card")
+    return ", ".join(parts) or "nothing"
+
+
 def redact(error: object, secret: str | None) -> str:
     """``str(error)`` on one line, without ``secret``."""
     text = " ".join(str(error).split())
     return text.replace(secret, "***") if secret else text
 
 
+def reason(error: BaseException, secret: str | None) -> str:
+    """Why ``error`` happened, on one line, without ``secret``; never empty (the error's class
+    name when it has no message)."""
+    return redact(error, secret) or type(error).__name__
+
+
 class HubSync:
     """Keeps a data dir synced to a dataset repo for the life of the app.
 
-    :meth:`start` connects in the background (retrying while the Hub is unreachable), writes the
-    dataset card, and starts a :class:`FeedbackScheduler`; :meth:`close` makes the final push.
+    :meth:`start` sets the Hub timeout, connects in the background (retrying while the Hub is
+    unreachable), writes the dataset card, and starts a :class:`FeedbackScheduler`; :meth:`close`
+    makes the final push, in bounded time.
 
     Args:
         store: the data dir.
@@ -207,6 +397,7 @@ class HubSync:
         private: create the repo private.
         card: the dataset card text (see :func:`feedback.card.dataset_card`).
         hf_api: a configured ``HfApi``.
+        timeout: seconds every Hub call may wait on the network (see :func:`use_hub_timeout`).
     """
 
     def __init__(
@@ -219,31 +410,38 @@ class HubSync:
         private: bool = True,
         card: str | None = None,
         hf_api: HfApi | None = None,
+        timeout: float = DEFAULT_HUB_TIMEOUT,
     ) -> None:
         self.store, self.repo_id, self.token = store, repo_id, token
         self.every, self.private, self.card, self.hf_api = every, private, card, hf_api
+        self.timeout = timeout
         self.scheduler: FeedbackScheduler | None = None
         self._closing = threading.Event()
+        self._closed = False
+        self._lock = threading.Lock()
+        self._connect_error = ""
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        """Write the card and connect in a background thread; returns at once."""
+        """Set the Hub timeout, write the card and connect in a background thread; returns at once."""
+        use_hub_timeout(self.timeout)
         if self.card:
             write_card(self.store.root, self.card)
         self._thread = threading.Thread(target=self._connect, name="hub-sync-connect", daemon=True)
         self._thread.start()
 
     def _connect(self) -> None:
+        _sync_thread.active = True
         delay = min(5.0, self.every * 60)
-        while not self._closing.is_set():
-            if self._try_connect():
+        while not self._try_connect():
+            if self._closing.is_set():  # that was the last try, made after close() began
                 return
             self._closing.wait(delay)
             delay = min(delay * 2, max(self.every * 60, 5.0))
 
     def _try_connect(self) -> bool:
         try:
-            self.scheduler = FeedbackScheduler(
+            scheduler = FeedbackScheduler(
                 store=self.store,
                 repo_id=self.repo_id,
                 every=self.every,
@@ -252,26 +450,50 @@ class HubSync:
                 hf_api=self.hf_api,
             )
         except Exception as error:  # noqa: BLE001 - the Hub may be down at start: retry
-            logger.warning("cannot reach dataset repo {} yet (will retry): {}", self.repo_id, redact(error, self.token))
+            self._connect_error = reason(error, self.token)
+            if not self._closing.is_set():
+                logger.warning("cannot reach dataset repo {} yet (will retry): {}", self.repo_id, self._connect_error)
             return False
+        with self._lock:
+            if self._closed:  # close() gave up waiting for this connection: push nothing more
+                scheduler.stop()
+                return True
+            self.scheduler = scheduler
         logger.info("syncing {} to dataset repo {} every {} min", self.store.root, self.repo_id, self.every)
         return True
 
-    def close(self, timeout: float = 120) -> bool:
-        """Stop syncing after a final push. Returns True when everything was pushed."""
-        self._closing.set()
-        scheduler = self.scheduler
-        if scheduler is None and not self._try_connect():
-            logger.warning("final push skipped: {} unreachable; run `python -m feedback push` later", self.repo_id)
-            return False
-        scheduler = self.scheduler
-        assert scheduler is not None
-        failures = scheduler.failures
-        try:
-            scheduler.trigger().result(timeout=timeout)
-        except Exception as error:  # noqa: BLE001 - a timeout: files stay for the next run
-            logger.warning("final push to {} did not finish: {}", self.repo_id, redact(error, self.token))
-            return False
-        finally:
-            scheduler.stop()
-        return scheduler.failures == failures
+    def close(self, timeout: float = FINAL_PUSH_SECONDS) -> bool:
+        """Make the final push and stop syncing, within about ``timeout`` seconds whatever the Hub does.
+
+        What could not be pushed stays in the data dir, is named in one warning line, and goes
+        with the next run's first push. Returns True when everything was pushed.
+        """
+        deadline = time.monotonic() + timeout
+        self._closing.set()  # a connect loop waiting to retry makes its last try now
+        if self._thread is not None:
+            self._thread.join(timeout)
+        with self._lock:
+            self._closed = True
+            scheduler = self.scheduler
+        if scheduler is None:
+            left = scan_folder(self.store.root, {}, None)
+            hung = self._thread is not None and self._thread.is_alive()
+            why = "the repo was never reached: " + (
+                f"no answer from the Hub within {timeout:g} s" if hung else self._connect_error or "unknown error"
+            )
+        elif not scheduler.final_push(max(0.0, deadline - time.monotonic())):
+            left = scheduler.unpushed()
+            why = f"no answer from the Hub within {timeout:g} s"
+        else:
+            left = scheduler.unpushed()
+            why = scheduler.last_error or "unknown error"
+        if not left:
+            return True
+        logger.warning(
+            "final push to {} did not finish: {} stay in {} and go with the next run's push; reason: {}",
+            self.repo_id,
+            describe_unpushed(left),
+            self.store.root.resolve(),
+            why,
+        )
+        return False

@@ -57,6 +57,7 @@ class Settings(BaseSettings):
 
     dataset_repo: str | None = Field(default=None, pattern=REPO_ID_PATTERN)
     sync_every: float = Field(default=5.0, gt=0, description="minutes")
+    hub_timeout: float = Field(default=30.0, ge=0.1, le=600, allow_inf_nan=False, description="seconds")
     private: bool = True
     license: str = "other"
 

@@ -169,9 +169,34 @@ def test_bytes_per_commit_stay_flat_as_the_repo_grows(hub, tmp_path):
     assert len(records) == 1000 and len({r["message_id"] for r in records}) == 1000
 
 
+def test_a_tick_never_queues_a_second_push_and_a_stopped_scheduler_pushes_nothing(hub, tmp_path):
+    store = FeedbackStore(tmp_path / "data")
+    api = HfApi(endpoint=hub.endpoint, token=TOKEN)
+    scheduler = FeedbackScheduler(store=store, repo_id="test-user/one-at-a-time", every=600, hf_api=api)
+    try:
+        scheduler.trigger().result()
+        hub.hang(600, paths=r"/preupload/")  # the next push is held by the Hub
+        store.append(make_turn(0))
+        running = scheduler.trigger()
+        assert hub.wait_held(1, timeout=30)
+        store.append(make_turn(1))
+        waiting = [scheduler.trigger() for _ in range(5)]  # ticks while the push hangs
+        assert all(future is waiting[0] for future in waiting) and waiting[0] is not running
+        assert not scheduler.final_push(timeout=0.2)  # still held: the final push gives up in time
+        assert scheduler.stopped
+        assert [f.path_in_repo.split("/")[0] for f in scheduler.unpushed()] == ["turns", "turns"]
+        hub.clear_faults()
+        assert running.result(timeout=30) is not None  # the push under way finishes...
+        assert waiting[0].result(timeout=30) is None  # ...the one waiting never starts
+        assert scheduler.trigger().result(timeout=1) is None
+    finally:
+        scheduler.stop()
+    assert [r["message_id"] for r in repo_records(hub, "test-user/one-at-a-time")["turns"]] == [make_turn(0).message_id]
+
+
 def test_a_failing_hub_never_blocks_chat_and_loses_nothing(hub, tmp_path):
     repo_id = "test-user/faults"
-    app = start_app(hub, tmp_path, "data", repo_id, every=0.003)
+    app = start_app(hub, tmp_path, "data", repo_id, every=0.005)
     client = Client(app.url, verbose=False)
     try:
         chat_rate_flag(app.url, 2)
