@@ -182,26 +182,34 @@ def test_sigterm_while_a_push_hangs_exits_in_time_and_the_next_run_pushes_the_re
     assert_exactly_once(hub, repo_id, tmp_path / "data")
 
 
-@pytest.mark.parametrize("when", ["after-connecting", "from-the-start"])
-def test_sigterm_with_the_hub_down_exits_quickly_and_loses_nothing(hub, proxy, tmp_path, when):
+@pytest.mark.parametrize(
+    ("mode", "when", "expected"),
+    [
+        ("refuse", "after-connecting", "Connection refused"),
+        ("refuse", "from-the-start", "the repo was never reached: cannot reach the Hub: ConnectError"),
+        ("dead", "from-the-start", "the repo was never reached: no answer from the Hub within 1 s"),
+    ],
+    ids=["down-after-connecting", "down-from-the-start", "dead-from-the-start"],
+)
+def test_sigterm_with_the_hub_down_exits_quickly_and_loses_nothing(hub, proxy, tmp_path, mode, when, expected):
     repo_id = "test-user/hub-down"
     if when == "from-the-start":
-        proxy.set_mode("refuse")
+        proxy.set_mode(mode)
     app = start_app(hub, proxy.endpoint, tmp_path, "app", repo_id)
     try:
         if when == "after-connecting":
             chat_rate_flag(app.url, 1)
             wait_until(lambda: settled(app, hub, repo_id, tmp_path / "data"), what="the first pushes")
-            proxy.set_mode("refuse")  # the Hub goes down: connections are refused
+            proxy.set_mode(mode)  # the Hub goes down
         chat_rate_flag(app.url, 2)
         code, elapsed = timed_terminate(app)
     finally:
         app.kill()
-    print(f"exit after SIGTERM with the Hub down ({when}): {elapsed:.1f} s")
+    print(f"exit after SIGTERM with the Hub {mode} ({when}): {elapsed:.1f} s")
     assert code == 0, app.log()
     assert elapsed < 10, app.log()
     reason = assert_one_unpushed_line(app.log(), repo_id, tmp_path / "data")
-    assert "Connection refused" in reason
+    assert expected in reason, reason
     assert_clean_log(app.log())
 
     proxy.set_mode("pass")
