@@ -18,14 +18,15 @@ from schemas.settings import Settings, describe_error
 def main() -> int:
     """Read the settings, build the app and serve it until interrupted (final push on the way out).
 
-    Returns the exit code: 0 after a normal stop, 1 when the app cannot start (bad settings, a
-    data dir that cannot be written, a responder that cannot be built), with one clear line each.
+    Returns the exit code: 0 after a normal stop; 2 for bad settings (one line per bad variable,
+    before anything starts); 1 when the app cannot start (a data dir that cannot be written, a
+    responder that cannot be built), with one clear line.
     """
     try:
         settings = Settings()
     except ValidationError as error:
-        sys.stderr.write(f"cannot start: bad configuration\n{describe_error(error)}\n")
-        return 1
+        sys.stderr.write(f"{describe_error(error)}\n")
+        return 2
     setup_logging(settings.log_level)
     try:
         app = create_app(settings)

@@ -12,7 +12,17 @@ export`` do not pay for importing gradio.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each name is imported on first use
+    from feedback.api import ChatAPI
+    from feedback.app import FeedbackApp, build_app, create_app
+    from feedback.callbacks import FeedbackCallback
+    from feedback.errors import FeedbackError, SaveError
+    from feedback.recorder import FeedbackRecorder
+    from feedback.responders import EchoResponder, Responder, ResponderError, make_responder
+    from feedback.store import FeedbackStore
+    from feedback.ui import ChatSession, FeedbackChatInterface, FeedbackLog, attach_feedback
 
 _EXPORTS = {
     "ChatAPI": "feedback.api",
@@ -20,7 +30,8 @@ _EXPORTS = {
     "create_app": "feedback.app",
     "FeedbackApp": "feedback.app",
     "FeedbackCallback": "feedback.callbacks",
-    "FeedbackError": "feedback.recorder",
+    "FeedbackError": "feedback.errors",
+    "SaveError": "feedback.errors",
     "FeedbackRecorder": "feedback.recorder",
     "EchoResponder": "feedback.responders",
     "Responder": "feedback.responders",

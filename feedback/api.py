@@ -18,7 +18,8 @@ import gradio as gr
 from loguru import logger
 
 from feedback.chat import PendingTurn, TextStream, log_failure
-from feedback.recorder import FeedbackError, FeedbackRecorder, SaveError, history_messages
+from feedback.errors import FeedbackError, SaveError, refusal
+from feedback.recorder import FeedbackRecorder, history_messages
 from feedback.responders.errors import ResponderError
 from feedback.uploads import UploadError, uploaded_file
 from schemas.records import ChatMessage
@@ -173,11 +174,6 @@ def _progress(pending: PendingTurn) -> Iterator[dict[str, Any]]:
     yield item(text, True)
 
 
-def refusal(error: FeedbackError | SaveError) -> gr.Error:
-    """The ``gr.Error`` shown for a refused request: its message, no traceback in the server log."""
-    return gr.Error(str(error), print_exception=False)
-
-
 class _refusals:
     """Turn refusals into ``gr.Error`` with their message, and anything unexpected into a logged, generic one."""
 
@@ -198,6 +194,6 @@ class _refusals:
             raise refusal(error) from error
         if isinstance(error, ResponderError):
             log_failure(self.conversation_id, f"/{self.endpoint}")
-            raise gr.Error(f"The model could not answer: {error}") from error
+            raise gr.Error(f"The model could not answer: {error}", print_exception=False) from error  # logged above
         log_failure(self.conversation_id, f"/{self.endpoint}")
-        raise gr.Error(f"/{self.endpoint} failed on the server; the error is logged") from error
+        raise gr.Error(f"/{self.endpoint} failed on the server; the error is logged", print_exception=False) from error

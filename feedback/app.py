@@ -15,11 +15,15 @@ from loguru import logger
 from feedback.card import dataset_card
 from feedback.recorder import FeedbackRecorder
 from feedback.redaction import MIN_SECRET_CHARS, register_secret
-from feedback.responders import make_responder
+from feedback.responders import ResponderError, make_responder
 from feedback.store import FeedbackStore
 from feedback.sync import HubSync
 from feedback.ui import FeedbackChatInterface
 from schemas.settings import Settings
+
+
+class StartupError(RuntimeError):
+    """The app cannot start; the message says why in one line (no traceback needed)."""
 
 
 @dataclass
@@ -78,16 +82,21 @@ def create_app(settings: Settings) -> FeedbackApp:
     """Assemble the app ``settings`` describe; nothing is started or launched.
 
     Raises:
-        feedback.responders.ResponderError: when the responder cannot be built.
+        StartupError: when the data dir cannot be written (read-only, full) or the responder
+            cannot be built.
     """
     _register_secrets(settings)
-    store = FeedbackStore(
-        settings.data_dir, shard_max_bytes=settings.shard_max_bytes, shard_max_age=settings.shard_max_age
-    )
+    store = _open_store(settings)
     recorder = FeedbackRecorder(
-        store, flag_reasons=settings.flag_reasons, max_message_chars=settings.max_message_chars
+        store,
+        flag_reasons=settings.flag_reasons,
+        max_message_chars=settings.max_message_chars,
+        max_comment_chars=settings.max_comment_chars,
     )
-    responder = make_responder(settings)
+    try:
+        responder = make_responder(settings)
+    except ResponderError as error:
+        raise StartupError(f"the {settings.responder} responder cannot be built: {error}") from error
     logger.info(
         "responder {} (model {}), logging to {}", responder.name, responder.model, settings.data_dir.resolve()
     )
@@ -116,6 +125,21 @@ def _register_secrets(settings: Settings) -> None:
             "a FEEDBACK_REVIEW_AUTH password is shorter than {} characters: it cannot be kept out of the logs",
             MIN_SECRET_CHARS,
         )
+
+
+def _open_store(settings: Settings) -> FeedbackStore:
+    """The data dir's store, after a probe write shows it can take records."""
+    try:
+        store = FeedbackStore(
+            settings.data_dir, shard_max_bytes=settings.shard_max_bytes, shard_max_age=settings.shard_max_age
+        )
+        store.check_writable()
+    except OSError as error:
+        raise StartupError(
+            f"the data dir {settings.data_dir.resolve()} cannot be written ({error.strerror or error}); "
+            "free some space, fix its permissions or set FEEDBACK_DATA_DIR"
+        ) from error
+    return store
 
 
 def _make_sync(settings: Settings, store: FeedbackStore) -> HubSync | None:

@@ -1,8 +1,11 @@
-"""Validated writes of turns, ratings and flags, and the conversations they belong to.
+"""Validated writes of every record, and the conversations they belong to: the one write gate.
 
-The page, the HTTP API and the flagging callback all write through :class:`FeedbackRecorder`, so
-every rule holds everywhere: ids are well formed, a rating or flag names a reply of *its own*
-conversation, values are among those allowed, and nothing is written for a refused request.
+The page, the HTTP API, the flagging callback and the review desk all write through
+:class:`FeedbackRecorder` (records and uploaded files), so every rule holds everywhere: ids are
+well formed, a rating or flag names a reply of *its own* conversation, values are among those
+allowed, and nothing is written for a refused request. :meth:`FeedbackRecorder.write` is the one
+place a record passes before it reaches a shard; its ``gate`` steps may change it (redaction) or
+keep it out (no consent).
 
 Conversations are rebuilt from the turns in the data dir at start, so an API client continues a
 conversation by id after an app restart. A conversation's *current path* is its latest turn at
@@ -13,37 +16,27 @@ an edit of an earlier message branches the conversation; the old replies can sti
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from loguru import logger
 
-from feedback.store import FeedbackStore, ReadReport
+from feedback.errors import FeedbackError, SaveError, clip
+from feedback.store import FeedbackStore
 from schemas.records import ChatMessage, Flag, Rating, Record, Source, Turn, is_valid_id, new_id
 
 RATING_VALUES = ("like", "dislike")
 MAX_COMMENT_CHARS = 10_000
 MAX_REASONS = 32
 """The most reasons one flag may give (before duplicates are dropped)."""
-MAX_ERROR_CHARS = 300
-"""Refusal messages are clipped to this many characters (they may quote what the client sent)."""
 
 
-class FeedbackError(ValueError):
-    """A request refused because of its input. The message is safe to show to the user (clipped
-    to :data:`MAX_ERROR_CHARS`)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(_clip(message, MAX_ERROR_CHARS))
-
-
-class SaveError(RuntimeError):
-    """A record that could not be written (disk full, data dir not writable). Nothing partial is
-    kept; later writes go to a new shard and succeed once space returns. Safe to show."""
-
-    def __init__(self) -> None:
-        super().__init__("could not save: the server cannot write records right now; please try again later")
+R = TypeVar("R", bound=Record)
+GateStep = Callable[[Record], Record | None]
+"""A step of the write gate (:meth:`FeedbackRecorder.write`): the record to write, changed or
+not, or None to keep it out of the data dir."""
 
 
 @dataclass(frozen=True)
@@ -83,9 +76,6 @@ class ConversationIndex:
         """The conversation a reply belongs to, or None for an unknown reply."""
         return self._owner.get(message_id)
 
-    def __contains__(self, conversation_id: object) -> bool:
-        return conversation_id in self._paths
-
     def __len__(self) -> int:
         return len(self._paths)
 
@@ -100,12 +90,14 @@ def history_messages(path: Iterable[TurnRef]) -> list[ChatMessage]:
 
 
 class FeedbackRecorder:
-    """Checks and writes turns, ratings and flags; knows every conversation in the data dir.
+    """Checks and writes every record and uploaded file; knows every conversation in the data dir.
 
     Args:
         store: where records go.
         flag_reasons: the reasons a flag may give (and the custom options a rating may carry).
         max_message_chars: the longest user message accepted, in characters.
+        max_comment_chars: the longest comment accepted, in characters.
+        gate: the write gate's steps (see :meth:`write`), run on every record before it is written.
     """
 
     def __init__(
@@ -115,15 +107,16 @@ class FeedbackRecorder:
         flag_reasons: Sequence[str],
         max_message_chars: int = 100_000,
         max_comment_chars: int = MAX_COMMENT_CHARS,
+        gate: Sequence[GateStep] = (),
     ) -> None:
         self.store = store
+        self.gate = tuple(gate)
         self.flag_reasons = tuple(flag_reasons)
         self.max_message_chars = max_message_chars
         self.max_comment_chars = max_comment_chars
         self._lock = threading.Lock()
         self.index = ConversationIndex()
-        self.load_report = ReadReport()
-        turns = sorted(store.iter_records("turns", self.load_report), key=lambda t: t.timestamp)
+        turns = sorted(store.iter_records("turns"), key=lambda t: t.timestamp)
         for turn in turns:  # in time order: shards of several writers interleave
             self.index.add(turn)  # type: ignore[arg-type]
         if len(self.index):
@@ -143,7 +136,7 @@ class FeedbackRecorder:
             raise FeedbackError(f"conversation_id must be a string, not {type(value).__name__}")
         if not is_valid_id(value):
             raise FeedbackError(
-                f"conversation_id {_clip(value)!r} is malformed: use 8-64 characters of A-Z, a-z, 0-9, '_' or '-'"
+                f"conversation_id {clip(value)!r} is malformed: use 8-64 characters of A-Z, a-z, 0-9, '_' or '-'"
             )
         return value
 
@@ -173,7 +166,7 @@ class FeedbackRecorder:
         if not isinstance(message_id, str):
             raise FeedbackError(f"message_id must be a string, not {type(message_id).__name__}")
         if not is_valid_id(message_id):
-            raise FeedbackError(f"message_id {_clip(message_id)!r} is missing or malformed")
+            raise FeedbackError(f"message_id {clip(message_id)!r} is missing or malformed")
         with self._lock:
             owner = self.index.owner(message_id)
         if owner != conversation_id:
@@ -197,7 +190,7 @@ class FeedbackRecorder:
         if not isinstance(option, str):
             raise FeedbackError(f"option must be a string, not {type(option).__name__}")
         if option not in self.flag_reasons:
-            raise FeedbackError(f"option {_clip(option)!r} is not one of {list(self.flag_reasons)}")
+            raise FeedbackError(f"option {clip(option)!r} is not one of {list(self.flag_reasons)}")
         return option
 
     # -- reads -----------------------------------------------------------------------------
@@ -213,8 +206,23 @@ class FeedbackRecorder:
 
     # -- writes ----------------------------------------------------------------------------
 
-    def _write(self, record: Record) -> None:
-        """Append ``record`` to the store, turning a refused write (disk full, read-only) into :class:`SaveError`."""
+    def write(self, record: R) -> R | None:
+        """The write gate: every record of every kind reaches the data dir through here.
+
+        Each of :attr:`gate` runs in order and may return the record changed (e.g. redacted) or
+        None to keep it out (e.g. no consent); then the record is appended to the store.
+
+        Returns:
+            The record as written, or None when a gate step kept it out.
+        Raises:
+            SaveError: when the store cannot write it (disk full, read-only); nothing partial is kept.
+        """
+        for step in self.gate:
+            changed = step(record)
+            if changed is None:
+                logger.bind(conversation_id=record.conversation_id).debug("{} record kept out by the write gate", record.kind)
+                return None
+            record = changed
         try:
             self.store.append(record)
         except OSError as error:
@@ -222,6 +230,7 @@ class FeedbackRecorder:
                 "could not write a {} record to {}: {}", record.kind, self.store.root, error.strerror or error
             )
             raise SaveError() from error
+        return record
 
     def store_upload(self, path: Path) -> str:
         """Copy an uploaded file into the data dir (once per content); returns its path there.
@@ -243,8 +252,8 @@ class FeedbackRecorder:
             SaveError: when the store cannot write it (the conversation is left as it was).
         """
         with self._lock:
-            self._write(turn)
-            self.index.add(turn)
+            turn = self.write(turn) or turn
+            self.index.add(turn)  # also when the gate kept it out: the conversation goes on in this process
         logger.bind(conversation_id=turn.conversation_id).debug(
             "turn {} #{} ({} chars, {} ms)", turn.message_id, turn.turn_index, len(turn.response),
             "-" if turn.latency_ms is None else round(turn.latency_ms),
@@ -272,7 +281,7 @@ class FeedbackRecorder:
         if rating == "":
             rating = None
         if rating is not None and rating not in RATING_VALUES:
-            raise FeedbackError(f"rating {_clip(rating)!r} is not 'like', 'dislike' or empty (undo)")
+            raise FeedbackError(f"rating {clip(rating)!r} is not 'like', 'dislike' or empty (undo)")
         conversation_id, message_id = self.check_reply(conversation_id, message_id)
         record = Rating(
             conversation_id=conversation_id,
@@ -282,7 +291,7 @@ class FeedbackRecorder:
             comment=self._check_comment(comment),
             source=source,
         )
-        self._write(record)
+        record = self.write(record) or record
         logger.bind(conversation_id=conversation_id).info("rating {} on {}", rating or "undo", message_id)
         return record
 
@@ -326,11 +335,7 @@ class FeedbackRecorder:
             comment=self._check_comment(comment),
             source=source,
         )
-        self._write(record)
+        record = self.write(record) or record
         logger.bind(conversation_id=conversation_id).info("flag {} on {}", list(reasons), message_id)
         return record
 
-
-def _clip(value: object, limit: int = 80) -> str:
-    text = str(value)
-    return text if len(text) <= limit else text[:limit] + "..."

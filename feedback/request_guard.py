@@ -140,19 +140,18 @@ def _content_length(scope: Scope) -> int | None:
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
     """The whole request body, or None as soon as it passes ``limit`` bytes (the rest is not read)."""
-    chunks, size = [], 0
+    body = bytearray()  # one growing buffer: large ones are mmap-backed and go back to the OS when freed
     while True:
         message = await receive()
         if message["type"] != "http.request":
             break
         chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
+        if len(body) + len(chunk) > limit:
             return None
-        chunks.append(chunk)
+        body += chunk
         if not message.get("more_body", False):
             break
-    return b"".join(chunks)
+    return bytes(body)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -9,7 +9,7 @@ while the chat page stays open to everyone.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from types import FrameType
 
@@ -18,6 +18,8 @@ import gradio as gr
 import uvicorn
 from loguru import logger
 
+from feedback.api import MAX_FILES
+from feedback.request_guard import RequestGuard
 from feedback.review.desk import ReviewDesk
 from feedback.review.guard import LoginThrottle, ReviewGuard
 from feedback.review.ui import ReviewPage
@@ -42,7 +44,7 @@ def review_page(app: FeedbackApp) -> tuple[gr.Blocks, list[tuple[str, str]] | No
     further limits who may review.
     """
     settings = app.settings
-    desk = ReviewDesk(app.store, reviewers=settings.reviewers)
+    desk = ReviewDesk(app.recorder, reviewers=settings.reviewers)
     if on_space_with_oauth() and settings.reviewers:
         return ReviewPage(desk, oauth=True).build(), None
     credentials = settings.review_credentials()
@@ -71,15 +73,36 @@ def run(server_app: fastapi.FastAPI, host: str, port: int) -> None:
 
 
 def make_server(app: FeedbackApp) -> fastapi.FastAPI:
-    """The FastAPI application serving every page of ``app``."""
+    """The FastAPI application serving every page of ``app``, behind the :class:`RequestGuard`
+    (body and upload limits, file references) and, for ``/review``, the reviewer guard."""
+    settings = app.settings
     server = fastapi.FastAPI(title="chat-feedback")
+    limits = {
+        "max_file_size": settings.max_upload_bytes,
+        "blocked_paths": [str(settings.data_dir.resolve())],  # the data dir is never served
+    }
     review = review_page(app)
     if review is not None:
         page, credentials = review
-        gr.mount_gradio_app(server, page.queue(), path=REVIEW_PATH, auth=credentials)
+        _mount(server, page.queue(), REVIEW_PATH, auth=credentials, **limits)
         throttle = LoginThrottle(lockout=app.settings.review_lockout)
         server.add_middleware(ReviewGuard, prefix=REVIEW_PATH, throttle=throttle)  # same-origin, Lax cookies, throttle
         logger.info("review page at {}/", REVIEW_PATH)
     mount_widget(server)  # before the chat page: a mount at "" takes every path left
-    gr.mount_gradio_app(server, app.demo.queue(), path="")
+    _mount(server, app.demo.queue(), "", **limits)
+    server.add_middleware(  # added last, so it is the outermost: the first to see every request
+        RequestGuard,
+        max_body_bytes=settings.max_request_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+        max_files=MAX_FILES,
+    )
     return server
+
+
+def _mount(server: fastapi.FastAPI, blocks: gr.Blocks, path: str, **kwargs: Any) -> None:
+    """``gr.mount_gradio_app``, then mark ``blocks`` launched: Gradio checks that files named in a
+    request were uploaded (``processing_utils._check_allowed``) only for launched Blocks, and a
+    mounted app never is. (The :class:`RequestGuard` refuses such requests before Gradio sees them;
+    this keeps Gradio's own check as a second line.)"""
+    gr.mount_gradio_app(server, blocks, path=path, **kwargs)
+    blocks.has_launched = True

@@ -20,6 +20,7 @@ write) and are flushed before ``append`` returns.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -111,8 +112,9 @@ class FeedbackStore:
         Returns:
             The shard the line went to.
         Raises:
-            OSError: when the disk refuses the write (nothing partial is left behind in a
-                shard that later writes go to: the shard is closed and a new one started).
+            OSError: when the disk refuses the write (disk full, read-only). Nothing partial is
+                left behind: the shard is cut back to its last complete line and closed, and
+                the next record starts a new one.
         """
         line = (record.model_dump_json() + "\n").encode("utf-8")
         with self.lock:
@@ -121,10 +123,18 @@ class FeedbackStore:
                 shard.handle.write(line)
                 shard.handle.flush()
             except OSError:
-                self._close(record.kind)
+                self._abandon(record.kind)
                 raise
             shard.size += len(line)
             return shard.path
+
+    def _abandon(self, kind: str) -> None:
+        """Close a shard whose last write failed and cut off the part of the line that reached it."""
+        shard = self._open.pop(kind)
+        with contextlib.suppress(OSError):  # closing flushes the failed bytes again
+            shard.handle.close()
+        with contextlib.suppress(OSError):
+            os.truncate(shard.path, shard.size)
 
     def rotate(self) -> None:
         """Close every open shard, so the next record of each kind starts a new one."""

@@ -173,7 +173,7 @@ def scan_folder(folder: Path, uploaded: dict[Path, float], reported: set[Path] |
     found = []
     for pattern in SYNC_PATTERNS:
         for path in sorted(folder.glob(pattern)):
-            if not path.is_file() or path.name.startswith("."):
+            if path.is_symlink() or not path.is_file() or path.name.startswith("."):  # never follow a link out
                 continue
             stat = path.stat()
             if uploaded.get(path) == stat.st_mtime:

@@ -19,10 +19,21 @@ from typing import Any
 import gradio as gr
 from loguru import logger
 
-from feedback.api import ChatAPI, refusal, uploaded_path
+from feedback.api import ChatAPI, uploaded_path
 from feedback.callbacks import DISLIKE, LIKE, FeedbackCallback, option_from_like
 from feedback.chat import PendingTurn, TextStream, log_failure, responder_stream
-from feedback.recorder import FeedbackError, FeedbackRecorder, SaveError
+from feedback.messages import (
+    GradioMessage,
+    assistant_position,
+    content_of,
+    content_parts,
+    history_messages,
+    last_exchange,
+    reply_text,
+    user_message,
+)
+from feedback.errors import FeedbackError, SaveError, refusal
+from feedback.recorder import FeedbackRecorder
 from feedback.responders.base import Responder
 from feedback.responders.errors import ResponderError
 from feedback.store import FeedbackStore
@@ -47,22 +58,13 @@ def new_session() -> ChatSession:
     return ChatSession()
 
 
-def _role(message: Any) -> str | None:
-    return message.get("role") if isinstance(message, dict) else getattr(message, "role", None)
+def session_state() -> gr.State:
+    """The per-browser-session state (a callable default: each session gets its own conversation id)."""
+    return gr.State(new_session)
 
 
-def _content(message: Any) -> Any:
-    return message.get("content") if isinstance(message, dict) else getattr(message, "content", None)
-
-
-def assistant_position(history: Sequence[Any], index: int | Sequence[int]) -> int:
-    """How many assistant messages come before chat position ``index`` (``gr.LikeData.index``)."""
-    position = index[0] if isinstance(index, list | tuple) else index
-    return sum(1 for message in history[:position] if _role(message) == "assistant")
-
-
-class FeedbackWiring:
-    """Connects a ``gr.Chatbot`` to a recorder: thumbs, flag menu, comment box, new id on clear.
+class LikeHandler:
+    """Records what the page's thumbs, flag menu and comment box say about a reply.
 
     Args:
         recorder: validates and writes the records; its flag reasons are the flag menu.
@@ -71,22 +73,15 @@ class FeedbackWiring:
     def __init__(self, recorder: FeedbackRecorder) -> None:
         self.recorder = recorder
         self.callback = FeedbackCallback(recorder, flag_reasons=recorder.flag_reasons, source="ui")
-        self.session: gr.State | None = None
-
-    def make_session(self) -> gr.State:
-        """The per-session state (created unrendered when outside a ``gr.Blocks``)."""
-        self.session = gr.State(new_session)
-        return self.session
 
     def attach(self, chatbot: gr.Chatbot, session: gr.State, comment: gr.Textbox) -> None:
         """Register the like and clear listeners (call inside the ``gr.Blocks`` that holds ``chatbot``)."""
         chatbot.feedback_options = ("Like", "Dislike", *self.recorder.flag_reasons)
         self.callback.setup([chatbot], str(self.recorder.store.root))
-        self.session = session
         chatbot.like(self.on_like, [chatbot, session, comment], [comment], api_visibility="undocumented")
         chatbot.clear(new_session, None, [session], api_visibility="undocumented")
 
-    def on_like(self, history: list[Any], session: ChatSession, comment: str | None, data: gr.LikeData) -> str:
+    def on_like(self, history: list[GradioMessage], session: ChatSession, comment: str | None, data: gr.LikeData) -> str:
         """Record a thumbs up/down, an undo, or a flag-menu reason for the reply at ``data.index``.
 
         Returns the new comment box value (emptied once the comment is recorded).
@@ -127,10 +122,46 @@ class FeedbackWiring:
         session.selected.pop(message_id, None)
         return current in (LIKE, DISLIKE)
 
+
+class TurnLog:
+    """A page session's turns: Gradio's messages as records (files stored through the recorder),
+    and the session's reply ids kept in step with the chat it shows.
+
+    Args:
+        recorder: validates and writes the turns and stores uploaded files.
+    """
+
+    def __init__(self, recorder: FeedbackRecorder) -> None:
+        self.recorder = recorder
+
+    def store_file(self, path: Any) -> str:
+        """Store a file of the chat in the data dir; only files uploaded to this app are accepted.
+
+        Raises:
+            FeedbackError: for any other path (see :mod:`feedback.uploads`).
+            SaveError: when the copy cannot be written.
+        """
+        return self.recorder.store_upload(uploaded_path(path))
+
+    def user_message(self, message: Any) -> ChatMessage:
+        """The user's new message (a string, or ``{"text", "files"}`` when multimodal), files stored.
+
+        Raises:
+            FeedbackError: for text that is not a string or is too long, files not uploaded here.
+        """
+        try:
+            return user_message(message, self.store_file, self.recorder.check_message)
+        except TypeError as error:
+            raise FeedbackError(str(error)) from error
+
+    def history(self, history: Sequence[GradioMessage]) -> list[ChatMessage]:
+        """The chat ``history`` as records' messages (see :func:`feedback.messages.history_messages`)."""
+        return history_messages(history, self.store_file)
+
     def record_reply(
         self,
         session: ChatSession,
-        history: Sequence[Any],
+        history: Sequence[GradioMessage],
         user: ChatMessage,
         stream: TextStream,
         model: str,
@@ -157,7 +188,7 @@ class FeedbackWiring:
             recorder=self.recorder,
             stream=stream,
             conversation_id=session.conversation_id,
-            messages=[*self.history_messages(history), user],
+            messages=[*self.history(history), user],
             turn_index=turn_index,
             model=model,
             params=params,
@@ -168,68 +199,6 @@ class FeedbackWiring:
         )
         session.message_ids.append(pending.message_id)
         return pending
-
-    def history_messages(self, history: Sequence[Any]) -> list[ChatMessage]:
-        """Gradio's chat history (parts lists from the page, strings from the API, file tuples) as
-        :class:`ChatMessage` objects, consecutive messages of one role merged."""
-        merged: list[ChatMessage] = []
-        for message in history:
-            role = _role(message)
-            if role not in ("user", "assistant", "system"):
-                continue
-            text, files = self._parts(_content(message))
-            if merged and merged[-1].role == role:
-                last = merged.pop()
-                text = "\n".join(t for t in (last.content, text) if t)
-                files = [*last.files, *files]
-            merged.append(ChatMessage(role=role, content=text, files=tuple(files)))
-        return merged
-
-    def user_message(self, message: Any) -> ChatMessage:
-        """The user's new message (a string, or ``{"text", "files"}`` when multimodal), files stored.
-
-        Raises:
-            FeedbackError: when the text is too long.
-        """
-        if isinstance(message, dict):
-            text = message.get("text", "")
-            files = message.get("files") or []
-            if not isinstance(files, list):
-                raise FeedbackError("the message's files must be a list of uploaded files")
-            stored = [self._store(f) for f in files]
-        else:
-            text, stored = ("" if message is None else message), []
-        return ChatMessage(role="user", content=self.recorder.check_message(text), files=tuple(stored))
-
-    def _parts(self, content: Any) -> tuple[str, list[str]]:
-        if content is None:
-            return "", []
-        if isinstance(content, str):
-            return content, []
-        if isinstance(content, tuple):
-            return "", [self._store(p) for p in content]
-        if isinstance(content, dict):
-            content = [content]
-        texts, files = [], []
-        for part in content if isinstance(content, list) else [content]:
-            kind = part.get("type") if isinstance(part, dict) else None
-            if kind == "text":
-                texts.append(part.get("text") or "")
-            elif kind == "file" or (isinstance(part, dict) and "path" in part):
-                files.append(self._store(part.get("file", part)))
-            else:
-                texts.append(str(part))
-        return "\n".join(texts), files
-
-    def _store(self, file: Any) -> str:
-        """Store a file of the chat in the data dir; only files uploaded to this app are accepted.
-
-        Raises:
-            FeedbackError: for any other path (see :mod:`feedback.uploads`).
-            SaveError: when the copy cannot be written.
-        """
-        path = file.get("path") if isinstance(file, dict) else getattr(file, "path", file)
-        return self.recorder.store_upload(uploaded_path(path))
 
 
 def _fn_stream(
@@ -249,7 +218,7 @@ def _fn_stream(
             chunk, *values = chunk
             if outputs is not None:
                 outputs[:] = values
-        return _reply_text(chunk)
+        return reply_text(chunk)
 
     def stream(messages: list[ChatMessage], regenerate: bool) -> Iterator[str]:
         *earlier, last = messages
@@ -266,14 +235,6 @@ def _fn_stream(
             yield text_of(result)
 
     return stream
-
-
-def _reply_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict):
-        return str(value.get("content", ""))
-    return "" if value is None else str(value)
 
 
 def _open_recorder(
@@ -322,14 +283,18 @@ class FeedbackChatInterface(gr.ChatInterface):
         if kwargs.pop("flagging_mode", None) == "manual":
             raise ValueError("flagging_mode='manual' is Gradio's CSV flagging; feedback is recorded already")
         self.recorder = _open_recorder(recorder, data_dir, flag_reasons)
-        self.wiring = FeedbackWiring(self.recorder)
+        self.likes = LikeHandler(self.recorder)
+        self.turns = TurnLog(self.recorder)
         self.responder = fn if isinstance(fn, Responder) else None
         self.user_fn = None if self.responder else fn
         self.model_name = model or (self.responder.model if self.responder else getattr(fn, "__name__", "chat"))
         self.params = dict(self.responder.params) if self.responder else {}
         self._multimodal = bool(kwargs.get("multimodal", False))
-        session = self.wiring.make_session()
+        session = self.session = session_state()
         user_inputs = _as_list(kwargs.pop("additional_inputs", None))
+        if not any(not component.is_rendered for component in user_inputs):
+            # Only our (invisible) session state would land in the "Additional inputs" accordion.
+            kwargs.setdefault("additional_inputs_accordion", gr.Accordion(visible=False))
         self._n_outputs = len(_as_list(kwargs.get("additional_outputs")))
         kwargs["additional_outputs"] = [*_as_list(kwargs.get("additional_outputs")), session]
         if not user_inputs and kwargs.get("examples"):
@@ -342,18 +307,12 @@ class FeedbackChatInterface(gr.ChatInterface):
         super().__init__(self._chat, additional_inputs=[*user_inputs, session], **kwargs)
         with self:
             self.comment = gr.Textbox(label="Comment", placeholder=COMMENT_PLACEHOLDER, max_lines=4)
-            self.wiring.attach(self.chatbot, session, self.comment)
+            self.likes.attach(self.chatbot, session, self.comment)
             if api:
                 defaults = [getattr(c, "value", None) for c in self.additional_inputs[:-1]]
                 ChatAPI(self.recorder, self._stream(defaults, []), self.model_name, self.params).register(
                     api_concurrency_limit
                 )
-
-    def _render_footer(self) -> None:
-        session = self.wiring.session
-        if session is not None and not session.is_rendered:
-            session.render()  # inside this Blocks, not in the "Additional inputs" accordion
-        super()._render_footer()
 
     def _validator(self, user_validator: Callable[..., Any] | None) -> Callable[..., Any]:
         """The page's submit validator: refuse a message over the length limit before Gradio keeps
@@ -381,8 +340,8 @@ class FeedbackChatInterface(gr.ChatInterface):
         session = session if isinstance(session, ChatSession) else new_session()
         outputs: list[Any] = [gr.skip()] * self._n_outputs
         try:
-            user = self.wiring.user_message(message)
-            pending = self.wiring.record_reply(
+            user = self.turns.user_message(message)
+            pending = self.turns.record_reply(
                 session, history, user, self._stream(extra, outputs), self.model_name, self.params
             )
         except (FeedbackError, SaveError) as error:
@@ -395,7 +354,7 @@ class FeedbackChatInterface(gr.ChatInterface):
             raise refusal(error) from error
         except ResponderError as error:
             log_failure(session.conversation_id, "chat")
-            raise gr.Error(f"The model could not answer: {error}") from error
+            raise gr.Error(f"The model could not answer: {error}", print_exception=False) from error  # logged above
         log.debug("page turn {} logged", pending.message_id)
 
 
@@ -418,18 +377,18 @@ def attach_feedback(
             feedback.log_turn, [chatbot, feedback.session], [feedback.session]
         )
     """
-    wiring = FeedbackWiring(_open_recorder(recorder, data_dir, flag_reasons))
-    session = wiring.make_session()
+    recorder = _open_recorder(recorder, data_dir, flag_reasons)
+    session = session_state()
     comment = gr.Textbox(label="Comment", placeholder=COMMENT_PLACEHOLDER, max_lines=4)
-    wiring.attach(chatbot, session, comment)
-    return FeedbackLog(wiring, session, model)
+    LikeHandler(recorder).attach(chatbot, session, comment)
+    return FeedbackLog(TurnLog(recorder), session, model)
 
 
 @dataclass
 class FeedbackLog:
     """What :func:`attach_feedback` returns: the session state and the turn-logging handler."""
 
-    wiring: FeedbackWiring
+    turns: TurnLog
     session: gr.State
     model: str
 
@@ -440,16 +399,14 @@ class FeedbackLog:
         end with an assistant reply.
         """
         session = session if isinstance(session, ChatSession) else new_session()
-        last = max((i for i, m in enumerate(history or []) if _role(m) == "assistant"), default=None)
-        start = last
-        while start is not None and start > 0 and _role(history[start - 1]) == "user":
-            start -= 1
-        if last is None or start == last:
+        exchange = last_exchange(history or [])
+        if exchange is None:
             return session
-        earlier, users = history[:start], self.wiring.history_messages(history[start:last])
+        start, last = exchange
+        earlier, users = history[:start], self.turns.history(history[start:last])
         user = ChatMessage(role="user", content=users[0].content, files=users[0].files)
-        reply, _ = self.wiring._parts(_content(history[last]))
-        pending = self.wiring.record_reply(
+        reply, _ = content_parts(content_of(history[last]), self.turns.store_file)
+        pending = self.turns.record_reply(
             session, earlier, user, lambda *_: iter([reply]), self.model, {}, measure_latency=False
         )
         pending.run()

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from schemas.records import REPO_ID_PATTERN
@@ -45,18 +45,21 @@ class Settings(BaseSettings):
     model: str | None = None
     base_url: str | None = None
     system_prompt: str | None = None
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    max_tokens: int | None = Field(default=None, gt=0)
+    temperature: float | None = Field(default=None, ge=0, le=2, allow_inf_nan=False)
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
     replay_file: Path | None = None
     hf_token: SecretStr | None = Field(default=None, validation_alias="HF_TOKEN")
 
     title: str = "Chat"
     notice: str = DEFAULT_NOTICE
     flag_reasons: Annotated[tuple[str, ...], NoDecode] = DEFAULT_FLAG_REASONS
-    max_message_chars: int = Field(default=100_000, gt=0)
+    max_message_chars: int = Field(default=100_000, ge=1, le=1_000_000)
+    max_comment_chars: int = Field(default=10_000, ge=1, le=100_000)
+    max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024, le=1024**3, description="bytes")
+    max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, le=1024**3, description="bytes")
 
     dataset_repo: str | None = Field(default=None, pattern=REPO_ID_PATTERN)
-    sync_every: float = Field(default=5.0, gt=0, description="minutes")
+    sync_every: float = Field(default=5.0, ge=0.005, le=1440, allow_inf_nan=False, description="minutes (0.3 s to a day)")
     hub_timeout: float = Field(default=30.0, ge=0.1, le=600, allow_inf_nan=False, description="seconds")
     private: bool = True
     license: str = "other"
@@ -65,8 +68,8 @@ class Settings(BaseSettings):
     review_auth: SecretStr | None = None
     review_lockout: float = Field(default=300.0, ge=1, le=86400, allow_inf_nan=False, description="seconds")
 
-    shard_max_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
-    shard_max_age: float = Field(default=3600.0, gt=0, description="seconds")
+    shard_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, le=1024**3, description="bytes")
+    shard_max_age: float = Field(default=3600.0, ge=1, le=7 * 86400, allow_inf_nan=False, description="seconds")
     log_level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("flag_reasons", mode="before")
@@ -87,6 +90,8 @@ class Settings(BaseSettings):
             raise ValueError(f"{sorted(clash)} are reserved for the thumbs; pick other flag reasons")
         if len(set(reasons)) != len(reasons):
             raise ValueError(f"flag reasons repeat: {list(reasons)}")
+        if len(reasons) > 20 or any(len(r) > 60 for r in reasons):
+            raise ValueError("give at most 20 flag reasons of at most 60 characters each")
         return reasons
 
     @field_validator("reviewers", mode="before")
@@ -104,14 +109,14 @@ class Settings(BaseSettings):
         """
         if self.review_auth is None:
             return []
-        pairs = []
-        for entry in self.review_auth.get_secret_value().split(","):
-            if entry.strip():
-                user, sep, password = entry.strip().partition(":")
-                if not sep or not user or not password:
-                    raise ValueError("FEEDBACK_REVIEW_AUTH entries must be user:password, comma-separated")
-                pairs.append((user, password))
-        return pairs
+        return _credential_pairs(self.review_auth.get_secret_value())
+
+    @field_validator("review_auth")
+    @classmethod
+    def _check_review_auth(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            _credential_pairs(value.get_secret_value())
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -131,3 +136,36 @@ class Settings(BaseSettings):
             if not self.replay_file.is_file():
                 raise ValueError(f"FEEDBACK_REPLAY_FILE {str(self.replay_file)!r} is not a file")
         return self
+
+
+def _credential_pairs(text: str) -> list[tuple[str, str]]:
+    pairs = []
+    for entry in text.split(","):
+        if entry.strip():
+            user, sep, password = entry.strip().partition(":")
+            if not sep or not user or not password:
+                raise ValueError("entries must be user:password, comma-separated (the value is not shown)")
+            pairs.append((user, password))
+    return pairs
+
+
+def describe_error(error: ValidationError) -> str:
+    """A settings error as one short line per bad variable, naming it, e.g.
+    ``FEEDBACK_SYNC_EVERY='1e-9': Input should be greater than or equal to 0.005``.
+
+    The value is shown except for secrets (``HF_TOKEN``, ``FEEDBACK_REVIEW_AUTH``).
+    """
+    lines = []
+    for item in error.errors():
+        field = str(item["loc"][0]) if item["loc"] else ""
+        info = Settings.model_fields.get(field)
+        if info is not None and info.validation_alias:
+            name = str(info.validation_alias)
+        else:
+            name = f"FEEDBACK_{field.upper()}" if field else "settings"
+        message = str(item["msg"]).removeprefix("Value error, ")
+        secret = info is not None and info.annotation in (SecretStr, SecretStr | None)
+        value = item.get("input")
+        shown = "" if secret or not field or isinstance(value, dict) else f"={str(value)[:60]!r}"
+        lines.append(f"{name}{shown}: {message}")
+    return "\n".join(lines)

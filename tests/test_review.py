@@ -15,6 +15,7 @@ import pytest
 from conftest import TOKEN, free_port, hub_env, read_records
 from gradio_client import Client
 
+from feedback.recorder import FeedbackRecorder
 from feedback.review import QueueFilter, ReviewDesk, compute_stats
 from feedback.store import FeedbackStore
 from schemas.records import ChatMessage, Flag, Rating, Turn
@@ -29,6 +30,11 @@ def turn(cid: str, mid: str, index: int, text: str, model: str = "m1", day: int 
     ]
     return Turn(conversation_id=cid, message_id=mid, turn_index=index, messages=messages, response=f"re {text}",
                 model=model, latency_ms=1.0, timestamp=f"2026-03-{day:02d}T10:00:00Z")
+
+
+def desk_on(store: FeedbackStore, reviewers: list[str] | None = None) -> ReviewDesk:
+    """A review desk writing through a recorder on ``store``."""
+    return ReviewDesk(FeedbackRecorder(store, flag_reasons=("Inaccurate", "Harmful")), reviewers=reviewers or ())
 
 
 def seed(data_dir: Path) -> FeedbackStore:
@@ -60,7 +66,7 @@ def seed(data_dir: Path) -> FeedbackStore:
 
 class TestQueue:
     def test_queue_holds_exactly_the_flagged_replies_newest_first_with_context(self, tmp_path):
-        desk = ReviewDesk(seed(tmp_path))
+        desk = desk_on(seed(tmp_path))
         items = desk.queue()
         assert [i.message_id for i in items] == ["msg-c0000", "msg-b0000", "msg-a1111"]
         a = items[2]
@@ -83,11 +89,11 @@ class TestQueue:
         ],
     )
     def test_filters(self, tmp_path, queue_filter, expected):
-        assert [i.message_id for i in ReviewDesk(seed(tmp_path)).queue(queue_filter)] == expected
+        assert [i.message_id for i in desk_on(seed(tmp_path)).queue(queue_filter)] == expected
 
     def test_decisions_change_status_latest_wins(self, tmp_path):
         store = seed(tmp_path)
-        desk = ReviewDesk(store, reviewers=["ann"])
+        desk = desk_on(store, reviewers=["ann"])
         desk.decide("msg-a1111", "needs-fix", reviewer="ann", corrected_reply="The date is 1969.", note="fixable")
         desk.decide("msg-b0000", "dismissed", reviewer="ann")
         desk.decide("msg-b0000", "confirmed", reviewer="ann")
@@ -111,9 +117,9 @@ class TestQueue:
         ],
     )
     def test_bad_decisions_are_refused_and_write_nothing(self, tmp_path, message_id, decision, reviewer, error):
-        from feedback.recorder import FeedbackError
+        from feedback.errors import FeedbackError
 
-        desk = ReviewDesk(seed(tmp_path), reviewers=["ann"])
+        desk = desk_on(seed(tmp_path), reviewers=["ann"])
         with pytest.raises(FeedbackError, match=error):
             desk.decide(message_id, decision, reviewer=reviewer)
         assert read_records(tmp_path, "reviews") == []
@@ -122,7 +128,7 @@ class TestQueue:
 class TestStats:
     def test_numbers(self, tmp_path):
         store = seed(tmp_path)
-        stats = compute_stats(ReviewDesk(store).records())
+        stats = compute_stats(desk_on(store).records())
         per_day = {(r.day, r.rating): r.count for r in stats.ratings_per_day.itertuples()}
         assert per_day == {("2026-03-01", "dislike"): 1, ("2026-03-02", "like"): 1, ("2026-03-03", "like"): 1}
         models = stats.per_model.set_index("model")
@@ -224,6 +230,6 @@ def test_stats_and_review_read_a_dataset_repo(hub, tmp_path):
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Open review queue: 3" in result.stdout
-    desk = ReviewDesk(FeedbackStore(tmp_path / "pulled"))
+    desk = desk_on(FeedbackStore(tmp_path / "pulled"))
     desk.decide("msg-b0000", "dismissed", reviewer="local-reviewer")
     assert [i.message_id for i in desk.queue()] == ["msg-c0000", "msg-a1111"]

@@ -11,10 +11,12 @@ from pathlib import Path
 
 from loguru import logger
 
-from feedback.review.desk import ReviewDesk
+from feedback.recorder import FeedbackRecorder
+from feedback.review.desk import ReviewDesk, stats_of
 from feedback.review.ui import ReviewPage
 from feedback.store import FeedbackStore
 from schemas.records import REPO_ID_PATTERN
+from schemas.settings import DEFAULT_FLAG_REASONS
 
 _REPO_ID = re.compile(REPO_ID_PATTERN)
 
@@ -57,7 +59,8 @@ def run_review(args: argparse.Namespace) -> int:
     """Serve the reviewer page on 127.0.0.1 for one reviewer; decisions go to the data dir."""
     data_dir = local_data_dir(args.source, args.data_dir, os.environ.get("HF_TOKEN"))
     reviewer = args.reviewer or getpass.getuser()
-    page = ReviewPage(ReviewDesk(FeedbackStore(data_dir)), local_reviewer=reviewer).build()
+    recorder = FeedbackRecorder(FeedbackStore(data_dir), flag_reasons=DEFAULT_FLAG_REASONS)
+    page = ReviewPage(ReviewDesk(recorder), local_reviewer=reviewer).build()
     print(f"reviewing {data_dir} as {reviewer}; decisions go to {data_dir / 'reviews'}")
     if not Path(args.source).is_dir():
         print(f"push them with: python -m feedback push {data_dir} --repo {args.source}")
@@ -68,5 +71,5 @@ def run_review(args: argparse.Namespace) -> int:
 def run_stats(args: argparse.Namespace) -> int:
     """Print the stats tables."""
     data_dir = local_data_dir(args.source, args.data_dir, os.environ.get("HF_TOKEN"))
-    print(ReviewDesk(FeedbackStore(data_dir)).stats().table())
+    print(stats_of(FeedbackStore(data_dir)).table())
     return 0

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from loguru import logger
 
-from feedback.recorder import MAX_COMMENT_CHARS, FeedbackError
+from feedback.errors import FeedbackError
+from feedback.recorder import MAX_COMMENT_CHARS, FeedbackRecorder
 from feedback.review.queue import QueueFilter, QueueItem, build_queue, filter_queue
 from feedback.review.stats import FeedbackStats, compute_stats
 from feedback.store import FeedbackStore
@@ -21,16 +22,21 @@ class ReviewDesk:
     """Reads every record of a data dir on each call (so the queue is live) and writes reviews.
 
     Args:
-        store: the data dir; reviews go to its ``reviews/`` folder.
+        recorder: the data dir's write gate; reviews go through it to the ``reviews/`` folder.
         reviewers: user names allowed to review; empty: anyone the page's sign-in admits.
     """
 
-    store: FeedbackStore
+    recorder: FeedbackRecorder
     reviewers: Sequence[str] = ()
+
+    @property
+    def store(self) -> FeedbackStore:
+        """The data dir read for the queue and stats."""
+        return self.recorder.store
 
     def records(self) -> list[Record]:
         """Every valid record of every kind (torn or invalid lines are skipped and logged)."""
-        return [record for kind in RECORD_TYPES for record in self.store.iter_records(kind)]
+        return all_records(self.store)
 
     def check_reviewer(self, username: str | None) -> str:
         """The user name, if this user may review.
@@ -83,10 +89,20 @@ class ReviewDesk:
             note=note or None,
             reviewer=reviewer,
         )
-        self.store.append(review)
+        review = self.recorder.write(review) or review
         logger.bind(conversation_id=review.conversation_id).info("review {} of {} by {}", decision, message_id, reviewer)
         return review
 
     def stats(self) -> FeedbackStats:
         """The numbers of the Stats view."""
-        return compute_stats(self.records())
+        return stats_of(self.store)
+
+
+def all_records(store: FeedbackStore) -> list[Record]:
+    """Every valid record of every kind in ``store`` (torn or invalid lines are skipped and logged)."""
+    return [record for kind in RECORD_TYPES for record in store.iter_records(kind)]
+
+
+def stats_of(store: FeedbackStore) -> FeedbackStats:
+    """The Stats view's numbers for the data dir of ``store`` (read only)."""
+    return compute_stats(all_records(store))

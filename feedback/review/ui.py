@@ -12,8 +12,7 @@ from typing import Any
 
 import gradio as gr
 
-from feedback.api import refusal
-from feedback.recorder import FeedbackError
+from feedback.errors import FeedbackError, refusal
 from feedback.review.desk import DECISIONS, ReviewDesk
 from feedback.review.queue import STATUSES, QueueFilter, QueueItem, build_queue, filter_queue
 from feedback.review.stats import FeedbackStats, compute_stats
