@@ -15,21 +15,21 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each name is imported on first use
-    from feedback.api import ChatAPI
+    from feedback.web.api import ChatAPI
     from feedback.app import FeedbackApp, build_app, create_app
-    from feedback.callbacks import FeedbackCallback
+    from feedback.web.callbacks import FeedbackCallback
     from feedback.errors import FeedbackError, SaveError
     from feedback.recorder import FeedbackRecorder
     from feedback.responders import EchoResponder, Responder, ResponderError, make_responder
     from feedback.store import FeedbackStore
-    from feedback.ui import ChatSession, FeedbackChatInterface, FeedbackLog, attach_feedback
+    from feedback.web.page import ChatSession, FeedbackChatInterface, FeedbackLog, attach_feedback
 
 _EXPORTS = {
-    "ChatAPI": "feedback.api",
+    "ChatAPI": "feedback.web.api",
     "build_app": "feedback.app",
     "create_app": "feedback.app",
     "FeedbackApp": "feedback.app",
-    "FeedbackCallback": "feedback.callbacks",
+    "FeedbackCallback": "feedback.web.callbacks",
     "FeedbackError": "feedback.errors",
     "SaveError": "feedback.errors",
     "FeedbackRecorder": "feedback.recorder",
@@ -38,10 +38,10 @@ _EXPORTS = {
     "ResponderError": "feedback.responders",
     "make_responder": "feedback.responders",
     "FeedbackStore": "feedback.store",
-    "ChatSession": "feedback.ui",
-    "FeedbackChatInterface": "feedback.ui",
-    "FeedbackLog": "feedback.ui",
-    "attach_feedback": "feedback.ui",
+    "ChatSession": "feedback.web.page",
+    "FeedbackChatInterface": "feedback.web.page",
+    "FeedbackLog": "feedback.web.page",
+    "attach_feedback": "feedback.web.page",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,4 +1,10 @@
-"""Building the whole app from settings: store, recorder, responder, page, and the Hub sync."""
+"""The composition root: :func:`create_app` builds the whole app from settings, in one place.
+
+Data flows one way: the web pages and the command line call the recorder (the one write gate),
+the recorder appends to the store, and the sync pushes the store to the Hub; exports, the review
+queue and stats read back through :mod:`feedback.rules`. Nothing else builds these parts: the
+server (:mod:`feedback.web.server`) serves the pages it is given.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import fastapi
+
 from huggingface_hub import get_token
 from loguru import logger
 
@@ -16,9 +24,12 @@ from feedback.card import dataset_card
 from feedback.recorder import FeedbackRecorder
 from feedback.redaction import MIN_SECRET_CHARS, register_secret
 from feedback.responders import ResponderError, make_responder
+from feedback.review.desk import ReviewDesk
 from feedback.store import FeedbackStore
 from feedback.sync import HubSync
-from feedback.ui import FeedbackChatInterface
+from feedback.web.page import FeedbackChatInterface
+from feedback.web.review_page import ReviewPage
+from feedback.web.server import ReviewMount, ServerLimits, make_server, run
 from schemas.settings import Settings
 
 
@@ -28,13 +39,24 @@ class StartupError(RuntimeError):
 
 @dataclass
 class FeedbackApp:
-    """The assembled app: ``demo`` (the Gradio Blocks) plus what it writes to and syncs with."""
+    """The assembled app: the chat page ``demo`` (with its API), the reviewer page, and what they
+    write to and sync with."""
 
     settings: Settings
     store: FeedbackStore
     recorder: FeedbackRecorder
     demo: FeedbackChatInterface
+    review: ReviewMount | None
     sync: HubSync | None
+
+    def server(self) -> fastapi.FastAPI:
+        """The FastAPI application serving every page (see :func:`feedback.web.server.make_server`)."""
+        limits = ServerLimits(
+            max_request_bytes=self.settings.max_request_bytes,
+            max_upload_bytes=self.settings.max_upload_bytes,
+            data_dir=self.settings.data_dir,
+        )
+        return make_server(self.demo, limits=limits, review=self.review)
 
     def serve(self, host: str | None = None, port: int | None = None) -> None:
         """Start the sync and serve every page until Ctrl-C or SIGTERM, then make the final push.
@@ -46,8 +68,6 @@ class FeedbackApp:
         ``host`` and ``port`` default to Gradio's ``GRADIO_SERVER_NAME`` (127.0.0.1) and
         ``GRADIO_SERVER_PORT`` (7860).
         """
-        from feedback.server import make_server, run
-
         host = host or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
         port = port or int(os.environ.get("GRADIO_SERVER_PORT", "7860"))
         if self.sync is not None:
@@ -55,7 +75,7 @@ class FeedbackApp:
         try:
             logger.info("serving on http://{}:{}", host, port)
             with _signals_end_serving():
-                run(make_server(self), host, port)
+                run(self.server(), host, port)
         finally:
             self.store.close()
             if self.sync is not None:
@@ -108,7 +128,30 @@ def create_app(settings: Settings) -> FeedbackApp:
         multimodal=True,
         fill_height=True,
     )
-    return FeedbackApp(settings, store, recorder, demo, _make_sync(settings, store))
+    review = _review_mount(settings, recorder)
+    return FeedbackApp(settings, store, recorder, demo, review, _make_sync(settings, store))
+
+
+def on_space_with_oauth() -> bool:
+    """True on a Hugging Face Space with OAuth enabled (``hf_oauth: true`` in its README)."""
+    return bool(os.environ.get("SPACE_ID") and os.environ.get("OAUTH_CLIENT_ID"))
+
+
+def _review_mount(settings: Settings, recorder: FeedbackRecorder) -> ReviewMount | None:
+    """The reviewer page and its sign-in, or None when no reviewer is configured.
+
+    On a Space with OAuth: "Sign in with Hugging Face", reviewers from ``FEEDBACK_REVIEWERS``.
+    Elsewhere: Gradio's ``auth`` with ``FEEDBACK_REVIEW_AUTH``; ``FEEDBACK_REVIEWERS``, when set,
+    further limits who may review.
+    """
+    desk = ReviewDesk(recorder, reviewers=settings.reviewers)
+    if on_space_with_oauth() and settings.reviewers:
+        return ReviewMount(ReviewPage(desk, oauth=True).build(), None, settings.review_lockout)
+    credentials = settings.review_credentials()
+    if not credentials:
+        logger.info("review page off: set FEEDBACK_REVIEW_AUTH (or, on a Space with OAuth, FEEDBACK_REVIEWERS)")
+        return None
+    return ReviewMount(ReviewPage(desk).build(), credentials, settings.review_lockout)
 
 
 def _register_secrets(settings: Settings) -> None:

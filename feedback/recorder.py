@@ -235,7 +235,7 @@ class FeedbackRecorder:
     def store_upload(self, path: Path) -> str:
         """Copy an uploaded file into the data dir (once per content); returns its path there.
 
-        ``path`` must already be checked to be an upload (:func:`feedback.uploads.uploaded_file`).
+        ``path`` must already be checked to be an upload (:func:`feedback.web.uploads.uploaded_file`).
         Raises:
             SaveError: when the copy cannot be written (no partial file is left behind).
         """

@@ -307,7 +307,7 @@ def assert_widget_served(app_url: str) -> None:
     for name in ("", "feedback-widget.js", "feedback-widget.css"):
         response = httpx.get(f"{app_url}/widget/{name}", headers={"Origin": "https://shop.example"}, timeout=10)
         assert response.status_code == 200, (
-            f"GET /widget/{name} -> {response.status_code}: the server must call feedback.widget.mount_widget"
+            f"GET /widget/{name} -> {response.status_code}: the server must call feedback.web.widget.mount_widget"
         )
         assert response.headers["access-control-allow-origin"] == "*"  # any site may load the files
 
@@ -356,7 +356,7 @@ def test_gradio_cors_policy_for_a_local_app(app_process):
 
 
 def test_mount_widget_serves_the_build_or_nothing(tmp_path):
-    from feedback.widget import mount_widget
+    from feedback.web.widget import mount_widget
     from starlette.applications import Starlette
     from starlette.testclient import TestClient
 

@@ -163,12 +163,12 @@ def served(data_dir) -> Iterator[str]:
     import uvicorn
 
     from feedback.app import create_app
-    from feedback.server import Server, make_server
+    from feedback.web.server import Server
 
     seed(data_dir)
     settings = Settings(data_dir=data_dir, reviewers=["ann"], review_auth="ann:pw-ann,eve:pw-eve")
     port = free_port()
-    server = Server(uvicorn.Config(make_server(create_app(settings)), host="127.0.0.1", port=port, log_level="warning"))
+    server = Server(uvicorn.Config(create_app(settings).server(), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:

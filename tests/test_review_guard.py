@@ -16,7 +16,7 @@ import pytest
 from conftest import AppProcess, free_port
 from starlette.datastructures import Headers
 
-from feedback.review.guard import LoginThrottle, is_cross_origin, parse_origin
+from feedback.web.review_guard import LoginThrottle, is_cross_origin, parse_origin
 
 USERS = {"ann": "pw-ann", "bob": "pw-bob", "cat": "pw-cat", "dan": "pw-dan", "eli": "pw-eli"}
 EVIL = "https://evil.example"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from conftest import read_records
-from feedback.api import ChatAPI
+from feedback.web.api import ChatAPI
 from feedback.chat import responder_stream
 from feedback.recorder import FeedbackRecorder
 from feedback.responders import EchoResponder

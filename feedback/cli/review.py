@@ -13,7 +13,7 @@ from loguru import logger
 
 from feedback.recorder import FeedbackRecorder
 from feedback.review.desk import ReviewDesk, stats_of
-from feedback.review.ui import ReviewPage
+from feedback.web.review_page import ReviewPage
 from feedback.store import FeedbackStore
 from schemas.records import REPO_ID_PATTERN
 from schemas.settings import DEFAULT_FLAG_REASONS

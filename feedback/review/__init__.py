@@ -1,9 +1,9 @@
-"""Reviewing flagged replies and watching how the model does: queue, decisions, stats, page."""
+"""Reviewing flagged replies and watching how the model does: the queue, decisions and stats
+(read through :mod:`feedback.rules`; the page is :mod:`feedback.web.review_page`)."""
 
 from feedback.review.desk import DECISIONS, ReviewDesk
 from feedback.review.queue import QueueFilter, QueueItem, build_queue, filter_queue
 from feedback.review.stats import FeedbackStats, compute_stats
-from feedback.review.ui import ReviewPage
 
 __all__ = [
     "DECISIONS",
@@ -11,7 +11,6 @@ __all__ = [
     "QueueFilter",
     "QueueItem",
     "ReviewDesk",
-    "ReviewPage",
     "build_queue",
     "compute_stats",
     "filter_queue",

@@ -2,7 +2,7 @@
 
 It serves two callers:
 
-- the chat page: :func:`feedback.ui.attach_feedback` calls :meth:`FeedbackCallback.setup` with the
+- the chat page: :func:`feedback.web.page.attach_feedback` calls :meth:`FeedbackCallback.setup` with the
   ``gr.Chatbot`` alone, and each like / dislike / flag-menu click becomes
   ``flag([conversation_id, message_id, comment], flag_option=...)``;
 - ``gr.Interface(..., flagging_callback=FeedbackCallback())``: Gradio calls ``setup`` with the

@@ -19,10 +19,10 @@ from typing import Any
 import gradio as gr
 from loguru import logger
 
-from feedback.api import ChatAPI, uploaded_path
-from feedback.callbacks import DISLIKE, LIKE, FeedbackCallback, option_from_like
+from feedback.web.api import ChatAPI, uploaded_path
+from feedback.web.callbacks import DISLIKE, LIKE, FeedbackCallback, option_from_like
 from feedback.chat import PendingTurn, TextStream, log_failure, responder_stream
-from feedback.messages import (
+from feedback.web.messages import (
     GradioMessage,
     assistant_position,
     content_of,
@@ -138,7 +138,7 @@ class TurnLog:
         """Store a file of the chat in the data dir; only files uploaded to this app are accepted.
 
         Raises:
-            FeedbackError: for any other path (see :mod:`feedback.uploads`).
+            FeedbackError: for any other path (see :mod:`feedback.web.uploads`).
             SaveError: when the copy cannot be written.
         """
         return self.recorder.store_upload(uploaded_path(path))
@@ -155,7 +155,7 @@ class TurnLog:
             raise FeedbackError(str(error)) from error
 
     def history(self, history: Sequence[GradioMessage]) -> list[ChatMessage]:
-        """The chat ``history`` as records' messages (see :func:`feedback.messages.history_messages`)."""
+        """The chat ``history`` as records' messages (see :func:`feedback.web.messages.history_messages`)."""
         return history_messages(history, self.store_file)
 
     def record_reply(
@@ -251,7 +251,7 @@ class FeedbackChatInterface(gr.ChatInterface):
     Takes the same arguments as ``gr.ChatInterface`` (``fn(message, history, *additional_inputs)``
     returning or yielding the reply), or a :class:`~feedback.responders.Responder` in place of
     ``fn``. Adds thumbs and a flag menu on every reply, a comment box, a notice that the chat is
-    recorded, and the API endpoints of :class:`~feedback.api.ChatAPI` (``/chat``, ``/regenerate``,
+    recorded, and the API endpoints of :class:`~feedback.web.api.ChatAPI` (``/chat``, ``/regenerate``,
     ``/rate``, ``/flag``, ``/feedback_options``); Gradio's own chat endpoint is kept private.
 
     Args:

@@ -1,7 +1,7 @@
 """The reviewer page: a "Review" tab (the queue and the decision form) and a "Stats" tab (plots).
 
 It is its own ``gr.Blocks``, served at ``/review`` beside the chat page with its own sign-in (see
-:mod:`feedback.server`), so chat users never see it. Every handler, and the ``queue_items`` and
+:mod:`feedback.web.server`), so chat users never see it. Every handler, and the ``queue_items`` and
 ``decide`` API endpoints, check the signed-in user against the reviewers and refuse anyone else.
 """
 

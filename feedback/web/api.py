@@ -21,7 +21,7 @@ from feedback.chat import PendingTurn, TextStream, log_failure
 from feedback.errors import FeedbackError, SaveError, refusal
 from feedback.recorder import FeedbackRecorder, history_messages
 from feedback.responders.errors import ResponderError
-from feedback.uploads import UploadError, uploaded_file
+from feedback.web.uploads import UploadError, uploaded_file
 from schemas.records import ChatMessage
 
 MAX_FILES = 16
@@ -145,7 +145,7 @@ class ChatAPI:
 
 
 def uploaded_path(file: object) -> Path:
-    """The local path of a file the client uploaded to this app (see :mod:`feedback.uploads`).
+    """The local path of a file the client uploaded to this app (see :mod:`feedback.web.uploads`).
 
     ``file`` is a ``FileData`` dict (what ``handle_file`` sends) or a path string.
     Raises:

@@ -10,7 +10,7 @@ widget). For every request with a body it:
   disk and checks one by one against ``max_file_size``;
 - reads a JSON body (page events such as ``/gradio_api/queue/join`` with any ``fn_index``, and the
   ``/gradio_api/run|call/...`` API) and refuses it (``400``) when any object in it names a file by a
-  ``path`` that is not an upload to this app (see :mod:`feedback.uploads`): Gradio would otherwise
+  ``path`` that is not an upload to this app (see :mod:`feedback.web.uploads`): Gradio would otherwise
   copy that server file into its cache and serve it.
 
 Refusals are JSON ``{"detail": "<short message>"}``; the message never holds a server path.
@@ -25,7 +25,7 @@ from typing import Any
 
 from loguru import logger
 
-from feedback.uploads import UploadError, upload_folder, uploaded_file
+from feedback.web.uploads import UploadError, upload_folder, uploaded_file
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

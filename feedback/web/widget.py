@@ -22,7 +22,7 @@ from starlette.responses import RedirectResponse
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
-WIDGET_DIR = Path(__file__).resolve().parent.parent / "widget" / "dist"
+WIDGET_DIR = Path(__file__).resolve().parents[2] / "widget" / "dist"
 WIDGET_PATH = "/widget"
 WIDGET_FILES = ("feedback-widget.js", "feedback-widget.css", "index.html")
 
