@@ -295,6 +295,25 @@ class FeedbackRecorder:
         logger.bind(conversation_id=conversation_id).info("rating {} on {}", rating or "undo", message_id)
         return record
 
+    def record_click(
+        self,
+        conversation_id: str | None,
+        message_id: str | None,
+        choice: str,
+        *,
+        comment: str | None = None,
+        source: Source = "ui",
+    ) -> Rating | Flag:
+        """What one click on a reply records: ``"like"`` or ``"dislike"`` (a rating), ``""`` (an
+        undo) or one of the flag reasons (a flag).
+
+        Raises:
+            FeedbackError: as :meth:`rate` and :meth:`flag` do. Nothing is written.
+        """
+        if choice in ("", *RATING_VALUES):
+            return self.rate(conversation_id, message_id, choice or None, comment=comment, source=source)
+        return self.flag(conversation_id, message_id, [choice], comment=comment, source=source)
+
     def flag(
         self,
         conversation_id: str | None,

@@ -106,11 +106,9 @@ class FeedbackCallback(gr.FlaggingCallback):
 
     def _record_option(self, conversation_id: str, message_id: str, option: str | None, comment: str | None) -> None:
         assert self.recorder is not None
-        if option in (LIKE, DISLIKE, ""):
-            rating = {LIKE: "like", DISLIKE: "dislike", "": None}[option]
-            self.recorder.rate(conversation_id, message_id, rating, comment=comment, source=self.source)
-        elif self.chat_mode:
-            self.recorder.flag(conversation_id, message_id, [option or ""], comment=comment, source=self.source)
+        if option in (LIKE, DISLIKE, "") or self.chat_mode:
+            choice = {LIKE: "like", DISLIKE: "dislike"}.get(option or "", option or "")
+            self.recorder.record_click(conversation_id, message_id, choice, comment=comment, source=self.source)
         else:
             self.recorder.flag(
                 conversation_id,

@@ -20,7 +20,7 @@ import gradio as gr
 from loguru import logger
 
 from feedback.web.api import ChatAPI, uploaded_path
-from feedback.web.callbacks import DISLIKE, LIKE, FeedbackCallback, option_from_like
+from feedback.web.callbacks import DISLIKE, LIKE, option_from_like
 from feedback.chat import PendingTurn, TextStream, log_failure, responder_stream
 from feedback.web.messages import (
     GradioMessage,
@@ -72,12 +72,10 @@ class LikeHandler:
 
     def __init__(self, recorder: FeedbackRecorder) -> None:
         self.recorder = recorder
-        self.callback = FeedbackCallback(recorder, flag_reasons=recorder.flag_reasons, source="ui")
 
     def attach(self, chatbot: gr.Chatbot, session: gr.State, comment: gr.Textbox) -> None:
         """Register the like and clear listeners (call inside the ``gr.Blocks`` that holds ``chatbot``)."""
-        chatbot.feedback_options = ("Like", "Dislike", *self.recorder.flag_reasons)
-        self.callback.setup([chatbot], str(self.recorder.store.root))
+        chatbot.feedback_options = (LIKE, DISLIKE, *self.recorder.flag_reasons)
         chatbot.like(self.on_like, [chatbot, session, comment], [comment], api_visibility="undocumented")
         chatbot.clear(new_session, None, [session], api_visibility="undocumented")
 
@@ -98,8 +96,9 @@ class LikeHandler:
         option = option_from_like(data.liked)
         if not self._changes_selection(session, message_id, option):
             return comment or ""
+        choice = {LIKE: "like", DISLIKE: "dislike"}.get(option, option)
         try:
-            self.callback.flag([session.conversation_id, message_id, comment or None], option)
+            self.recorder.record_click(session.conversation_id, message_id, choice, comment=comment or None)
         except (FeedbackError, SaveError) as error:
             raise refusal(error) from error
         return ""
