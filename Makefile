@@ -26,7 +26,7 @@ browser:  ## Debian's Chromium for the browser tests (installed when root; elsew
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	  else echo "no /usr/bin/chromium and not root: the browser tests will skip"; fi; }
 
-widget:  ## rebuild widget/dist from widget/src (Node 20 + npm; the build is committed)
+widget:  ## rebuild feedback/web/widget_dist from widget/src (Node 20 + npm; the build is committed)
 	cd widget && npm ci --no-audit --no-fund && npm run build
 
 test: $(VENV)/.installed-test browser  ## the whole suite (the full hh-rlhf replay is `make test-slow`)

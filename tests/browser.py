@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
-WIDGET_DIST = ROOT / "widget" / "dist"
+WIDGET_DIST = ROOT / "feedback" / "web" / "widget_dist"
 # Without the background-networking flags Chromium dials out at start, and a closed network
 # refuses those connections.
 EXPECT_TIMEOUT_MS = 15_000  # Playwright's 5 s default is short for a 2-core CI machine
@@ -113,7 +113,7 @@ def static_site(directory: Path) -> Iterator[str]:
 
 
 def copy_widget(directory: Path) -> Path:
-    """Copy the built widget (``widget/dist``) into ``directory``, as a site vendoring it would."""
+    """Copy the built widget (``feedback/web/widget_dist``) into ``directory``, as a site vendoring it would."""
     directory.mkdir(parents=True, exist_ok=True)
     for path in WIDGET_DIST.iterdir():
         shutil.copy(path, directory / path.name)

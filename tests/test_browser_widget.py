@@ -370,10 +370,10 @@ def test_mount_widget_serves_the_build_or_nothing(tmp_path):
 
 
 def test_committed_bundle_is_what_the_build_makes(tmp_path):
-    """``widget/dist`` is committed; it must be the build of ``widget/src`` (needs ``npm ci`` in widget/)."""
+    """``feedback/web/widget_dist`` is committed; it must be the build of ``widget/src`` (needs ``npm ci`` in widget/)."""
     node = shutil.which("node")
     if node is None or not (ROOT / "widget" / "node_modules" / "esbuild").exists():
         pytest.skip("node or widget/node_modules missing: run `npm ci` in widget/ to check the bundle")
     subprocess.run([node, "build.mjs", str(tmp_path)], cwd=ROOT / "widget", check=True, capture_output=True)
     for name in ("feedback-widget.js", "feedback-widget.css", "index.html"):
-        assert (tmp_path / name).read_bytes() == (WIDGET_DIST / name).read_bytes(), f"rebuild widget/dist: {name} differs"
+        assert (tmp_path / name).read_bytes() == (WIDGET_DIST / name).read_bytes(), f"make widget: {name} differs"

@@ -1,12 +1,13 @@
-// Builds dist/ (or the folder given as the first argument) from src/ and demo/ with esbuild: one
-// ES module with @gradio/client bundled in, the stylesheet and the demo page. Runs offline once
+// Builds ../feedback/web/widget_dist/ (package data: the app serves it at /widget/ and it ships in
+// the wheel), or the folder given as the first argument, from src/ and demo/ with esbuild: one ES
+// module with @gradio/client bundled in, the stylesheet and the demo page. Runs offline once
 // `npm ci` has installed what package-lock.json pins.
 import { copyFile, mkdir } from "node:fs/promises";
 import { resolve } from "node:path";
 import { build } from "esbuild";
 
 const here = new URL(".", import.meta.url).pathname;
-const out = resolve(process.argv[2] ?? `${here}dist`);
+const out = resolve(process.argv[2] ?? `${here}../feedback/web/widget_dist`);
 
 await mkdir(out, { recursive: true });
 await build({

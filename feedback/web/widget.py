@@ -1,7 +1,9 @@
-"""Serving the embeddable chat widget (``widget/dist``) from the app, at ``/widget/``.
+"""Serving the embeddable chat widget (``feedback/web/widget_dist``) from the app, at ``/widget/``.
 
 The widget is a prebuilt ES module (``@gradio/client`` bundled in), its stylesheet and a demo
-page; ``widget/build.mjs`` builds them and the build is committed, so serving it needs no Node.
+page; ``widget/build.mjs`` builds them from ``widget/src`` into ``widget_dist/`` beside this module
+and the build is committed, so serving it needs no Node. Being inside the package, the files ship
+in the wheel (package data) and are found the same way in a checkout and in an installed copy.
 :func:`mount_widget` adds them to the FastAPI server the Gradio page is mounted on.
 
 A page on another site loads the module with ``<script type="module" src=...>``, which browsers
@@ -22,7 +24,7 @@ from starlette.responses import RedirectResponse
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
-WIDGET_DIR = Path(__file__).resolve().parents[2] / "widget" / "dist"
+WIDGET_DIR = Path(__file__).resolve().parent / "widget_dist"
 WIDGET_PATH = "/widget"
 WIDGET_FILES = ("feedback-widget.js", "feedback-widget.css", "index.html")
 
@@ -32,7 +34,7 @@ def widget_files(directory: Path = WIDGET_DIR) -> ASGIApp | None:
     load, or None, with a warning, when ``directory`` lacks a built file."""
     missing = [name for name in WIDGET_FILES if not (directory / name).is_file()]
     if missing:
-        logger.warning("not serving the chat widget: {} missing in {} (npm run build in widget/)", missing, directory)
+        logger.warning("not serving the chat widget: {} missing in {} (make widget)", missing, directory)
         return None
     files = StaticFiles(directory=directory, html=True)
     return CORSMiddleware(files, allow_origins=["*"], allow_methods=["GET", "HEAD"])
