@@ -55,6 +55,7 @@ class PendingTurn:
         started = time.perf_counter()
         text = ""
         finished = False
+        self.recorder.begin_reply(self.conversation_id, self.message_id)  # clicks while it streams are kept
         try:
             for text in self.stream(list(self.messages), self.regenerated_from is not None):
                 yield text
@@ -65,6 +66,8 @@ class PendingTurn:
         finally:
             if finished:
                 self._record(text, started)
+            else:
+                self.recorder.abandon_reply(self.message_id)
 
     def _record(self, text: str, started: float) -> None:
         self.turn = self.recorder.record_turn(

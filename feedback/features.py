@@ -48,6 +48,7 @@ TURN_FEATURES = Features(
             "top_p": Value("float64"),
             "max_tokens": Value("int64"),
             "seed": Value("int64"),
+            "inputs": List({"name": STRING, "value": STRING}),
         },
         "latency_ms": Value("float64"),
         "regenerated_from": STRING,

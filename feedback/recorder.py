@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -37,6 +37,14 @@ R = TypeVar("R", bound=Record)
 GateStep = Callable[[Record], Record | None]
 """A step of the write gate (:meth:`FeedbackRecorder.write`): the record to write, changed or
 not, or None to keep it out of the data dir."""
+
+
+@dataclass
+class _PendingReply:
+    """A reply being generated: its conversation, and the ratings/flags clicked on it meanwhile."""
+
+    conversation_id: str
+    records: list[Record] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -111,6 +119,7 @@ class FeedbackRecorder:
     ) -> None:
         self.store = store
         self.gate = tuple(gate)
+        self._pending: dict[str, _PendingReply] = {}  # message_id -> a reply still streaming
         self.flag_reasons = tuple(flag_reasons)
         self.max_message_chars = max_message_chars
         self.max_comment_chars = max_comment_chars
@@ -169,6 +178,8 @@ class FeedbackRecorder:
             raise FeedbackError(f"message_id {clip(message_id)!r} is missing or malformed")
         with self._lock:
             owner = self.index.owner(message_id)
+            if owner is None and message_id in self._pending:
+                owner = self._pending[message_id].conversation_id
         if owner != conversation_id:
             raise FeedbackError(f"message {message_id} is not a reply in conversation {conversation_id}")
         return conversation_id, message_id
@@ -199,6 +210,15 @@ class FeedbackRecorder:
         """The current path of a conversation: one :class:`TurnRef` per answered turn."""
         with self._lock:
             return self.index.path(conversation_id)
+
+    def owner(self, message_id: object) -> str | None:
+        """The conversation of a reply (logged, or still being generated), or None for an unknown one."""
+        if not is_valid_id(message_id):
+            return None
+        with self._lock:
+            owner = self.index.owner(message_id)  # type: ignore[arg-type]
+            pending = self._pending.get(message_id)  # type: ignore[arg-type]
+        return owner or (pending.conversation_id if pending else None)
 
     def turn_ref(self, conversation_id: str, message_id: str) -> TurnRef | None:
         """The turn of ``message_id`` if it is on the conversation's current path."""
@@ -245,6 +265,32 @@ class FeedbackRecorder:
             logger.error("could not store an uploaded file in {}: {}", self.store.root, error.strerror or error)
             raise SaveError() from error
 
+    def begin_reply(self, conversation_id: str, message_id: str) -> None:
+        """Announce a reply that is being generated: until its turn is recorded, ratings and flags
+        of ``message_id`` are accepted and kept, then written right after the turn (a user may
+        click while the reply streams)."""
+        with self._lock:
+            self._pending[message_id] = _PendingReply(conversation_id)
+
+    def abandon_reply(self, message_id: str) -> None:
+        """The reply announced with :meth:`begin_reply` failed: its turn and the clicks kept for it
+        are not written (a warning says how many clicks were dropped)."""
+        with self._lock:
+            pending = self._pending.pop(message_id, None)
+        if pending is not None and pending.records:
+            logger.bind(conversation_id=pending.conversation_id).warning(
+                "{} rating(s)/flag(s) on reply {} not recorded: the reply failed", len(pending.records), message_id
+            )
+
+    def _write_or_defer(self, record: R) -> R:
+        """Write ``record``, or keep it until its reply's turn is recorded (see :meth:`begin_reply`)."""
+        with self._lock:
+            pending = self._pending.get(record.message_id)  # type: ignore[attr-defined]
+            if pending is not None and self.index.owner(record.message_id) is None:  # type: ignore[attr-defined]
+                pending.records.append(record)
+                return record
+        return self.write(record) or record
+
     def record_turn(self, turn: Turn) -> Turn:
         """Write a turn and add it to its conversation. Returns ``turn``.
 
@@ -252,8 +298,15 @@ class FeedbackRecorder:
             SaveError: when the store cannot write it (the conversation is left as it was).
         """
         with self._lock:
-            turn = self.write(turn) or turn
+            try:
+                turn = self.write(turn) or turn
+            except SaveError:
+                self._pending.pop(turn.message_id, None)  # the reply is lost, and so are its clicks
+                raise
             self.index.add(turn)  # also when the gate kept it out: the conversation goes on in this process
+            pending = self._pending.pop(turn.message_id, None)
+        for record in pending.records if pending else ():  # clicks made while the reply streamed
+            self.write(record)
         logger.bind(conversation_id=turn.conversation_id).debug(
             "turn {} #{} ({} chars, {} ms)", turn.message_id, turn.turn_index, len(turn.response),
             "-" if turn.latency_ms is None else round(turn.latency_ms),
@@ -291,7 +344,7 @@ class FeedbackRecorder:
             comment=self._check_comment(comment),
             source=source,
         )
-        record = self.write(record) or record
+        record = self._write_or_defer(record)
         logger.bind(conversation_id=conversation_id).info("rating {} on {}", rating or "undo", message_id)
         return record
 
@@ -354,7 +407,7 @@ class FeedbackRecorder:
             comment=self._check_comment(comment),
             source=source,
         )
-        record = self.write(record) or record
+        record = self._write_or_defer(record)
         logger.bind(conversation_id=conversation_id).info("flag {} on {}", list(reasons), message_id)
         return record
 

@@ -81,8 +81,23 @@ class ChatMessage(BaseModel):
         return {"role": self.role, "content": content}
 
 
+class InputValue(BaseModel):
+    """The value of one of the chat function's additional inputs (a slider, a dropdown, ...)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    """The input's label (or its API parameter name when it has none)."""
+    value: str
+    """The value as JSON text (``1.3``, ``"concise"``, ``true``), so every input types alike."""
+
+
 class GenerationParams(BaseModel):
-    """Generation parameters a reply was sampled with; ``None`` where the responder did not set one."""
+    """Generation parameters a reply was sampled with; ``None`` where the responder did not set one.
+
+    ``inputs`` holds the chat function's additional inputs by label; an input labelled like one
+    of the typed fields (``Temperature``, ``top_p``, ``Max tokens``, ``Seed``) also sets it.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -90,6 +105,7 @@ class GenerationParams(BaseModel):
     top_p: float | None = None
     max_tokens: int | None = None
     seed: int | None = None
+    inputs: tuple[InputValue, ...] = ()
 
 
 class Record(BaseModel):

@@ -48,7 +48,7 @@ def test_openai_responder_streams_and_records_model_and_params(tmp_path, openai_
     turns = read_records(tmp_path / "data", "turns")
     assert len(turns) == 3  # the failed request wrote nothing
     assert turns[0]["model"] == "tiny-chat"
-    assert turns[0]["params"] == {"temperature": 0.3, "top_p": None, "max_tokens": 64, "seed": None}
+    assert turns[0]["params"] == {"temperature": 0.3, "top_p": None, "max_tokens": 64, "seed": None, "inputs": []}
     assert third["turn_index"] == 2 and second["response"] == "You said: and again"
     body = openai_server.requests[1]
     assert body["model"] == "tiny-chat" and body["stream"] is True

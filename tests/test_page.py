@@ -192,23 +192,23 @@ def test_page_uses_the_real_app_and_its_records(tmp_path):
     assert turn["response"] == session.chat[-1]["content"][0]["text"]
 
 
-def test_callback_works_as_a_gr_interface_flagging_callback(tmp_path):
-    callback = FeedbackCallback(flag_reasons=["Wrong"])
+def test_callback_works_as_a_gr_interface_flagging_callback(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # Gradio's default flagging folder would be ./.gradio/flagged
+    callback = FeedbackCallback(data_dir=tmp_path / "data", flag_reasons=["Wrong"])
     demo = gr.Interface(
-        lambda text: text.upper(),
-        gr.Textbox(label="text"),
+        lambda text, temperature, style: text.upper(),
+        [gr.Textbox(label="text"), gr.Slider(0, 2, label="Temperature"), gr.Radio(["a", "b"], label="Style")],
         gr.Textbox(label="shout"),
         flagging_mode="manual",
         flagging_options=["Like", "Dislike", "Wrong"],
         flagging_callback=callback,
-        flagging_dir=str(tmp_path / "data"),
     )
     http = TestClient(gr.routes.App.create_app(demo))
     flag_fns = [fn for fn in demo.fns.values() if getattr(fn.fn, "__name__", "") == "Flag"]
     assert len(flag_fns) == 3
     for fn in flag_fns:
         response = http.post(
-            f"/gradio_api/run/{fn.api_name}", json={"data": ["hey", "HEY"], "session_hash": "s"}
+            f"/gradio_api/run/{fn.api_name}", json={"data": ["hey", 0.4, "b", "HEY"], "session_hash": "s"}
         )
         assert response.status_code == 200, response.text
 
@@ -216,10 +216,14 @@ def test_callback_works_as_a_gr_interface_flagging_callback(tmp_path):
     ratings = read_records(tmp_path / "data", "ratings")
     flags = read_records(tmp_path / "data", "flags")
     assert len(turns) == 3 and all(t["source"] == "interface" and t["response"] == "HEY" for t in turns)
-    assert turns[0]["messages"] == [{"role": "user", "content": "hey", "files": []}]
+    assert turns[0]["messages"] == [{"role": "user", "content": "hey", "files": []}]  # the other inputs are params
+    assert turns[0]["params"]["temperature"] == 0.4
+    assert turns[0]["params"]["inputs"] == [{"name": "Temperature", "value": "0.4"}, {"name": "Style", "value": '"b"'}]
     assert [r["rating"] for r in ratings] == ["like", "dislike"]
+    assert {r["source"] for r in ratings} == {f["source"] for f in flags} == {"interface"}
     assert flags[0]["reasons"] == ["Wrong"] and flags[0]["message_id"] == turns[2]["message_id"]
     assert callback.count == 3
+    assert not (tmp_path / ".gradio" / "flagged").exists() or not any((tmp_path / ".gradio" / "flagged").rglob("*.jsonl"))
 
 
 def test_attach_feedback_in_your_own_blocks(tmp_path):
@@ -245,9 +249,24 @@ def test_attach_feedback_in_your_own_blocks(tmp_path):
     assert rating["message_id"] == turn["message_id"] and rating["rating"] == "like"
 
 
-def test_manual_flagging_mode_is_refused(tmp_path):
-    with pytest.raises(ValueError, match="flagging_mode"):
-        FeedbackChatInterface(answer, data_dir=tmp_path, flagging_mode="manual")
+@pytest.mark.parametrize(
+    ("kwargs", "menu"),
+    [
+        ({"flagging_mode": "manual"}, ("Like", "Dislike", "Inaccurate", "Harmful", "Off-topic", "Other")),
+        ({"flagging_options": ["Like", "Spam", "Wrong"]}, ("Like", "Dislike", "Spam", "Wrong")),
+        ({"flagging_mode": "manual", "flagging_options": ["Spam"]}, ("Like", "Dislike", "Spam")),
+        ({"flagging_mode": "never"}, ("Like", "Dislike")),
+    ],
+)
+def test_gradio_flagging_arguments_set_the_flag_menu(tmp_path, kwargs, menu):
+    demo = FeedbackChatInterface(answer, data_dir=tmp_path, **kwargs)
+    assert tuple(demo.chatbot.feedback_options) == menu
+    assert demo.recorder.flag_reasons == menu[2:]
+
+
+def test_a_bad_flagging_mode_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="flagging_mode must be 'manual' or 'never'"):
+        FeedbackChatInterface(answer, data_dir=tmp_path, flagging_mode="auto")
 
 
 def test_recorder_loads_existing_conversations(tmp_path):

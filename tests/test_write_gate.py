@@ -20,7 +20,7 @@ REASONS = ("Inaccurate", "Harmful")
 
 def chat_rate_flag_review(recorder: FeedbackRecorder) -> str:
     """One API chat, a rating, a flag and a review decision; returns the reply's message id."""
-    api = ChatAPI(recorder, responder_stream(EchoResponder()), "echo", {})
+    api = ChatAPI(recorder, lambda _: responder_stream(EchoResponder()), "echo", {})
     *_, last = api.chat({"text": "my secret is 1234", "files": []}, "")
     api.rate(last["conversation_id"], last["message_id"], "like", "", "secret comment 1234")
     api.flag(last["conversation_id"], last["message_id"], ["Harmful"], "it said 1234")
@@ -46,7 +46,7 @@ def test_every_record_kind_goes_through_the_gate_and_may_be_changed(tmp_path: Pa
 def test_a_gate_step_that_returns_none_keeps_the_record_out(tmp_path: Path):
     data = tmp_path / "data"
     recorder = FeedbackRecorder(FeedbackStore(data), flag_reasons=REASONS, gate=[lambda record: None])
-    api = ChatAPI(recorder, responder_stream(EchoResponder()), "echo", {})
+    api = ChatAPI(recorder, lambda _: responder_stream(EchoResponder()), "echo", {})
     *_, first = api.chat("hello", "")
     *_, second = api.chat("and again", first["conversation_id"])  # the conversation goes on in memory
     assert second["turn_index"] == 1
@@ -68,5 +68,5 @@ def test_steps_run_in_order(tmp_path: Path):
     with pytest.raises(Exception, match="not a reply"):
         recorder.rate("conversation-1", "message-123", "like")  # refused before the gate
     assert order == []
-    list(ChatAPI(recorder, responder_stream(EchoResponder()), "echo", {}).chat("hi", ""))
+    list(ChatAPI(recorder, lambda _: responder_stream(EchoResponder()), "echo", {}).chat("hi", ""))
     assert order == ["a", "b"]

@@ -9,8 +9,9 @@ was wrong, and nothing is written for it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+import inspect
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from feedback.chat import PendingTurn, TextStream, log_failure
 from feedback.errors import FeedbackError, SaveError, refusal
 from feedback.recorder import FeedbackRecorder, history_messages
 from feedback.responders.errors import ResponderError
+from feedback.web.inputs import ExtraInputs
 from feedback.web.uploads import UploadError, uploaded_file
 from schemas.records import ChatMessage
 
@@ -33,30 +35,37 @@ class ChatAPI:
 
     Args:
         recorder: validates and writes records.
-        stream: produces a reply (see :data:`feedback.chat.TextStream`).
+        stream: the reply producer for the chat function's extra input values (see
+            :data:`feedback.chat.TextStream`); with no extra inputs it is called with ``[]``.
         model: the model name recorded with each turn; ``params`` its generation parameters.
+        inputs: the chat function's additional inputs, taken by ``/chat`` and ``/regenerate`` as
+            optional named parameters and recorded in ``params``.
+        system_prompt: the system message the model is given first, logged as the prompt's first message.
     """
 
     recorder: FeedbackRecorder
-    stream: TextStream
+    stream: Callable[[list[Any]], TextStream]
     model: str
     params: dict[str, Any]
+    inputs: ExtraInputs = field(default_factory=ExtraInputs)
+    system_prompt: str | None = None
 
     def register(self, concurrency_limit: int | None = None) -> None:
         """Add the endpoints to the ``gr.Blocks`` being built (call inside ``with blocks:``)."""
-        gr.api(self.chat, api_name="chat", concurrency_limit=concurrency_limit)
-        gr.api(self.regenerate, api_name="regenerate", concurrency_limit=concurrency_limit)
+        gr.api(self._with_inputs(self.chat), api_name="chat", concurrency_limit=concurrency_limit)
+        gr.api(self._with_inputs(self.regenerate), api_name="regenerate", concurrency_limit=concurrency_limit)
         gr.api(self.rate, api_name="rate", concurrency_limit=None)
         gr.api(self.flag, api_name="flag", concurrency_limit=None)
         gr.api(self.feedback_options, api_name="feedback_options", concurrency_limit=None)
 
-    def chat(self, message: dict[str, Any] | str, conversation_id: str = "") -> Iterator[dict[str, Any]]:
+    def chat(self, message: dict[str, Any] | str, conversation_id: str = "", **inputs: Any) -> Iterator[dict[str, Any]]:
         """Send a user message; stream the reply.
 
         Args:
             message: ``{"text": str, "files": [file, ...]}`` (files uploaded with the client's
                 ``handle_file``) or a plain string.
             conversation_id: continue this conversation (8-64 of ``[A-Za-z0-9_-]``); empty starts a new one.
+            **inputs: the app's additional inputs by name (see :class:`ExtraInputs`); defaults for the rest.
         Yields:
             ``{"conversation_id", "message_id", "turn_index", "response", "done"}``: the reply so
             far; the last item has ``done: true`` and is sent after the turn is written.
@@ -65,11 +74,12 @@ class ChatAPI:
             text, files = self._parse_message(message)
             conversation_id = self.recorder.conversation_id_or_new(conversation_id)
             path = self.recorder.path(conversation_id)
+            values = self.inputs.values(inputs)
             user = ChatMessage(role="user", content=text, files=tuple(self.recorder.store_upload(f) for f in files))
-            pending = self._pending(conversation_id, [*history_messages(path), user], len(path))
+            pending = self._pending(conversation_id, [*history_messages(path), user], len(path), values)
             yield from _progress(pending)
 
-    def regenerate(self, conversation_id: str, message_id: str) -> Iterator[dict[str, Any]]:
+    def regenerate(self, conversation_id: str, message_id: str, **inputs: Any) -> Iterator[dict[str, Any]]:
         """Ask for another reply to the prompt of the conversation's last reply; stream it.
 
         The new turn is logged with ``regenerated_from=message_id``. Yields what :meth:`chat` yields.
@@ -82,8 +92,9 @@ class ChatAPI:
                     f"message {message_id} is not the last reply of conversation {conversation_id}; "
                     "only the last reply can be regenerated"
                 )
+            values = self.inputs.values(inputs)
             prompt = [*history_messages(path[:-1]), path[-1].user]
-            pending = self._pending(conversation_id, prompt, len(path) - 1, regenerated_from=message_id)
+            pending = self._pending(conversation_id, prompt, len(path) - 1, values, regenerated_from=message_id)
             yield from _progress(pending)
 
     def rate(
@@ -112,16 +123,22 @@ class ChatAPI:
         }
 
     def _pending(
-        self, conversation_id: str, messages: list[ChatMessage], turn_index: int, regenerated_from: str | None = None
+        self,
+        conversation_id: str,
+        messages: list[ChatMessage],
+        turn_index: int,
+        values: list[Any],
+        regenerated_from: str | None = None,
     ) -> PendingTurn:
+        system = [ChatMessage(role="system", content=self.system_prompt)] if self.system_prompt else []
         return PendingTurn(
             recorder=self.recorder,
-            stream=self.stream,
+            stream=self.stream(values),
             conversation_id=conversation_id,
-            messages=messages,
+            messages=[*system, *messages],
             turn_index=turn_index,
             model=self.model,
-            params=self.params,
+            params=self.inputs.params(values, self.params),
             source="api",
             regenerated_from=regenerated_from,
         )
@@ -142,6 +159,32 @@ class ChatAPI:
         if not text and not files:
             raise FeedbackError("the message is empty: send text, files or both")
         return text, [uploaded_path(f) for f in files]
+
+
+    def _with_inputs(self, method: Callable[..., Iterator[dict[str, Any]]]) -> Callable[..., Iterator[dict[str, Any]]]:
+        """``method`` as an endpoint whose signature lists the app's additional inputs as optional
+        named parameters after its own (Gradio builds the API's parameters from the signature)."""
+        if not self.inputs.inputs:
+            return method
+        own = list(inspect.signature(method).parameters.values())[:-1]  # without **inputs
+        names = [p.name for p in own]
+        extra = [
+            inspect.Parameter(spec.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=spec.default, annotation=spec.hint)
+            for spec in self.inputs.inputs
+        ]
+
+        def endpoint(*args: Any) -> Iterator[dict[str, Any]]:
+            given = dict(zip([*names, *(spec.name for spec in self.inputs.inputs)], args, strict=False))
+            own_values = [given.pop(name) for name in names if name in given]
+            yield from method(*own_values, **given)
+
+        endpoint.__name__ = method.__name__
+        endpoint.__doc__ = method.__doc__
+        endpoint.__signature__ = inspect.Signature([*own, *extra], return_annotation=Iterator[dict[str, Any]])  # type: ignore[attr-defined]
+        endpoint.__annotations__ = {
+            **{p.name: p.annotation for p in own}, **{p.name: p.annotation for p in extra}, "return": Iterator[dict[str, Any]]
+        }
+        return endpoint
 
 
 def uploaded_path(file: object) -> Path:

@@ -8,6 +8,9 @@ It serves two callers:
 - ``gr.Interface(..., flagging_callback=FeedbackCallback())``: Gradio calls ``setup`` with the
   interface's input and output components and ``flag`` with their values; each flag records the
   example as a one-turn conversation plus a rating ("Like"/"Dislike") or a flag (any other option).
+  The first text input is the user message and the other inputs go to the turn's ``params`` by
+  label; the records go to the data dir (``data_dir``, else ``FEEDBACK_DATA_DIR``, else
+  ``./data``), not to Gradio's ``flagging_dir``, and every record says ``source: interface``.
 
 ``flag_option`` follows ``gr.Chatbot(feedback_options=...)``: "Like" and "Dislike" are ratings,
 "" is an undo of the rating, any other string is a flag reason.
@@ -16,6 +19,7 @@ It serves two callers:
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,8 +28,9 @@ import gradio as gr
 
 from feedback.recorder import FeedbackRecorder
 from feedback.store import FeedbackStore
-from schemas.records import ChatMessage, Source, Turn, new_id
-from schemas.settings import DEFAULT_FLAG_REASONS
+from feedback.web.inputs import ExtraInputs
+from schemas.records import ChatMessage, GenerationParams, Source, Turn, new_id
+from schemas.settings import DEFAULT_FLAG_REASONS, default_data_dir
 
 LIKE, DISLIKE = "Like", "Dislike"
 INTERFACE_FLAG_REASON = "Flagged"
@@ -46,9 +51,12 @@ class FeedbackCallback(gr.FlaggingCallback):
     """Writes each flag event as a :class:`~schemas.Rating` or :class:`~schemas.Flag` record.
 
     Args:
-        recorder: where records go; when None, :meth:`setup` opens a store in ``flagging_dir``.
+        recorder: where records go; when None, :meth:`setup` opens one on ``data_dir``.
+        data_dir: the data dir when no recorder is given (default: ``FEEDBACK_DATA_DIR``, else
+            ``./data``); Gradio's ``flagging_dir`` is not used.
         flag_reasons: the flag reasons of a recorder opened by :meth:`setup`.
-        source: the ``source`` written on records (``ui`` for the chat page).
+        source: the ``source`` written on records (default: ``ui`` for a chat page,
+            ``interface`` for a ``gr.Interface``).
         outputs: with ``gr.Interface``, how many of the last components are outputs (the reply).
         model: with ``gr.Interface``, the model name recorded on its turns.
     """
@@ -57,26 +65,33 @@ class FeedbackCallback(gr.FlaggingCallback):
         self,
         recorder: FeedbackRecorder | None = None,
         *,
+        data_dir: str | Path | None = None,
         flag_reasons: Sequence[str] = DEFAULT_FLAG_REASONS,
-        source: Source = "ui",
+        source: Source | None = None,
         outputs: int = 1,
         model: str = "gradio-interface",
     ) -> None:
         if outputs < 1:
             raise ValueError(f"'outputs' must be at least 1, not {outputs!r}")
         self.recorder = recorder
+        self.data_dir = data_dir
         self.flag_reasons = tuple(flag_reasons)
-        self.source: Source = source
+        self.source: Source = source or "ui"
+        self._source_given = source is not None
         self.outputs = outputs
         self.model = model
         self.components: list[gr.components.Component] = []
         self.count = 0
 
     def setup(self, components: Sequence[gr.components.Component], flagging_dir: str | Path) -> None:
-        """Remember the components and open the data dir (``flagging_dir``) if no recorder was given."""
+        """Remember the components and open the data dir if no recorder was given (Gradio's
+        ``flagging_dir`` is ignored: records belong in the data dir, where sync and exports look)."""
         self.components = list(components)
+        if not self._source_given:
+            self.source = "ui" if self.chat_mode else "interface"
         if self.recorder is None:
-            self.recorder = FeedbackRecorder(FeedbackStore(flagging_dir), flag_reasons=self.flag_reasons)
+            data_dir = self.data_dir or os.environ.get("FEEDBACK_DATA_DIR") or default_data_dir()
+            self.recorder = FeedbackRecorder(FeedbackStore(data_dir), flag_reasons=self.flag_reasons)
 
     @property
     def chat_mode(self) -> bool:
@@ -120,9 +135,15 @@ class FeedbackCallback(gr.FlaggingCallback):
             )
 
     def _record_example(self, values: list[Any]) -> tuple[str, str]:
+        """The flagged example as a one-turn conversation: the first text input is the user
+        message, the other inputs go to ``params`` by label, the outputs are the reply."""
         assert self.recorder is not None
         split = max(len(values) - self.outputs, 0)
-        prompt = _describe(self.components[:split], values[:split])
+        inputs, input_values = self.components[:split], values[:split]
+        text_at = next((i for i, v in enumerate(input_values) if isinstance(v, str)), None)
+        prompt = self.recorder.check_message(input_values[text_at] if text_at is not None else "")
+        others = [i for i in range(len(input_values)) if i != text_at]
+        params = ExtraInputs.of([inputs[i] for i in others if i < len(inputs)]).params([input_values[i] for i in others])
         response = _describe(self.components[split:], values[split:])
         turn = self.recorder.record_turn(
             Turn(
@@ -131,6 +152,7 @@ class FeedbackCallback(gr.FlaggingCallback):
                 messages=(ChatMessage(role="user", content=prompt),),
                 response=response,
                 model=self.model,
+                params=GenerationParams(**params),
                 latency_ms=None,
                 source="interface",
             )

@@ -38,6 +38,25 @@ def content_of(message: GradioMessage | Any) -> Any:
     return message.get("content") if isinstance(message, dict) else getattr(message, "content", None)
 
 
+def reply_id(message: GradioMessage | Any) -> str | None:
+    """The ``message_id`` an assistant message carries in its metadata (``{"id": ...}``, set by
+    the chat page on every reply it logs), or None."""
+    metadata = message.get("metadata") if isinstance(message, dict) else getattr(message, "metadata", None)
+    value = metadata.get("id") if isinstance(metadata, dict) else getattr(metadata, "id", None)
+    return value if isinstance(value, str) and value else None
+
+
+def reply_ids(history: Sequence[GradioMessage]) -> list[str | None]:
+    """The metadata ids of the assistant messages of ``history``, in order (None where missing)."""
+    return [reply_id(message) for message in history if role_of(message) == "assistant"]
+
+
+def assistant_message(text: str, message_id: str) -> dict[str, Any]:
+    """A reply as the chat shows it, carrying its ``message_id`` (Gradio keeps a metadata ``id``
+    without a ``title`` through every round trip and renders the message as a plain reply)."""
+    return {"role": "assistant", "content": text, "metadata": {"id": message_id}}
+
+
 def assistant_position(history: Sequence[GradioMessage], index: int | Sequence[int]) -> int:
     """How many assistant messages come before chat position ``index`` (``gr.LikeData.index``):
     the reply at ``index`` is the ``k``-th reply of the conversation, counting from 0."""

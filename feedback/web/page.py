@@ -11,6 +11,7 @@ and edit all re-run the chat function with the shortened history, and the list i
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,15 +21,19 @@ import gradio as gr
 from loguru import logger
 
 from feedback.web.api import ChatAPI, uploaded_path
+from feedback.web.inputs import ExtraInputs
 from feedback.web.callbacks import DISLIKE, LIKE, option_from_like
 from feedback.chat import PendingTurn, TextStream, log_failure, responder_stream
 from feedback.web.messages import (
     GradioMessage,
+    assistant_message,
     assistant_position,
     content_of,
     content_parts,
     history_messages,
     last_exchange,
+    reply_id,
+    reply_ids,
     reply_text,
     user_message,
 )
@@ -59,8 +64,10 @@ def new_session() -> ChatSession:
 
 
 def session_state() -> gr.State:
-    """The per-browser-session state (a callable default: each session gets its own conversation id)."""
-    return gr.State(new_session)
+    """The per-browser-session state. It starts empty and each handler makes a :class:`ChatSession`
+    (a new conversation id) when there is none, so every browser session gets its own; an empty
+    default also keeps Gradio from adding a public load endpoint for it."""
+    return gr.State(None)
 
 
 class LikeHandler:
@@ -76,32 +83,56 @@ class LikeHandler:
     def attach(self, chatbot: gr.Chatbot, session: gr.State, comment: gr.Textbox) -> None:
         """Register the like and clear listeners (call inside the ``gr.Blocks`` that holds ``chatbot``)."""
         chatbot.feedback_options = (LIKE, DISLIKE, *self.recorder.flag_reasons)
-        chatbot.like(self.on_like, [chatbot, session, comment], [comment], api_visibility="undocumented")
-        chatbot.clear(new_session, None, [session], api_visibility="undocumented")
+        chatbot.like(self.on_like, [chatbot, session, comment], [comment, session], api_visibility="private")
+        chatbot.clear(new_session, None, [session], api_visibility="private")
 
-    def on_like(self, history: list[GradioMessage], session: ChatSession, comment: str | None, data: gr.LikeData) -> str:
+    def on_like(self, history: list[GradioMessage], session: ChatSession, comment: str | None, data: gr.LikeData) -> Any:
         """Record a thumbs up/down, an undo, or a flag-menu reason for the reply at ``data.index``.
 
-        Returns the new comment box value (emptied once the comment is recorded).
+        The reply is named by the ``message_id`` in its metadata (set when it was logged), and its
+        conversation is the one that reply belongs to, so a reply of a chat reopened from the
+        history panel is rated in its own conversation. A click while the reply streams is kept
+        and written once the reply is logged.
+
+        Returns the new comment box value (emptied once the comment went with a rating or flag,
+        unchanged, ``gr.skip()``, when the event records nothing) and the session.
         Raises:
-            gr.Error: when the reply is not logged yet or the recorder refuses the feedback.
+            gr.Error: in plain words, when the click cannot be recorded.
         """
         session = session if isinstance(session, ChatSession) else new_session()
         if not _valid_like(data):
             raise gr.Error("That rating could not be read: click the thumb or flag on a reply.", print_exception=False)
-        position = assistant_position(history or [], data.index)
-        if position >= len(session.message_ids):
-            raise gr.Error("That reply is not logged yet: wait until it has finished, then rate it.", print_exception=False)
-        message_id = session.message_ids[position]
+        message_id, conversation_id = self._reply(history or [], session, data.index)
+        if message_id is None or conversation_id is None:
+            raise gr.Error(
+                "That reply was not saved, so it cannot be rated. Send a new message and rate its reply.",
+                print_exception=False,
+            )
         option = option_from_like(data.liked)
         if not self._changes_selection(session, message_id, option):
-            return comment or ""
+            return gr.skip(), session  # a repeat (Gradio sends a flag pick twice): the comment went with the first
         choice = {LIKE: "like", DISLIKE: "dislike"}.get(option, option)
         try:
-            self.recorder.record_click(session.conversation_id, message_id, choice, comment=comment or None)
-        except (FeedbackError, SaveError) as error:
+            self.recorder.record_click(conversation_id, message_id, choice, comment=comment or None)
+        except SaveError as error:
             raise refusal(error) from error
-        return ""
+        except FeedbackError as error:
+            logger.bind(conversation_id=conversation_id).warning("page click refused: {}", error)
+            raise gr.Error("That click could not be recorded: " + _plain(error), print_exception=False) from error
+        return "", session
+
+    def _reply(self, history: Sequence[GradioMessage], session: ChatSession, index: Any) -> tuple[str | None, str | None]:
+        """``(message_id, conversation_id)`` of the reply at chat position ``index``: from the
+        message's metadata id, else (a chat whose replies carry no id, e.g. ``attach_feedback``
+        without ids) from the session's replies by position."""
+        position = index[0] if isinstance(index, list | tuple) else index
+        message_id = reply_id(history[position]) if position < len(history) else None
+        if message_id is not None:
+            return message_id, self.recorder.owner(message_id)
+        nth = assistant_position(history, position)
+        if nth < len(session.message_ids):
+            return session.message_ids[nth], session.conversation_id
+        return None, None
 
     @staticmethod
     def _changes_selection(session: ChatSession, message_id: str, option: str) -> bool:
@@ -128,10 +159,12 @@ class TurnLog:
 
     Args:
         recorder: validates and writes the turns and stores uploaded files.
+        system_prompt: the system message the model is given first, logged as the prompt's first message.
     """
 
-    def __init__(self, recorder: FeedbackRecorder) -> None:
+    def __init__(self, recorder: FeedbackRecorder, system_prompt: str | None = None) -> None:
         self.recorder = recorder
+        self.system_prompt = system_prompt
 
     def store_file(self, path: Any) -> str:
         """Store a file of the chat in the data dir; only files uploaded to this app are accepted.
@@ -157,6 +190,9 @@ class TurnLog:
         """The chat ``history`` as records' messages (see :func:`feedback.web.messages.history_messages`)."""
         return history_messages(history, self.store_file)
 
+    def _system(self) -> list[ChatMessage]:
+        return [ChatMessage(role="system", content=self.system_prompt)] if self.system_prompt else []
+
     def record_reply(
         self,
         session: ChatSession,
@@ -174,20 +210,24 @@ class TurnLog:
         at this position makes this a retry (same user message: ``regenerated_from``) or an edit
         (``edited_from``).
         """
+        known = [i for i in reply_ids(history) if i]
+        owner = self.recorder.owner(known[-1]) if known else None
+        if owner is not None:  # a chat reopened from the history panel goes on in its own conversation
+            session.conversation_id = owner
         turn_index = assistant_position(history, len(history))
-        previous = session.message_ids[turn_index] if turn_index < len(session.message_ids) else None
+        path = self.recorder.path(session.conversation_id)
+        ref = path[turn_index] if turn_index < len(path) else None
         regenerated_from = edited_from = None
-        ref = self.recorder.turn_ref(session.conversation_id, previous) if previous else None
         if ref is not None and ref.user == user:
-            regenerated_from = previous
+            regenerated_from = ref.message_id
         elif ref is not None:
-            edited_from = previous
-        del session.message_ids[turn_index:]
+            edited_from = ref.message_id
+        session.message_ids[:] = [ref.message_id for ref in path[:turn_index]]
         pending = PendingTurn(
             recorder=self.recorder,
             stream=stream,
             conversation_id=session.conversation_id,
-            messages=[*self.history(history), user],
+            messages=[*self._system(), *self.history(history), user],
             turn_index=turn_index,
             model=model,
             params=params,
@@ -236,6 +276,24 @@ def _fn_stream(
     return stream
 
 
+def _flag_menu(mode: str | None, options: Sequence[str] | None, reasons: Sequence[str]) -> tuple[str, ...]:
+    """The flag reasons from ``gr.ChatInterface``'s flagging arguments.
+
+    ``flagging_options`` become the menu ("Like"/"Dislike" in it are the thumbs, always shown;
+    the rest are flag reasons); ``flagging_mode="manual"`` (or None) records flags,
+    ``"never"`` leaves only the thumbs.
+    Raises:
+        ValueError: for another ``flagging_mode``.
+    """
+    if mode not in (None, "manual", "never"):
+        raise ValueError(f"flagging_mode must be 'manual' or 'never', not {mode!r}")
+    if mode == "never":
+        return ()
+    if options is not None:
+        return tuple(o for o in dict.fromkeys(str(o) for o in options) if o not in (LIKE, DISLIKE))
+    return tuple(reasons)
+
+
 def _open_recorder(
     recorder: FeedbackRecorder | None, data_dir: str | Path | None, flag_reasons: Sequence[str]
 ) -> FeedbackRecorder:
@@ -259,11 +317,14 @@ class FeedbackChatInterface(gr.ChatInterface):
         data_dir: the data dir when no recorder is given (default ``./data``).
         flag_reasons: the flag menu, when no recorder is given.
         notice: the recording notice shown under the title ("" for none).
+        flagging_options / flagging_mode: as in ``gr.ChatInterface``: the options are the flag
+            menu (``"Like"``/``"Dislike"`` are the thumbs, always shown), ``"manual"`` (the
+            default here) records flags, ``"never"`` keeps only the thumbs. Flags are records in
+            the data dir, never Gradio's CSV.
         model: the model name recorded with each turn (default: the responder's, or ``fn``'s name).
         api: add the API endpoints.
         api_concurrency_limit: how many ``/chat`` and ``/regenerate`` calls run at once.
-        **kwargs: passed to ``gr.ChatInterface``. ``flagging_mode="manual"`` is refused: it writes
-            Gradio's CSV and adds an unchecked ``/flag``.
+        **kwargs: passed to ``gr.ChatInterface``.
     """
 
     def __init__(
@@ -279,11 +340,17 @@ class FeedbackChatInterface(gr.ChatInterface):
         api_concurrency_limit: int | None = 16,
         **kwargs: Any,
     ) -> None:
-        if kwargs.pop("flagging_mode", None) == "manual":
-            raise ValueError("flagging_mode='manual' is Gradio's CSV flagging; feedback is recorded already")
+        menu_given = kwargs.get("flagging_options") is not None or kwargs.get("flagging_mode") is not None
+        flag_reasons = _flag_menu(kwargs.pop("flagging_mode", None), kwargs.pop("flagging_options", None), flag_reasons)
+        kwargs.pop("flagging_dir", None)  # records go to the data dir, not Gradio's flagging folder
+        if recorder is not None and menu_given and tuple(recorder.flag_reasons) != flag_reasons:
+            raise ValueError(
+                f"flagging options {list(flag_reasons)} differ from the recorder's flag reasons "
+                f"{list(recorder.flag_reasons)}: give them to the recorder"
+            )
         self.recorder = _open_recorder(recorder, data_dir, flag_reasons)
         self.likes = LikeHandler(self.recorder)
-        self.turns = TurnLog(self.recorder)
+        self.turns = TurnLog(self.recorder, getattr(fn, "system_prompt", None) if isinstance(fn, Responder) else None)
         self.responder = fn if isinstance(fn, Responder) else None
         self.user_fn = None if self.responder else fn
         self.model_name = model or (self.responder.model if self.responder else getattr(fn, "__name__", "chat"))
@@ -291,6 +358,7 @@ class FeedbackChatInterface(gr.ChatInterface):
         self._multimodal = bool(kwargs.get("multimodal", False))
         session = self.session = session_state()
         user_inputs = _as_list(kwargs.pop("additional_inputs", None))
+        self.extra_inputs = ExtraInputs.of(user_inputs)
         if not any(not component.is_rendered for component in user_inputs):
             # Only our (invisible) session state would land in the "Additional inputs" accordion.
             kwargs.setdefault("additional_inputs_accordion", gr.Accordion(visible=False))
@@ -307,11 +375,29 @@ class FeedbackChatInterface(gr.ChatInterface):
         with self:
             self.comment = gr.Textbox(label="Comment", placeholder=COMMENT_PLACEHOLDER, max_lines=4)
             self.likes.attach(self.chatbot, session, self.comment)
-            if api:
-                defaults = [getattr(c, "value", None) for c in self.additional_inputs[:-1]]
-                ChatAPI(self.recorder, self._stream(defaults, []), self.model_name, self.params).register(
-                    api_concurrency_limit
+            if self.save_history:  # "New chat" starts a conversation; a chat from the panel goes on in its own
+                self.new_chat_button.click(new_session, None, [session], api_visibility="private", queue=False)
+                self.chat_history_dataset.click(
+                    self._reopen, [self.chat_history_dataset, self.saved_conversations], [session],
+                    api_visibility="private", queue=False,
                 )
+            if api:
+                ChatAPI(
+                    self.recorder,
+                    lambda values: self._stream(values, []),
+                    self.model_name,
+                    self.params,
+                    inputs=self.extra_inputs,
+                    system_prompt=self.turns.system_prompt,
+                ).register(api_concurrency_limit)
+
+    def _reopen(self, index: Any, conversations: Any) -> ChatSession:
+        """The session of a chat reopened from the history panel: its own conversation (the owner
+        of the replies it shows), or a new one when none of its replies was logged here."""
+        chat = conversations[index] if isinstance(index, int) and isinstance(conversations, list) and 0 <= index < len(conversations) else []
+        ids = [i for i in reply_ids(chat if isinstance(chat, list) else []) if i]
+        owner = self.recorder.owner(ids[-1]) if ids else None
+        return ChatSession(conversation_id=owner) if owner else new_session()
 
     def _validator(self, user_validator: Callable[..., Any] | None) -> Callable[..., Any]:
         """The page's submit validator: refuse a message over the length limit before Gradio keeps
@@ -341,14 +427,15 @@ class FeedbackChatInterface(gr.ChatInterface):
         try:
             user = self.turns.user_message(message)
             pending = self.turns.record_reply(
-                session, history, user, self._stream(extra, outputs), self.model_name, self.params
+                session, history, user, self._stream(extra, outputs), self.model_name,
+                self.extra_inputs.params(extra, self.params),
             )
         except (FeedbackError, SaveError) as error:
             raise refusal(error) from error
         log = logger.bind(conversation_id=session.conversation_id)
         try:
             for text in pending:
-                yield (text, *outputs, session)
+                yield (assistant_message(text, pending.message_id), *outputs, session)
         except SaveError as error:
             raise refusal(error) from error
         except ResponderError as error:
@@ -410,6 +497,11 @@ class FeedbackLog:
         )
         pending.run()
         return session
+
+
+def _plain(error: Exception) -> str:
+    """A refusal's message without the internal ids it may quote (the page shows it to a person)."""
+    return re.sub(r"\b[0-9a-f]{32}\b", "this reply", str(error))
 
 
 def _valid_like(data: gr.LikeData) -> bool:
