@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal, get_args
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -29,6 +29,8 @@ Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 """A conversation or message id: 8-64 characters of ``[A-Za-z0-9_-]`` (safe in file names and URLs)."""
 
 RatingValue = Literal["like", "dislike"]
+"""A rating of a reply (``None`` in a record is an undo)."""
+RATING_VALUES: tuple[RatingValue, ...] = get_args(RatingValue)
 Source = Literal["ui", "api", "interface"]
 """Where a record came from: the Gradio page, the HTTP API, or a ``gr.Interface`` flag button."""
 
@@ -172,7 +174,9 @@ class Flag(Record):
 
 
 Decision = Literal["confirmed", "dismissed", "needs-fix"]
-"""A reviewer's verdict on a flagged reply: the flag is right, wrong, or the reply needs a fix."""
+"""A reviewer's verdict on a flagged reply: the flag is right, wrong, or the reply needs a fix.
+What each one does to exports is in ``feedback.rules``."""
+DECISIONS: tuple[Decision, ...] = get_args(Decision)
 
 
 class Review(Record):
