@@ -1,18 +1,14 @@
-"""Explicit ``datasets.Features`` of the stored records and of the exported rows, in one place.
+"""Explicit ``datasets.Features`` of the stored records, and the types the exported rows are made of.
 
 JSON shards cannot be typed by inference: a column that is null in every line of one shard
 (``option``, ``comment``, ``regenerated_from``) and a string in another, an empty ``files`` list
 (``list<null>``) or a ``params`` struct of nulls make ``datasets``/``pyarrow`` guess different
 types per shard and then fail to combine them. Reading with these features never guesses.
 
-The record features mirror ``schemas.records`` field for field (a test checks the names), and
-the export features are TRL's conversational dataset formats
-(https://huggingface.co/docs/trl/dataset_formats):
-
-* ``sft``: language modeling, ``messages``.
-* ``dpo``: preference with an explicit prompt, ``prompt`` / ``chosen`` / ``rejected``.
-* ``kto``: unpaired preference, ``prompt`` / ``completion`` / ``label`` (bool).
-* ``flags``: the review queue, prompt-completion plus why and how often the reply was flagged.
+The record features mirror ``schemas.records`` field for field (a test checks the names). The
+features of each export format (TRL's conversational dataset formats,
+https://huggingface.co/docs/trl/dataset_formats) are in its spec, ``feedback.export.formats``,
+built from :data:`CHAT` (a list of TRL messages), :data:`STRING` and :data:`TIMESTAMP`.
 
 >>> record_schema("ratings", ["message_id", "rating"])
 message_id: string
@@ -73,40 +69,7 @@ RECORD_FEATURES: dict[str, Features] = {
 TRL_MESSAGE = {"role": STRING, "content": STRING}
 """A message in TRL's conversational format: role and string content, nothing else."""
 CHAT = List(TRL_MESSAGE)
-
-EXPORT_FEATURES: dict[str, Features] = {
-    "sft": Features({"messages": CHAT}),
-    "dpo": Features({"prompt": CHAT, "chosen": CHAT, "rejected": CHAT}),
-    "kto": Features({"prompt": CHAT, "completion": CHAT, "label": Value("bool")}),
-    "flags": Features(
-        {
-            "prompt": CHAT,
-            "completion": CHAT,
-            "conversation_id": STRING,
-            "message_id": STRING,
-            "model": STRING,
-            "replied_at": TIMESTAMP,
-            "rating": STRING,
-            "rating_option": STRING,
-            "rating_comment": STRING,
-            "flag_count": Value("int64"),
-            "reasons": List({"reason": STRING, "count": Value("int64")}),
-            "comments": List(STRING),
-            "first_flagged_at": TIMESTAMP,
-            "last_flagged_at": TIMESTAMP,
-        }
-    ),
-}
-"""Columns of each export format, in output order (without the optional id columns)."""
-
-ID_FEATURES: dict[str, Features] = {
-    "sft": Features({"conversation_id": STRING, "message_id": STRING}),
-    "dpo": Features({"conversation_id": STRING, "chosen_id": STRING, "rejected_id": STRING}),
-    "kto": Features({"conversation_id": STRING, "message_id": STRING}),
-    "flags": Features({}),
-}
-"""Columns added by ``include_ids=True``: where each row came from. (``flags`` always has them;
-a cross-conversation DPO pair names the conversation of its chosen reply.)"""
+"""A list of TRL messages: a prompt, a completion or a whole chat."""
 
 
 def record_schema(kind: str, columns: Sequence[str] | None = None) -> pa.Schema:
@@ -119,15 +82,3 @@ def record_schema(kind: str, columns: Sequence[str] | None = None) -> pa.Schema:
     if columns is None:
         return schema.remove_metadata()
     return pa.schema([schema.field(name) for name in columns])
-
-
-def export_features(fmt: str, *, include_ids: bool = False) -> Features:
-    """The ``datasets.Features`` of an export format's rows (with the id columns if asked).
-
-    Raises:
-        KeyError: for an unknown format.
-    """
-    features = dict(EXPORT_FEATURES[fmt])
-    if include_ids:
-        features.update(ID_FEATURES[fmt])
-    return Features(features)

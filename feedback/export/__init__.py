@@ -2,7 +2,9 @@
 
 Formats are TRL's conversational dataset formats (https://huggingface.co/docs/trl/dataset_formats):
 ``sft`` (``messages``), ``dpo`` (``prompt``/``chosen``/``rejected``), ``kto``
-(``prompt``/``completion``/``label``) and ``flags`` (the review queue).
+(``prompt``/``completion``/``label``) and ``flags`` (the review queue); one spec per format in
+``feedback.export.formats``. What counts (latest rating, undo, flags, review decisions) is
+``feedback.rules``.
 
 Pure functions from records to rows, for a notebook or a test::
 
@@ -32,7 +34,8 @@ from feedback.export.build import (
     sft_rows,
 )
 from feedback.export.hub import push_export, resolve_source
-from feedback.export.options import FORMATS, ExportOptions
+from feedback.export.formats import FORMATS
+from feedback.export.options import ExportOptions
 from feedback.export.rows import in_test_split
 from feedback.export.run import run_export, summary
 

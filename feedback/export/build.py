@@ -1,14 +1,17 @@
 """Records in, an :class:`Export` out: the one pipeline behind the CLI, the notebook API and the tests.
 
-1. ratings and flags are read whole (they are small) and judged: latest rating, flag summary;
+1. ratings, flags and reviews are read whole (they are small) and judged by ``feedback.rules``:
+   latest rating, flag summary, latest review;
 2. turns are read shard by shard, two shards at a time; each shard keeps only its candidate
-   replies, and (SFT, KTO, flags) turns them into serialized rows right away;
-3. (DPO) the candidate replies of all shards are paired, then turned into rows;
+   replies, and (a format with one row per reply: SFT, KTO, flags) turns them into serialized
+   rows right away;
+3. (a paired format: DPO) the candidate replies of all shards are paired, then turned into rows;
 4. rows go through one :class:`~feedback.export.rows.RowWriter`, in log order: copies of a reply
    and identical rows are dropped, each row goes to its split.
 
 Records come either from a data dir (``{data_dir}/turns|ratings|flags|reviews/*.jsonl``) or from Python
-objects; both are parsed by the same explicit-schema JSON reader.
+objects; both are parsed by the same explicit-schema JSON reader. What differs between formats is
+in their specs (``feedback.export.formats``); nothing here names a format.
 """
 
 from __future__ import annotations
@@ -26,16 +29,17 @@ import pyarrow as pa
 import pyarrow.json as paj
 from pydantic import BaseModel
 
-from feedback.export.options import ExportOptions, check_format
+from feedback.export.formats import ExportFormat, get_format
+from feedback.export.options import ExportOptions
 from feedback.export.read import ReadCounts, parse_jsonl, read_kind, records_to_jsonl
 from feedback.export.replies import TURN_COLUMNS, dedup_replies, dedup_statuses, select_replies
 from feedback.export.rows import SPLITS, RowBatch, RowWriter, Sink, pair_rows, reply_rows
 from feedback.export.stats import build_stats
-from feedback.export.verdicts import FLAG_COLUMNS, RATING_COLUMNS, REVIEW_COLUMNS, Verdicts, judge
-from feedback.features import export_features, record_schema
+from feedback.features import record_schema
+from feedback.rules import FLAG_COLUMNS, RATING_COLUMNS, REVIEW_COLUMNS, Verdicts, judge
 
 if TYPE_CHECKING:
-    from datasets import DatasetDict
+    from datasets import DatasetDict, Features
 
 Records = Iterable[BaseModel | dict[str, Any]]
 Reader = Callable[[str, list[str], Callable[[pa.Table], Any], Callable[[Any], None]], ReadCounts]
@@ -50,7 +54,7 @@ class Export:
     (``split -> path`` of JSONL files, set by ``run_export``).
 
     Attributes:
-        format: ``sft``, ``dpo``, ``kto`` or ``flags``.
+        format: the format's name, one of ``feedback.export.FORMATS``.
         options: what it was asked for.
         stats: see ``feedback.export.stats``.
     """
@@ -75,7 +79,7 @@ class Export:
 
     def table(self, split: str | None = None) -> pa.Table:
         """The rows of ``split`` (None: all) as an Arrow table typed by ``feedback.features``."""
-        schema = export_features(self.format, include_ids=self.options.include_ids).arrow_schema
+        schema = self._features().arrow_schema
         lines = self._lines(split)
         if not lines:
             return schema.empty_table()
@@ -83,12 +87,15 @@ class Export:
         table = paj.read_json(pa.BufferReader(data), parse_options=paj.ParseOptions(explicit_schema=schema))
         return table.select(schema.names).cast(schema)
 
+    def _features(self) -> Features:
+        return get_format(self.format).row_features(include_ids=self.options.include_ids)
+
     def to_dataset_dict(self) -> DatasetDict:
         """``train`` and ``test`` as a ``datasets.DatasetDict`` with the format's features."""
         from datasets import Dataset, DatasetDict, DatasetInfo, NamedSplit
         from datasets.table import InMemoryTable
 
-        info = DatasetInfo(features=export_features(self.format, include_ids=self.options.include_ids))
+        info = DatasetInfo(features=self._features())
         return DatasetDict({
             split: Dataset(InMemoryTable(self.table(split)), info=info.copy(), split=NamedSplit(split))
             for split in SPLITS
@@ -140,7 +147,7 @@ def export_records(fmt: str, turns: Records, ratings: Records = (), flags: Recor
 
 
 def _export(fmt: str, read: Reader, options: ExportOptions, *, sink: Sink | None, progress: bool) -> Export:
-    check_format(fmt)
+    spec = get_format(fmt)
     collecting = gc.isenabled()
     gc.disable()  # rows hold no cycles; collector passes over millions of live objects cost more than the rows
     try:
@@ -154,38 +161,38 @@ def _export(fmt: str, read: Reader, options: ExportOptions, *, sink: Sink | None
                          progress=progress)
         del ratings, flags, reviews
         writer = RowWriter(sink)
-        statuses, duplicates, pairing, turn_reads = _turn_rows(fmt, read, verdicts, options, writer, progress)
+        statuses, duplicates, pairing, turn_reads = _turn_rows(spec, read, verdicts, options, writer, progress)
     finally:
         if collecting:
             gc.enable()
-    stats = build_stats(fmt, options, reads={"turns": turn_reads, "ratings": rating_reads, "flags": flag_reads},
+    stats = build_stats(spec, options, reads={"turns": turn_reads, "ratings": rating_reads, "flags": flag_reads},
                         verdicts=verdicts, statuses=statuses, turn_duplicates=duplicates, writer=writer,
                         pairing=pairing)
     return Export(format=fmt, options=options, stats=stats, lines=writer.collected if sink is None else None)
 
 
-def _turn_rows(fmt: str, read: Reader, verdicts: Verdicts, options: ExportOptions, writer: RowWriter,
+def _turn_rows(spec: ExportFormat, read: Reader, verdicts: Verdicts, options: ExportOptions, writer: RowWriter,
                progress: bool) -> tuple[pa.Table, int, Counter, ReadCounts]:
     """Read the turns and hand their rows to ``writer``. Returns statuses, duplicates, pairing counts, reads."""
-    nothing = select_replies(record_schema("turns", TURN_COLUMNS).empty_table(), verdicts, fmt, options)
+    nothing = select_replies(record_schema("turns", TURN_COLUMNS).empty_table(), verdicts, spec, options)
     statuses: list[pa.Table] = [nothing[0]]
-    if fmt == "dpo":
+    if spec.paired:
         candidates: list[pa.Table] = [nothing[1]]
 
         def keep(shard: tuple[pa.Table, pa.Table]) -> None:
             statuses.append(shard[0])
             candidates.append(shard[1])
 
-        reads = read("turns", TURN_COLUMNS, lambda table: select_replies(table, verdicts, fmt, options), keep)
+        reads = read("turns", TURN_COLUMNS, lambda table: select_replies(table, verdicts, spec, options), keep)
         status, replies, duplicates = dedup_replies(statuses, candidates)
-        batches, pairing = pair_rows(replies, verdicts, options, progress=progress)
+        batches, pairing = pair_rows(replies, spec, options, progress=progress)
         for batch in batches:
             writer.add(batch)
         return status, duplicates, pairing, reads
 
     def shard_rows(table: pa.Table) -> tuple[pa.Table, RowBatch]:
-        shard_statuses, shard_candidates = select_replies(table, verdicts, fmt, options)
-        return shard_statuses, reply_rows(shard_candidates, verdicts, fmt, options)
+        shard_statuses, shard_candidates = select_replies(table, verdicts, spec, options)
+        return shard_statuses, reply_rows(shard_candidates, verdicts, spec, options)
 
     def write(shard: tuple[pa.Table, RowBatch]) -> None:
         statuses.append(shard[0])
@@ -221,7 +228,7 @@ def kto_rows(turns: Records, ratings: Records = (), flags: Records = (), **optio
 
 
 def flag_rows(turns: Records, ratings: Records = (), flags: Records = (), **options: Any) -> list[dict[str, Any]]:
-    """Review-queue rows of flagged replies (columns: ``feedback.features.EXPORT_FEATURES["flags"]``)."""
+    """Review-queue rows of flagged replies (columns: ``feedback.export.formats.flags.FEATURES``)."""
     return _rows("flags", turns, ratings, flags, options)
 
 

@@ -1,4 +1,6 @@
-"""The dataset card of a pushed export: YAML metadata for the Hub, then how the rows were built."""
+"""The dataset card of a pushed export: YAML metadata for the Hub, then how the rows were built.
+
+The format's own paragraph comes from its spec (``ExportFormat.card``)."""
 
 from __future__ import annotations
 
@@ -8,21 +10,11 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from feedback.features import export_features
+from feedback.export.formats import get_format
+from feedback.export.rows import SPLITS
 
 if TYPE_CHECKING:
     from feedback.export.build import Export
-
-FORMAT_TEXT = {
-    "sft": "TRL *language modeling* format (`messages`): the prompt the model saw plus its reply, for every "
-           "liked reply{unrated}.",
-    "dpo": "TRL *preference* format with an explicit prompt (`prompt`, `chosen`, `rejected`): two replies to the "
-           "same prompt{cross}, one liked and one disliked (latest rating of each).",
-    "kto": "TRL *unpaired preference* format (`prompt`, `completion`, `label`): one row per rated reply, "
-           "`label` true for a like and false for a dislike.",
-    "flags": "A review queue: every flagged reply with its prompt, the reasons and comments of its flags, "
-             "its latest rating and how often it was flagged.",
-}
 
 
 def dataset_card(export: Export, *, repo_id: str, source: str) -> str:
@@ -33,8 +25,8 @@ def dataset_card(export: Export, *, repo_id: str, source: str) -> str:
 
 def _metadata(export: Export) -> dict:
     rows = export.stats["rows"]
-    splits = [name for name in ("train", "test") if rows[name]]
-    features = export_features(export.format, include_ids=export.options.include_ids)
+    splits = [name for name in SPLITS if rows[name]]
+    features = get_format(export.format).row_features(include_ids=export.options.include_ids)
     return {
         "configs": [{"config_name": "default",
                      "data_files": [{"split": s, "path": f"data/{s}-*"} for s in splits]}],
@@ -46,11 +38,7 @@ def _metadata(export: Export) -> dict:
 
 def _body(export: Export, repo_id: str, source: str) -> str:
     options = export.options
-    text = FORMAT_TEXT[export.format].format(
-        unrated=" and every unrated one" if options.include_unrated else "",
-        cross=" (in the same conversation or, with `--cross-conversation`, in any)" if options.cross_conversation
-        else " in the same conversation (a reply and its regeneration)",
-    )
+    text = get_format(export.format).card(options)
     command = f"python -m feedback export {export.format} --source {source} ..."
     return "\n".join([
         f"# {repo_id}",

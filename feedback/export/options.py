@@ -1,4 +1,5 @@
-"""What an export is asked for: the format and the options that choose and split its rows."""
+"""What an export is asked for: the options that choose and split its rows (the formats are in
+``feedback.export.formats``; ``FORMATS`` is re-exported here for the CLI)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-FORMATS = ("sft", "dpo", "kto", "flags")
-"""Export formats: TRL language modeling (``sft``), preference (``dpo``), unpaired preference
-(``kto``), and the review queue of flagged replies (``flags``)."""
+from feedback.export.formats import FORMATS
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -16,16 +15,16 @@ class ExportOptions:
     """How replies are chosen and split. Every field has the CLI option of the same name.
 
     Attributes:
-        include_unrated: ``sft`` only: also take replies with no rating (never rated, or undone).
-        cross_conversation: ``dpo`` only: also pair liked and disliked replies to identical
-            prompts in different conversations.
+        include_unrated: ``sft``: also take replies with no rating (never rated, or undone).
+        cross_conversation: paired formats (``dpo``): also pair liked and disliked replies to
+            identical prompts in different conversations.
         keep_flagged: keep flagged replies in ``sft``, ``dpo`` and ``kto`` (left out by default).
         since: keep replies whose turn was written at or after this time (timezone-aware).
         until: keep replies whose turn was written before this time (timezone-aware).
         models: keep replies of these models only (empty: every model).
         test_size: the share of conversations in the ``test`` split, in [0, 1).
         seed: picks which conversations land in ``test``; the same seed, the same split.
-        include_ids: add the id columns of ``feedback.features.ID_FEATURES`` to each row.
+        include_ids: add the id columns of the format (``ExportFormat.id_features``) to each row.
 
     Raises:
         ValueError: for a ``test_size`` outside [0, 1), a naive ``since``/``until``, or
@@ -63,12 +62,4 @@ class ExportOptions:
         return values
 
 
-def check_format(fmt: str) -> str:
-    """``fmt`` if it is one of :data:`FORMATS`.
-
-    Raises:
-        ValueError: otherwise, naming the formats.
-    """
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    return fmt
+__all__ = ["FORMATS", "ExportOptions"]

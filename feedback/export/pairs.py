@@ -22,8 +22,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
-from feedback.export.arrow import RowTaker
-from feedback.export.verdicts import LIKE
+from feedback.arrow import RowTaker
+from feedback.rules import LIKE
 
 BATCH = 4096
 """Replies whose prompts are compared at a time."""

@@ -13,14 +13,18 @@ then one ``[attached file: files/<sha256>.<ext>]`` line per file.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from feedback.export.arrow import bool_numpy, single_array
+from feedback.arrow import bool_numpy, single_array
 from feedback.export.options import ExportOptions
-from feedback.export.verdicts import DISLIKE, LIKE, UNRATED, Verdicts, reply_keys
+from feedback.rules import Verdicts, first_copies
+
+if TYPE_CHECKING:
+    from feedback.export.formats import ExportFormat
 
 TURN_COLUMNS = ["conversation_id", "message_id", "timestamp", "model", "messages", "response"]
 
@@ -36,84 +40,61 @@ STATUSES = (
     "unrated",  # no rating, or the latest was undone (sft without --include-unrated, dpo, kto)
     "no_opposite_rating",  # dpo: no liked and disliked reply to the same prompt
 )
+"""Why a reply is left out, the first reason winning. Formats name theirs (``ExportFormat.left_out``)."""
 STATUS = {name: code for code, name in enumerate(STATUSES)}
 
 
-def reply_statuses(fmt: str, options: ExportOptions, *, rating: np.ndarray, flagged: np.ndarray, lonely: np.ndarray,
-                   incomplete: np.ndarray, other_model: np.ndarray, outside_dates: np.ndarray,
-                   confirmed: np.ndarray | None = None) -> np.ndarray:
-    """The status code of each reply (int8), the earliest reason in :data:`STATUSES` winning.
+def reply_statuses(left_out: dict[str, np.ndarray], count: int) -> np.ndarray:
+    """The status code of each of ``count`` replies (int8): the earliest reason in :data:`STATUSES`
+    whose mask in ``left_out`` is set, else ``kept`` (0).
 
-    ``lonely``: dpo, per reply, True when its conversation has no liked and disliked replies.
-    ``confirmed``: per reply, True when a reviewer confirmed its flag.
+    Raises:
+        ValueError: for a reason that is not in :data:`STATUSES`.
     """
-    confirmed = np.zeros(len(rating), dtype=bool) if confirmed is None else confirmed
-    status = np.zeros(len(rating), dtype=np.int8)
-    status[lonely] = STATUS["no_opposite_rating"]
-    if fmt == "flags":
-        status[~flagged] = STATUS["not_flagged"]
-    else:
-        if fmt != "sft" or not options.include_unrated:
-            status[rating == UNRATED] = STATUS["unrated"]
-        if fmt == "sft":
-            status[rating == DISLIKE] = STATUS["disliked"]
-        status[confirmed if fmt == "sft" else confirmed & (rating == LIKE)] = STATUS["confirmed_flag"]
-        if not options.keep_flagged:
-            status[flagged] = STATUS["flagged"]
-    status[outside_dates] = STATUS["outside_dates"]
-    status[other_model] = STATUS["other_model"]
-    status[incomplete] = STATUS["incomplete"]
+    unknown = set(left_out) - set(STATUSES[1:])
+    if unknown:
+        raise ValueError(f"unknown reasons to leave a reply out: {sorted(unknown)}; expected some of {STATUSES[1:]}")
+    status = np.zeros(count, dtype=np.int8)
+    for code in range(len(STATUSES) - 1, 0, -1):  # the earliest reason is written last
+        if STATUSES[code] in left_out:
+            status[left_out[STATUSES[code]]] = code
     return status
 
 
-def select_replies(turns: pa.Table, verdicts: Verdicts, fmt: str, options: ExportOptions) -> tuple[pa.Table, pa.Table]:
-    """Split one shard's turns (``TURN_COLUMNS``) into status rows and candidate replies.
+def select_replies(turns: pa.Table, verdicts: Verdicts, spec: ExportFormat,
+                   options: ExportOptions) -> tuple[pa.Table, pa.Table]:
+    """Split one shard's turns (``TURN_COLUMNS``) into status rows and candidate replies of format ``spec``.
 
     Returns:
         ``(statuses, candidates)``: ``statuses`` has one row per turn (``key``, ``status``,
         ``rating``, ``flagged``, ``has_files``); ``candidates`` the kept turns with ``key``,
         ``conversation_id``, ``message_id``, ``timestamp``, ``model``, ``prompt`` (TRL messages),
         ``response``, ``rating`` (int8 code), ``has_files``, ``pairable`` (kept for rating pairs)
-        and ``correction`` (dpo: a reviewer's corrected reply, else null).
+        and ``correction`` (paired formats: a reviewer's corrected reply, else null).
     """
-    keys = reply_keys(turns)
-    key_list = keys.to_pylist()
-    rating = np.fromiter((verdicts.ratings.get(k, UNRATED) for k in key_list), dtype=np.int8, count=len(key_list))
-    flagged = np.fromiter((k in verdicts.flags for k in key_list), dtype=bool, count=len(key_list))
-    if fmt != "flags":  # the review queue lists every flag; the training formats drop dismissed ones
-        dismissed, confirmed_keys = verdicts.decided("dismissed"), verdicts.decided("confirmed")
-        flagged &= np.fromiter((k not in dismissed for k in key_list), dtype=bool, count=len(key_list))
-        confirmed = np.fromiter((k in confirmed_keys for k in key_list), dtype=bool, count=len(key_list))
-    else:
-        confirmed = np.zeros(len(key_list), dtype=bool)
-    fixes = verdicts.corrections() if fmt == "dpo" else {}
-    correction = pa.array([fixes.get(k) for k in key_list], pa.string())
+    replies = verdicts.replies(turns)
+    keys = replies.keys
     prompt, has_files, bad_messages = trl_messages(turns["messages"])
-    status = reply_statuses(
-        fmt, options, rating=rating, flagged=flagged, lonely=_lonely(turns, verdicts, fmt, options),
-        incomplete=_incomplete(turns, keys) | bad_messages,
-        other_model=_other_model(turns, options.models),
-        outside_dates=_outside_dates(turns, options.since, options.until), confirmed=confirmed,
-    )
-    statuses = pa.table({"key": keys, "status": status, "rating": rating, "flagged": flagged, "has_files": has_files})
+    status = reply_statuses({
+        **spec.left_out(replies, options),
+        "incomplete": _incomplete(turns, keys) | bad_messages,
+        "other_model": _other_model(turns, options.models),
+        "outside_dates": _outside_dates(turns, options.since, options.until),
+    }, turns.num_rows)
+    flagged = replies.flagged if spec.lists_every_flag else replies.flag_stands
+    statuses = pa.table({"key": keys, "status": status, "rating": replies.rating, "flagged": flagged,
+                         "has_files": has_files})
+    correction = replies.correction if spec.paired else pa.nulls(turns.num_rows, pa.string())
     pairable = status == STATUS["kept"]
     usable = ~(status == STATUS["incomplete"]) & ~(status == STATUS["other_model"]) & ~(status == STATUS["outside_dates"])
-    corrected = bool_numpy(pc.is_valid(correction)) & usable  # dpo: a reviewer's fix pairs with its reply
+    corrected = bool_numpy(pc.is_valid(correction)) & usable  # a reviewer's fix pairs with its reply
     candidates = pa.table({
         "key": keys, "conversation_id": turns["conversation_id"], "message_id": turns["message_id"],
         "timestamp": turns["timestamp"], "model": turns["model"], "prompt": prompt,
-        "response": turns["response"], "rating": rating, "has_files": has_files,
+        "response": turns["response"], "rating": replies.rating, "has_files": has_files,
         "pairable": pairable, "correction": correction,
     }).filter(pa.array(pairable | corrected))
     return statuses, candidates
-
-
-def _lonely(turns: pa.Table, verdicts: Verdicts, fmt: str, options: ExportOptions) -> np.ndarray:
-    """dpo within conversations: replies whose conversation cannot hold a pair (no like and dislike)."""
-    if fmt != "dpo" or options.cross_conversation:
-        return np.zeros(turns.num_rows, dtype=bool)
-    both = verdicts.both_ratings
-    return np.fromiter((c not in both for c in turns["conversation_id"].to_pylist()), dtype=bool, count=turns.num_rows)
 
 
 def _incomplete(turns: pa.Table, keys: pa.Array) -> np.ndarray:
@@ -137,7 +118,6 @@ def _outside_dates(turns: pa.Table, since: datetime | None, until: datetime | No
     if until is not None:
         outside |= bool_numpy(pc.fill_null(pc.greater_equal(turns["timestamp"], pa.scalar(until, kind)), False))
     return outside
-
 
 
 def trl_messages(messages: pa.ChunkedArray | pa.Array) -> tuple[pa.ListArray, np.ndarray, np.ndarray]:
@@ -186,21 +166,12 @@ def dedup_replies(statuses: list[pa.Table], candidates: list[pa.Table]) -> tuple
     status, duplicates = dedup_statuses(statuses)
     table = pa.concat_tables(candidates)
     if duplicates:
-        table = table.filter(pa.array(_first_copies(table["key"])))
+        table = table.filter(pa.array(first_copies(table["key"])))
     return status, table, duplicates
 
 
 def dedup_statuses(statuses: list[pa.Table]) -> tuple[pa.Table, int]:
     """The status rows of distinct replies (first copy of each) and the number of copies dropped."""
     status = pa.concat_tables(statuses)
-    first = _first_copies(status["key"])
+    first = first_copies(status["key"])
     return status.filter(pa.array(first)), len(first) - int(first.sum())
-
-
-def _first_copies(keys: pa.ChunkedArray) -> np.ndarray:
-    """Per row, True unless an earlier row has the same non-null key."""
-    rows = pa.table({"key": keys, "row": pa.array(np.arange(len(keys)))})
-    firsts = rows.filter(pc.is_valid(rows["key"])).group_by("key").aggregate([("row", "min")])["row_min"]
-    keep = bool_numpy(pc.is_null(keys))
-    keep[firsts.to_numpy()] = True
-    return keep

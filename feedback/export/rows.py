@@ -11,8 +11,9 @@
 * Identical rows (same TRL columns, ids aside) are kept once, the first in order; they are
   compared by a 128-bit BLAKE2b digest of their JSON.
 
-SFT, KTO and flags rows are built and serialized in the reading threads, shard by shard, so no
-export holds more than a few shards of text; DPO first pairs all candidate replies.
+Rows of a format with one row per reply (SFT, KTO, flags) are built and serialized in the reading
+threads, shard by shard, so no export holds more than a few shards of text; a paired format (DPO)
+first pairs all candidate replies.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import hashlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import orjson
@@ -28,12 +30,13 @@ import pyarrow as pa
 import pyarrow.compute  # noqa: F401 - pa.compute
 from tqdm.auto import tqdm
 
-from feedback.export.arrow import RowTaker, bool_numpy
-from feedback.export.formats import dpo_table, flags_table, kto_table, sft_table
+from feedback.arrow import RowTaker, bool_numpy
 from feedback.export.options import ExportOptions
 from feedback.export.pairs import preference_pairs
-from feedback.export.verdicts import LIKE, Verdicts
-from feedback.features import EXPORT_FEATURES, export_features
+from feedback.rules import LIKE, Verdicts
+
+if TYPE_CHECKING:
+    from feedback.export.formats import ExportFormat, PairFormat, ReplyFormat
 
 SPLITS = ("train", "test")
 ROW_BATCH = 2048
@@ -64,11 +67,11 @@ class RowBatch:
     Attributes:
         replies: per row, the reply key(s) it was made from (a copy of a reply in a later shard
             makes the same row again and is skipped).
-        conversations: per row, its conversation (DPO: the chosen reply's).
+        conversations: per row, its conversation (a pair: the chosen reply's).
         test: per row, True for the test split.
         lines: per row, its JSON.
         digests: per row, the 128-bit BLAKE2b digest of its TRL columns' JSON.
-        liked: per row, whether its reply was liked (KTO balance).
+        liked: per row, whether its reply was liked (the balance in ``stats.json``).
         has_files: per row, whether its prompt had files.
     """
 
@@ -81,9 +84,9 @@ class RowBatch:
     has_files: np.ndarray
 
 
-def serialize(table: pa.Table, fmt: str) -> tuple[list[bytes], list[bytes]]:
-    """Each row's JSON line (times ISO 8601 with ``Z``) and the digest of its TRL columns' JSON."""
-    trl = list(EXPORT_FEATURES[fmt])
+def serialize(table: pa.Table, spec: ExportFormat) -> tuple[list[bytes], list[bytes]]:
+    """Each row's JSON line (times ISO 8601 with ``Z``) and the digest of its format columns' JSON (ids aside)."""
+    trl = list(spec.features)
     with_ids = table.column_names != trl
     lines, digests = [], []
     for row in table.to_pylist():
@@ -94,11 +97,10 @@ def serialize(table: pa.Table, fmt: str) -> tuple[list[bytes], list[bytes]]:
     return lines, digests
 
 
-def reply_rows(candidates: pa.Table, verdicts: Verdicts, fmt: str, options: ExportOptions) -> RowBatch:
-    """The rows (sft, kto or flags) of one shard's candidate replies, serialized."""
-    builder = {"sft": sft_table, "kto": kto_table, "flags": lambda t: flags_table(t, verdicts.flags)}[fmt]
-    table = builder(candidates).select(list(export_features(fmt, include_ids=options.include_ids)))
-    lines, digests = serialize(table, fmt)
+def reply_rows(candidates: pa.Table, verdicts: Verdicts, spec: ReplyFormat, options: ExportOptions) -> RowBatch:
+    """The rows of one shard's candidate replies in a one-row-per-reply format, serialized."""
+    table = spec.rows(candidates, verdicts).select(list(spec.row_features(include_ids=options.include_ids)))
+    lines, digests = serialize(table, spec)
     conversations = candidates["conversation_id"].to_pylist()
     return RowBatch(
         replies=candidates["key"].to_pylist(), conversations=conversations, test=split_mask(conversations, options),
@@ -107,9 +109,9 @@ def reply_rows(candidates: pa.Table, verdicts: Verdicts, fmt: str, options: Expo
     )
 
 
-def pair_rows(replies: pa.Table, verdicts: Verdicts, options: ExportOptions, *, progress: bool = False
+def pair_rows(replies: pa.Table, spec: PairFormat, options: ExportOptions, *, progress: bool = False
               ) -> tuple[list[RowBatch], Counter]:
-    """The DPO rows of all candidate replies, in batches, and what pairing left out.
+    """The rows of a paired format from all candidate replies, in batches, and what pairing left out.
 
     Rating pairs come from the ``pairable`` replies; each reply with a reviewer's ``correction``
     also makes a pair: the correction as ``chosen`` (``chosen_id`` null), the reply as ``rejected``.
@@ -132,28 +134,29 @@ def pair_rows(replies: pa.Table, verdicts: Verdicts, options: ExportOptions, *, 
     counts["pair_straddles_split"] = int((~same).sum())
     chosen, rejected, test = chosen[same], rejected[same], test[same]
     batches = []
-    columns = list(export_features("dpo", include_ids=options.include_ids))
-    for start in tqdm(range(0, len(chosen), ROW_BATCH), unit="batch", desc="building dpo rows", disable=not progress):
+    columns = list(spec.row_features(include_ids=options.include_ids))
+    for start in tqdm(range(0, len(chosen), ROW_BATCH), unit="batch", desc=f"building {spec.name} rows",
+                      disable=not progress):
         good, bad = taker.take(chosen[start : start + ROW_BATCH]), taker.take(rejected[start : start + ROW_BATCH])
-        lines, digests = serialize(dpo_table(good, bad).select(columns), "dpo")
+        lines, digests = serialize(spec.rows(good, bad).select(columns), spec)
         batches.append(RowBatch(
             replies=[f"{a}|{b}" for a, b in zip(good["key"].to_pylist(), bad["key"].to_pylist(), strict=True)],
             conversations=good["conversation_id"].to_pylist(), test=test[start : start + ROW_BATCH], lines=lines,
             digests=digests, liked=np.ones(len(lines), dtype=bool), has_files=bool_numpy(good["has_files"]),
         ))
     if corrected.num_rows:
-        batches.append(correction_rows(corrected, options))
+        batches.append(correction_rows(corrected, spec, options))
         counts["review_corrections"] = corrected.num_rows
     return batches, counts
 
 
-def correction_rows(flagged: pa.Table, options: ExportOptions) -> RowBatch:
-    """DPO rows of reviewer corrections: ``chosen`` the corrected reply, ``rejected`` the flagged one."""
+def correction_rows(flagged: pa.Table, spec: PairFormat, options: ExportOptions) -> RowBatch:
+    """Rows of reviewer corrections: ``chosen`` the corrected reply, ``rejected`` the flagged one."""
     chosen = flagged.set_column(flagged.schema.get_field_index("response"), "response", flagged["correction"])
     chosen = chosen.set_column(chosen.schema.get_field_index("message_id"), "message_id",
                                pa.nulls(chosen.num_rows, pa.string()))
-    columns = list(export_features("dpo", include_ids=options.include_ids))
-    lines, digests = serialize(dpo_table(chosen, flagged).select(columns), "dpo")
+    columns = list(spec.row_features(include_ids=options.include_ids))
+    lines, digests = serialize(spec.rows(chosen, flagged).select(columns), spec)
     conversations = flagged["conversation_id"].to_pylist()
     return RowBatch(
         replies=[f"review|{key}" for key in flagged["key"].to_pylist()], conversations=conversations,

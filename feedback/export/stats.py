@@ -10,13 +10,15 @@ Shape (counts are integers)::
      "rows_removed": {"duplicate": 1, ...},                    # rows, after they were built
      "rows": {"train": 90, "test": 10}, "conversations": {"train": 30, "test": 3},
      "prompts_with_files": 2,                                  # rows whose prompt had files
-     "balance": {"train": {"liked": 50, "disliked": 40, "liked_share": 0.556}, "test": {...}}}  # kto
+     "balance": {"train": {"liked": 50, "disliked": 40, "liked_share": 0.556}, "test": {...}}}
+
+``balance`` is there for a format whose spec has ``reports_balance`` (kto).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -25,11 +27,15 @@ from feedback.export.options import ExportOptions
 from feedback.export.read import ReadCounts
 from feedback.export.replies import STATUS, STATUSES
 from feedback.export.rows import SPLITS, RowWriter
-from feedback.export.verdicts import DISLIKE, LIKE, UNRATED, Verdicts
+from feedback.rules import DISLIKE, LIKE, UNRATED, Verdicts
+from schemas.records import DECISIONS
+
+if TYPE_CHECKING:
+    from feedback.export.formats import ExportFormat
 
 
 def build_stats(
-    fmt: str,
+    spec: ExportFormat,
     options: ExportOptions,
     *,
     reads: dict[str, ReadCounts],
@@ -47,9 +53,9 @@ def build_stats(
     left_out.update({k: v for k, v in pairing.items() if k == "no_opposite_rating"})
     removed = {k: int(v) for k, v in pairing.items() if k not in ("no_opposite_rating", "review_corrections")}
     removed["duplicate"] = writer.counts["duplicate"]
-    reviews = {decision: len(verdicts.decided(decision)) for decision in ("confirmed", "dismissed", "needs-fix")}
+    reviews = {decision: len(verdicts.decided(decision)) for decision in DECISIONS}
     return {
-        "format": fmt,
+        "format": spec.name,
         "options": options.as_dict(),
         "records": _record_counts(reads, verdicts, statuses, turn_duplicates, int((~complete).sum())),
         "replies": {
@@ -63,7 +69,7 @@ def build_stats(
         "left_out": {name: n for name, n in left_out.items() if n},
         "reviews": {**reviews, "correction_pairs": int(pairing.get("review_corrections", 0))},
         "rows_removed": removed,
-        **_split_counts(writer, fmt),
+        **_split_counts(writer, balance=spec.reports_balance),
     }
 
 
@@ -81,14 +87,14 @@ def _record_counts(reads: dict[str, ReadCounts], verdicts: Verdicts, statuses: p
     return counts
 
 
-def _split_counts(writer: RowWriter, fmt: str) -> dict[str, Any]:
+def _split_counts(writer: RowWriter, *, balance: bool) -> dict[str, Any]:
     counts = writer.counts
     result: dict[str, Any] = {
         "rows": {split: counts[f"{split}_rows"] for split in SPLITS},
         "conversations": {split: len(writer.conversations[split]) for split in SPLITS},
         "prompts_with_files": counts["with_files"],
     }
-    if fmt == "kto":
+    if balance:
         result["balance"] = {}
         for split in SPLITS:
             rows, liked = counts[f"{split}_rows"], counts[f"{split}_liked"]

@@ -1,4 +1,4 @@
-"""Small Arrow helpers shared by the export modules."""
+"""Small Arrow helpers shared by the rules (``feedback.rules``) and the exports."""
 
 from __future__ import annotations
 

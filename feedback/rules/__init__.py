@@ -1,0 +1,70 @@
+"""What counts: the rules every reader of the records applies (exports, the review queue, stats).
+
+* **Reply key.** A reply is named by ``conversation_id`` + ``message_id`` (joined by ``\\x1f``):
+  a rating, flag or review counts for a turn only when both ids match. One that names a
+  message of another conversation names an unknown reply, and counts for none.
+* **A turn** is the first record of its reply key, in file order (a copy of it is a duplicate).
+* **Latest rating wins**, by timestamp; equal timestamps: the later in file order.
+  ``rating: null`` is an undo: a reply whose latest rating record is an undo is unrated.
+* **Identical records count once** (the same shard synced twice, two copies of a file): a rating
+  or review equal to the one before it (same reply, same time, same values), a flag equal to any
+  earlier one (same reply, time, reasons and comment).
+* **Flagged**: any flag record names the reply. A reason named twice in one flag counts once.
+* **The latest review decides** (by timestamp, then file order), for a flagged reply:
+  ``dismissed``: the flag no longer keeps the reply out of training sets (the review queue still
+  lists it); ``confirmed``: the reply is never a positive example: out of SFT and of KTO-true even
+  when liked or kept with ``keep_flagged``, never a DPO ``chosen``; ``needs-fix``: the flag stands.
+  A ``corrected_reply`` becomes a DPO ``chosen`` against the flagged reply.
+  The decision values are ``schemas.records.Decision``, the rating values ``RatingValue``.
+
+Where:
+
+* ``feedback.rules.tables``: the engine, vectorized over Arrow tables (what the exports use on
+  millions of records): :func:`judge` gives :class:`Verdicts`; ``Verdicts.replies(turns)`` the
+  verdict on each turn as numpy arrays (:class:`ReplyVerdicts`).
+* ``feedback.rules.records``: the same engine for ``schemas.records`` objects (the review queue
+  and the stats): :func:`judge_records` puts the records into those tables and maps the verdicts
+  back to records (:class:`Reply`).
+
+**Deletions** (a future ``deletions/`` record kind: a conversation deleted, every record of it
+ignored from then on) belong here and nowhere else: ``judge`` takes the deletion records as a
+fourth table and drops every rating, flag and review of a deleted conversation before any rule
+runs, keeping the deleted conversation ids in ``Verdicts``; ``Verdicts.replies(turns)``, the one
+way readers see turns (the exports per shard, ``judge_records`` for the queue and the stats),
+gains a ``deleted`` mask, which the exports make the first reason a reply is left out and
+``judge_records`` uses to skip those turns. No reader filters deleted records on its own.
+"""
+
+from feedback.rules.records import JudgedRecords, Reply, judge_records
+from feedback.rules.tables import (
+    DISLIKE,
+    FLAG_COLUMNS,
+    LIKE,
+    RATING_COLUMNS,
+    REVIEW_COLUMNS,
+    UNRATED,
+    LatestReview,
+    ReplyVerdicts,
+    Verdicts,
+    first_copies,
+    judge,
+    reply_keys,
+)
+
+__all__ = [
+    "DISLIKE",
+    "FLAG_COLUMNS",
+    "LIKE",
+    "RATING_COLUMNS",
+    "REVIEW_COLUMNS",
+    "UNRATED",
+    "JudgedRecords",
+    "LatestReview",
+    "Reply",
+    "ReplyVerdicts",
+    "Verdicts",
+    "first_copies",
+    "judge",
+    "judge_records",
+    "reply_keys",
+]

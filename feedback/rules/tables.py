@@ -1,0 +1,298 @@
+"""The engine of the rules: ratings, flags and reviews judged as Arrow tables (vectorized).
+
+Input tables hold the columns :data:`RATING_COLUMNS`, :data:`FLAG_COLUMNS` and
+:data:`REVIEW_COLUMNS` (typed as ``feedback.features.record_schema``), rows in file order. The
+rules themselves are listed in ``feedback.rules``; this module is the one implementation of them,
+used by the exports directly and by the review queue and stats through ``feedback.rules.records``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, NamedTuple
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from tqdm.auto import tqdm
+
+from feedback.arrow import bool_numpy, single_array
+from schemas.records import DECISIONS, RATING_VALUES, Decision
+
+LIKE, DISLIKE, UNRATED = 1, -1, 0
+"""Rating codes of a reply (int8 in tables)."""
+
+RATING_COLUMNS = ["conversation_id", "message_id", "timestamp", "rating", "option", "comment"]
+FLAG_COLUMNS = ["conversation_id", "message_id", "timestamp", "reasons", "comment"]
+REVIEW_COLUMNS = ["conversation_id", "message_id", "timestamp", "decision", "corrected_reply"]
+KEY_SEPARATOR = "\x1f"
+
+
+def reply_keys(table: pa.Table) -> pa.Array:
+    """``conversation_id + "\\x1f" + message_id`` of each row (null where either is null)."""
+    column = pc.binary_join_element_wise(table["conversation_id"], table["message_id"], KEY_SEPARATOR)
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+
+
+def first_copies(keys: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Per row, True unless an earlier row has the same non-null key (a reply's turn is its first record)."""
+    rows = pa.table({"key": keys, "row": pa.array(np.arange(len(keys)))})
+    firsts = rows.filter(pc.is_valid(rows["key"])).group_by("key").aggregate([("row", "min")])["row_min"]
+    keep = bool_numpy(pc.is_null(keys))
+    keep[firsts.to_numpy()] = True
+    return keep
+
+
+class LatestReview(NamedTuple):
+    """The latest review of a reply: its decision, the corrected reply (or None), its row in the reviews table."""
+
+    decision: Decision
+    corrected_reply: str | None
+    row: int
+
+
+@dataclass
+class Verdicts:
+    """The latest rating, the flags and the latest review of every reply that has any.
+
+    Attributes:
+        ratings: reply key -> LIKE or DISLIKE (undone replies are absent).
+        latest: one row per rated reply: ``key``, ``conversation_id``, ``rating``, ``option``,
+            ``comment`` (of its latest record) and ``row`` (that record's row in the ratings table).
+        flags: reply key -> summary dict (``flag_count``, ``reasons`` as ``[{"reason", "count"}]``
+            most frequent first, ``comments``, ``first_flagged_at``, ``last_flagged_at``, and the
+            latest ``rating``, ``rating_option``, ``rating_comment``, None when unrated).
+        both_ratings: conversations with at least one liked and one disliked reply.
+        counts: per record kind, ``duplicates``, ``incomplete`` (a required field missing or
+            invalid) and, for ratings, ``undone``.
+        reviews: reply key -> its :class:`LatestReview`.
+        copies: per record kind, per row of its table: True for an identical copy of an earlier
+            record (it counts once: the copy is left out of flag counts and record lists).
+    """
+
+    ratings: dict[str, int]
+    latest: pa.Table
+    flags: dict[str, dict[str, Any]]
+    both_ratings: set[str]
+    counts: dict[str, Counter] = field(default_factory=dict)
+    reviews: dict[str, LatestReview] = field(default_factory=dict)
+    copies: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def decided(self, decision: Decision) -> set[str]:
+        """Keys of flagged replies whose latest review is ``decision``."""
+        return {key for key, review in self.reviews.items() if review.decision == decision and key in self.flags}
+
+    def corrections(self) -> dict[str, str]:
+        """Reply key -> the reviewer's corrected reply, for flagged replies whose latest review has one."""
+        return {key: review.corrected_reply for key, review in self.reviews.items()
+                if review.corrected_reply and key in self.flags}
+
+    def replies(self, turns: pa.Table) -> ReplyVerdicts:
+        """What these verdicts say about each turn of ``turns`` (``conversation_id``, ``message_id``)."""
+        return ReplyVerdicts(turns, self)
+
+
+class ReplyVerdicts:
+    """The verdicts on each reply of a turn table, as numpy arrays aligned with its rows.
+
+    ``rating`` (int8 code) and ``flagged`` (any flag, dismissed or not) are computed at once; the
+    other properties when first read.
+    """
+
+    def __init__(self, turns: pa.Table, verdicts: Verdicts) -> None:
+        self.keys = reply_keys(turns)
+        self._key_list = self.keys.to_pylist()
+        self._conversations = turns["conversation_id"]
+        self._verdicts = verdicts
+        self.rating = self._per_reply(lambda key: verdicts.ratings.get(key, UNRATED), np.int8)
+        self.flagged = self._per_reply(verdicts.flags.__contains__, bool)
+
+    def _per_reply(self, value: Any, dtype: Any) -> np.ndarray:
+        return np.fromiter(map(value, self._key_list), dtype=dtype, count=len(self._key_list))
+
+    @cached_property
+    def dismissed(self) -> np.ndarray:
+        """Flagged replies whose latest review dismissed the flag."""
+        return self._per_reply(self._verdicts.decided("dismissed").__contains__, bool)
+
+    @cached_property
+    def confirmed(self) -> np.ndarray:
+        """Flagged replies whose latest review confirmed the flag: never a positive example."""
+        return self._per_reply(self._verdicts.decided("confirmed").__contains__, bool)
+
+    @cached_property
+    def flag_stands(self) -> np.ndarray:
+        """Flagged replies whose flag was not dismissed: a flag that keeps a reply out of training sets."""
+        return self.flagged & ~self.dismissed
+
+    @cached_property
+    def correction(self) -> pa.Array:
+        """The reviewer's corrected reply of each flagged reply whose latest review has one, else null."""
+        fixes = self._verdicts.corrections()
+        return pa.array([fixes.get(key) for key in self._key_list], pa.string())
+
+    @cached_property
+    def in_mixed_conversation(self) -> np.ndarray:
+        """Replies whose conversation has at least one liked and one disliked reply."""
+        both = self._verdicts.both_ratings
+        conversations = self._conversations.to_pylist()
+        return np.fromiter((c in both for c in conversations), dtype=bool, count=len(conversations))
+
+
+def judge(ratings: pa.Table, flags: pa.Table, reviews: pa.Table | None = None, *, progress: bool = False) -> Verdicts:
+    """Verdicts from rating, flag and review records (``RATING_COLUMNS``, ``FLAG_COLUMNS``,
+    ``REVIEW_COLUMNS``), in file order."""
+    with tqdm(total=3, unit="step", desc="judging ratings and flags", disable=not progress) as bar:
+        latest, rating_counts, rating_copies = latest_ratings(ratings)
+        bar.update()
+        codes = np.where(bool_numpy(pc.equal(latest["rating"], "like")), LIKE, DISLIKE).tolist()
+        lookup = dict(zip(latest["key"].to_pylist(), codes, strict=True))
+        bar.update()
+        summaries, flag_counts, flag_copies = summarize_flags(flags)
+        _add_latest_ratings(summaries, latest)
+        bar.update()
+    latest_review, review_copies = latest_reviews(reviews) if reviews is not None else ({}, np.zeros(0, bool))
+    return Verdicts(
+        ratings=lookup,
+        latest=latest,
+        flags=summaries,
+        both_ratings=_liked_and_disliked(latest),
+        counts={"ratings": rating_counts, "flags": flag_counts},
+        reviews=latest_review,
+        copies={"ratings": rating_copies, "flags": flag_copies, "reviews": review_copies},
+    )
+
+
+def _with_rows(table: pa.Table) -> pa.Table:
+    """``table`` with ``key`` (reply key) and ``row`` (position in ``table``) columns."""
+    return table.append_column("key", reply_keys(table)).append_column("row", pa.array(np.arange(table.num_rows)))
+
+
+def _in_reply_order(table: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Positions of the rows by reply, then time, then file order; and the reply ids and times in that order."""
+    key_ids = pc.dictionary_encode(single_array(table["key"])).indices.to_numpy(zero_copy_only=False)
+    times = pc.cast(table["timestamp"], pa.int64()).to_numpy(zero_copy_only=False)
+    order = np.lexsort((np.arange(table.num_rows), times, key_ids))
+    return order, key_ids[order], times[order]
+
+
+def _last_of_each_reply(order: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Of rows in ``order`` (by reply, time, file order) with reply ``ids``, the positions of each reply's last."""
+    return order[np.append(np.flatnonzero(np.diff(ids)), len(ids) - 1)]
+
+
+def _copies(table: pa.Table, order: np.ndarray, ids: np.ndarray, times: np.ndarray, columns: list[str],
+            num_rows: int) -> np.ndarray:
+    """Per row of the ``num_rows`` judged (``table`` is a filtered part of them, with their ``row``),
+    True when it equals the row before it in ``order``: same reply, same time, same ``columns``."""
+    pairs = np.flatnonzero((np.diff(ids) == 0) & (np.diff(times) == 0))
+    before = table.select(columns).take(pa.array(order[pairs])).to_pylist()
+    after = table.select(columns).take(pa.array(order[pairs + 1])).to_pylist()
+    same = np.fromiter((a == b for a, b in zip(before, after, strict=True)), dtype=bool, count=len(pairs))
+    copies = np.zeros(num_rows, dtype=bool)
+    copies[table["row"].to_numpy()[order[pairs + 1][same]]] = True
+    return copies
+
+
+def latest_reviews(reviews: pa.Table) -> tuple[dict[str, LatestReview], np.ndarray]:
+    """Reply key -> its :class:`LatestReview` (by time, then file order), and the copies mask.
+
+    Reviews without ids, time or a known decision are ignored.
+    """
+    table = _with_rows(reviews)
+    known = pc.is_in(table["decision"], pa.array(DECISIONS, pa.string()))
+    valid = pc.and_(pc.and_(pc.is_valid(table["key"]), pc.is_valid(table["timestamp"])), known)
+    table = table.filter(pc.fill_null(valid, False))
+    if table.num_rows == 0:
+        return {}, np.zeros(reviews.num_rows, dtype=bool)
+    order, ids, times = _in_reply_order(table)
+    copies = _copies(table, order, ids, times, ["decision", "corrected_reply"], reviews.num_rows)
+    last = table.take(pa.array(_last_of_each_reply(order, ids)))
+    latest = {key: LatestReview(decision, fixed or None, row) for key, decision, fixed, row in zip(
+        *(last[c].to_pylist() for c in ("key", "decision", "corrected_reply", "row")), strict=True)}
+    return latest, copies
+
+
+def _liked_and_disliked(latest: pa.Table) -> set[str]:
+    """Conversations with at least one liked and one disliked reply."""
+    liked = pa.table({"conversation_id": latest["conversation_id"], "liked": pc.equal(latest["rating"], "like")})
+    groups = liked.group_by("conversation_id").aggregate([("liked", "any"), ("liked", "all")])
+    mixed = groups.filter(pc.and_(groups["liked_any"], pc.invert(groups["liked_all"])))
+    return set(mixed["conversation_id"].to_pylist())
+
+
+def _add_latest_ratings(summaries: dict[str, dict[str, Any]], latest: pa.Table) -> None:
+    """Put each flagged reply's latest rating (``rating``, ``rating_option``, ``rating_comment``) in its summary."""
+    keys = list(summaries)
+    found = latest.take(pc.index_in(pa.array(keys, pa.string()), value_set=latest["key"]))
+    for key, rating, option, comment in zip(keys, *(found[c].to_pylist() for c in ("rating", "option", "comment")),
+                                            strict=True):
+        summaries[key].update(rating=rating, rating_option=option, rating_comment=comment)
+
+
+LATEST_COLUMNS = ["key", "conversation_id", "rating", "option", "comment", "row"]
+
+
+def latest_ratings(ratings: pa.Table) -> tuple[pa.Table, Counter, np.ndarray]:
+    """The latest rating record of each reply that is not an undo.
+
+    Returns:
+        A table ``key``, ``conversation_id``, ``rating`` ("like"/"dislike"), ``option``, ``comment``,
+        ``row``; counts (``duplicates``, ``incomplete``: no ids, no timestamp or a rating outside
+        like/dislike/null, ``undone``: replies whose latest record is an undo); and the copies mask.
+    """
+    counts: Counter = Counter()
+    table = _with_rows(ratings)
+    known = pc.or_kleene(pc.is_null(table["rating"]), pc.is_in(table["rating"], pa.array(RATING_VALUES, pa.string())))
+    valid = pc.fill_null(pc.and_(pc.and_(pc.is_valid(table["key"]), pc.is_valid(table["timestamp"])), known), False)
+    table = table.filter(valid)
+    counts["incomplete"] = ratings.num_rows - table.num_rows
+    if table.num_rows == 0:
+        return table.select(LATEST_COLUMNS), counts, np.zeros(ratings.num_rows, dtype=bool)
+    order, ids, times = _in_reply_order(table)
+    copies = _copies(table, order, ids, times, ["rating", "option", "comment"], ratings.num_rows)
+    counts["duplicates"] = int(copies.sum())
+    last = _last_of_each_reply(order, ids)
+    latest = table.select(LATEST_COLUMNS).take(pa.array(last))
+    rated = latest.filter(pc.is_valid(latest["rating"]))
+    counts["undone"] = latest.num_rows - rated.num_rows
+    return rated, counts, copies
+
+
+def summarize_flags(flags: pa.Table) -> tuple[dict[str, dict[str, Any]], Counter, np.ndarray]:
+    """One summary per flagged reply (see :class:`Verdicts`), counts (``duplicates``, ``incomplete``)
+    and the copies mask (a flag equal to an earlier one: same reply, time, reasons and comment).
+
+    Times in the summaries are microseconds since the epoch (UTC). A reason named twice in one
+    flag counts once.
+    """
+    counts: Counter = Counter()
+    table = _with_rows(flags)
+    complete = pc.and_(pc.and_(pc.is_valid(table["key"]), pc.is_valid(table["timestamp"])),
+                       pc.greater(pc.fill_null(pc.list_value_length(table["reasons"]), 0), 0))
+    table = table.filter(pc.fill_null(complete, False))
+    counts["incomplete"] = flags.num_rows - table.num_rows
+    table = table.take(pc.sort_indices(table["timestamp"]))
+    columns = [table[name].to_pylist() for name in ("key", "reasons", "comment", "row")]
+    times = pc.cast(table["timestamp"], pa.int64()).to_pylist()
+    seen: set[tuple] = set()
+    copies = np.zeros(flags.num_rows, dtype=bool)
+    summaries: dict[str, dict[str, Any]] = {}
+    for key, reasons, comment, row, time in zip(*columns, times, strict=True):
+        if (key, time, tuple(reasons), comment) in seen:
+            copies[row] = True
+            continue
+        seen.add((key, time, tuple(reasons), comment))
+        summary = summaries.setdefault(key, {"flag_count": 0, "reasons": Counter(), "comments": [],
+                                             "first_flagged_at": time})
+        summary["flag_count"] += 1
+        summary["reasons"].update(dict.fromkeys(reasons, 1))
+        summary["last_flagged_at"] = time
+        if comment:
+            summary["comments"].append(comment)
+    counts["duplicates"] = int(copies.sum())
+    for summary in summaries.values():
+        summary["reasons"] = [{"reason": r, "count": n} for r, n in summary["reasons"].most_common()]
+    return summaries, counts, copies
