@@ -1,34 +1,37 @@
 """The review queue: every flagged reply with its conversation, ratings, flags and latest review.
 
 Built from records (any source: the live data dir, or a dataset pulled from the Hub), newest flag
-first, and filtered by reason, model, date and status. The status of a reply is ``open`` until a
-reviewer decides, then the latest decision (``confirmed``, ``dismissed``, ``needs-fix``).
+first, and filtered by reason, model, date and status. What counts (reply keys, the latest
+rating, identical records once, the latest review) is ``feedback.rules``, as for the exports. The
+status of a reply is ``open`` until a reviewer decides, then the latest decision (``confirmed``,
+``dismissed``, ``needs-fix``).
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 
-from schemas.records import Flag, Rating, Record, Review, Turn
+from feedback.rules import JudgedRecords, Reply, judge_records
+from schemas.records import DECISIONS, Record
 
-STATUSES = ("open", "confirmed", "dismissed", "needs-fix")
+OPEN = "open"
+"""The status of a flagged reply no reviewer decided on yet."""
+STATUSES = (OPEN, *DECISIONS)
 
 
-@dataclass
-class QueueItem:
-    """One flagged reply and everything a reviewer needs to judge it.
+@dataclass(frozen=True)
+class QueueItem(Reply):
+    """One flagged reply and everything a reviewer needs to judge it: a :class:`feedback.rules.Reply`
+    (``turn.messages`` is the conversation up to the reply; ``rating`` the latest rating, ``review``
+    the latest review; ``flags``, ``ratings``, ``reviews`` every record, identical ones once) and its
+    review status."""
 
-    ``prompt`` is the conversation up to the reply (the turn's ``messages``), ``ratings`` every
-    rating of the reply in time order (the last one counts), ``flags`` every flag.
-    """
-
-    turn: Turn
-    flags: list[Flag] = field(default_factory=list)
-    ratings: list[Rating] = field(default_factory=list)
-    reviews: list[Review] = field(default_factory=list)
+    @classmethod
+    def of(cls, reply: Reply) -> QueueItem:
+        """The queue item of a flagged reply judged by ``feedback.rules``."""
+        return cls(**vars(reply))
 
     @property
     def message_id(self) -> str:
@@ -36,24 +39,12 @@ class QueueItem:
 
     @property
     def last_flagged(self) -> datetime:
-        return max(f.timestamp for f in self.flags)
-
-    @property
-    def reason_counts(self) -> Counter[str]:
-        return Counter(reason for f in self.flags for reason in f.reasons)
-
-    @property
-    def rating(self) -> str | None:
-        """The latest rating (``like``, ``dislike``), None when unrated or undone."""
-        return self.ratings[-1].rating if self.ratings else None
-
-    @property
-    def review(self) -> Review | None:
-        return self.reviews[-1] if self.reviews else None
+        return self.flags[-1].timestamp
 
     @property
     def status(self) -> str:
-        return self.review.decision if self.review else "open"
+        """``open``, or the latest review's decision."""
+        return self.review.decision if self.review else OPEN
 
     def comments(self) -> list[str]:
         """Every comment left on the reply, with where it came from."""
@@ -70,7 +61,7 @@ class QueueFilter:
     model: str | None = None
     since: date | None = None
     until: date | None = None
-    status: str | None = "open"
+    status: str | None = OPEN
 
     def matches(self, item: QueueItem) -> bool:
         """True when ``item`` passes every set field."""
@@ -87,23 +78,16 @@ class QueueFilter:
 def build_queue(records: Iterable[Record]) -> list[QueueItem]:
     """Every flagged reply whose turn is known, newest flag first.
 
-    Records of any kind in any order; ratings, flags and reviews are attached to their reply in
-    time order. Flags on replies with no turn record (e.g. a partial sync) are left out.
+    Records of any kind, in file order (it breaks ties between equal times). Flags on replies
+    with no turn record (e.g. a partial sync, or a message id given with another conversation's
+    id) are left out.
     """
-    turns: dict[str, Turn] = {}
-    by_message: dict[str, dict[str, list]] = {}
-    for record in sorted(records, key=lambda r: r.timestamp):
-        if isinstance(record, Turn):
-            turns[record.message_id] = record
-        elif isinstance(record, Flag | Rating | Review):
-            by_message.setdefault(record.message_id, {"flags": [], "ratings": [], "reviews": []})[
-                record.kind
-            ].append(record)
-    items = [
-        QueueItem(turn=turns[mid], flags=attached["flags"], ratings=attached["ratings"], reviews=attached["reviews"])
-        for mid, attached in by_message.items()
-        if attached["flags"] and mid in turns
-    ]
+    return queue_of(judge_records(records))
+
+
+def queue_of(judged: JudgedRecords) -> list[QueueItem]:
+    """The queue (as :func:`build_queue`) of records already judged."""
+    items = [QueueItem.of(reply) for reply in judged.replies.values() if reply.flags]
     return sorted(items, key=lambda item: item.last_flagged, reverse=True)
 
 

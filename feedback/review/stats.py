@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from feedback.review.queue import build_queue
-from schemas.records import Flag, Rating, Record, Turn
+from feedback.review.queue import OPEN, queue_of
+from feedback.rules import Reply, judge_records
+from schemas.records import Record, Turn
 
 
 @dataclass
@@ -51,40 +52,36 @@ class FeedbackStats:
 
 
 def compute_stats(records: Iterable[Record]) -> FeedbackStats:
-    """Compute :class:`FeedbackStats` from records of any kind, in any order."""
-    records = sorted(records, key=lambda r: r.timestamp)
-    turns = {r.message_id: r for r in records if isinstance(r, Turn)}
-    latest: dict[str, Rating] = {}
-    for record in records:
-        if isinstance(record, Rating):
-            latest[record.message_id] = record
-    rated = [r for r in latest.values() if r.rating is not None]
+    """Compute :class:`FeedbackStats` from records of any kind, in file order.
+
+    The rules are the exports' (``feedback.rules``): only replies with a turn record count, each
+    with its latest rating; a flag counts once however often it was synced.
+    """
+    judged = judge_records(records)
+    replies = list(judged.replies.values())
     return FeedbackStats(
-        ratings_per_day=_ratings_per_day(rated),
-        per_model=_per_model(turns, rated),
-        flags_per_reason=_count_frame(
-            Counter(reason for r in records if isinstance(r, Flag) for reason in r.reasons), "reason"
-        ),
-        conversation_lengths=_conversation_lengths(turns.values()),
-        open_queue=sum(1 for item in build_queue(records) if item.status == "open"),
+        ratings_per_day=_ratings_per_day(replies),
+        per_model=_per_model(replies),
+        flags_per_reason=_count_frame(sum((reply.reason_counts for reply in replies), Counter()), "reason"),
+        conversation_lengths=_conversation_lengths(reply.turn for reply in replies),
+        open_queue=sum(1 for item in queue_of(judged) if item.status == OPEN),
     )
 
 
-def _ratings_per_day(rated: list[Rating]) -> pd.DataFrame:
-    counts = Counter((r.timestamp.date().isoformat(), r.rating) for r in rated)
+def _ratings_per_day(replies: list[Reply]) -> pd.DataFrame:
+    counts = Counter((r.latest_rating.timestamp.date().isoformat(), r.rating) for r in replies if r.latest_rating)
     rows = [{"day": day, "rating": rating, "count": n} for (day, rating), n in sorted(counts.items())]
     return pd.DataFrame(rows, columns=["day", "rating", "count"])
 
 
-def _per_model(turns: dict[str, Turn], rated: list[Rating]) -> pd.DataFrame:
-    replies = Counter(turn.model for turn in turns.values())
-    likes = Counter(turns[r.message_id].model for r in rated if r.rating == "like" and r.message_id in turns)
-    dislikes = Counter(turns[r.message_id].model for r in rated if r.rating == "dislike" and r.message_id in turns)
+def _per_model(replies: list[Reply]) -> pd.DataFrame:
+    likes = Counter(r.turn.model for r in replies if r.rating == "like")
+    dislikes = Counter(r.turn.model for r in replies if r.rating == "dislike")
     rows = []
-    for model in sorted(replies):
+    for model, count in sorted(Counter(r.turn.model for r in replies).items()):
         total = likes[model] + dislikes[model]
         rate = likes[model] / total if total else float("nan")
-        rows.append({"model": model, "replies": replies[model], "likes": likes[model],
+        rows.append({"model": model, "replies": count, "likes": likes[model],
                      "dislikes": dislikes[model], "like_rate": rate})
     return pd.DataFrame(rows, columns=["model", "replies", "likes", "dislikes", "like_rate"])
 
