@@ -25,8 +25,8 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 from huggingface_hub import HfApi  # noqa: E402
 from hubserver import HubServer  # noqa: E402
 
+from feedback.hub.sync import FeedbackScheduler  # noqa: E402
 from feedback.store import FeedbackStore  # noqa: E402
-from feedback.sync import FeedbackScheduler  # noqa: E402
 from schemas.records import ChatMessage, Rating, Turn, new_id  # noqa: E402
 
 PROMPT = "How should I think about this question, given what we discussed earlier? " * 3

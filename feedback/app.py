@@ -20,13 +20,14 @@ import fastapi
 from huggingface_hub import get_token
 from loguru import logger
 
-from feedback.card import dataset_card
+from feedback.hub.card import dataset_card
+from feedback.hub.client import hub_token
+from feedback.hub.sync import HubSync
 from feedback.recorder import FeedbackRecorder
 from feedback.redaction import MIN_SECRET_CHARS, register_secret
 from feedback.responders import ResponderError, make_responder
 from feedback.review.desk import ReviewDesk
 from feedback.store import FeedbackStore
-from feedback.sync import HubSync
 from feedback.web.page import FeedbackChatInterface
 from feedback.web.review_page import ReviewPage
 from feedback.web.server import ReviewMount, ServerLimits, make_server, run
@@ -62,7 +63,7 @@ class FeedbackApp:
         """Start the sync and serve every page until Ctrl-C or SIGTERM, then make the final push.
 
         Stopping takes about 20 s at most, whatever the Hub does: up to 5 s to end serving, then up
-        to :data:`feedback.sync.FINAL_PUSH_SECONDS` (15 s) for the final push; what it could not
+        to :data:`feedback.hub.sync.FINAL_PUSH_SECONDS` (15 s) for the final push; what it could not
         send stays in the data dir, is named in one log line, and goes with the next run's push.
 
         ``host`` and ``port`` default to Gradio's ``GRADIO_SERVER_NAME`` (127.0.0.1) and
@@ -189,7 +190,7 @@ def _make_sync(settings: Settings, store: FeedbackStore) -> HubSync | None:
     if not settings.dataset_repo:
         logger.info("FEEDBACK_DATASET_REPO not set: logging locally only, to {}", settings.data_dir.resolve())
         return None
-    token = settings.hf_token.get_secret_value() if settings.hf_token else get_token()
+    token = hub_token(settings.hf_token.get_secret_value() if settings.hf_token else None)
     if not token:
         logger.warning("FEEDBACK_DATASET_REPO is set but there is no HF_TOKEN: logging locally only")
         return None

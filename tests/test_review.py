@@ -220,7 +220,7 @@ def test_stats_and_review_read_a_dataset_repo(hub, tmp_path):
 
     from huggingface_hub import HfApi
 
-    from feedback.cli.hub import push_folder
+    from feedback.hub.transfer import push_folder
 
     seed(tmp_path / "data").close()
     push_folder(tmp_path / "data", "test-user/reviewable", token=TOKEN, api=HfApi(endpoint=hub.endpoint, token=TOKEN))

@@ -17,8 +17,9 @@ from gradio_client import Client
 from huggingface_hub import HfApi
 from hubserver import HubServer
 
+from feedback.hub.files import complete_size
+from feedback.hub.sync import FeedbackScheduler
 from feedback.store import FeedbackStore
-from feedback.sync import FeedbackScheduler, complete_size
 from schemas.records import ChatMessage, Rating, Turn
 
 REPO = Path(__file__).resolve().parent.parent

@@ -33,11 +33,11 @@ from feedback.export.build import (
     rows_from_data_dir,
     sft_rows,
 )
-from feedback.export.hub import push_export, resolve_source
 from feedback.export.formats import FORMATS
 from feedback.export.options import ExportOptions
 from feedback.export.rows import in_test_split
-from feedback.export.run import run_export, summary
+from feedback.export.run import push_export, run_export, summary
+from feedback.hub.source import resolve_source
 
 __all__ = [
     "FORMATS",

@@ -16,9 +16,11 @@ from pathlib import Path
 from loguru import logger
 
 from feedback.export.build import Export, export_data_dir
-from feedback.export.hub import push_export, resolve_source
+from feedback.export.card import dataset_card
 from feedback.export.options import ExportOptions
 from feedback.export.rows import SPLITS
+from feedback.hub.source import resolve_source
+from feedback.hub.transfer import push_dataset
 
 
 def run_export(fmt: str, source: str, out_dir: str | os.PathLike[str], options: ExportOptions | None = None, *,
@@ -51,6 +53,22 @@ def run_export(fmt: str, source: str, out_dir: str | os.PathLike[str], options: 
     if push_to_hub:
         push_export(export, push_to_hub, source=source, private=private)
     return export
+
+
+def push_export(export: Export, repo_id: str, *, source: str, private: bool = True, token: str | None = None) -> str:
+    """Push the export's ``DatasetDict`` (Parquet, one file per split) and its dataset card to
+    ``repo_id`` (:func:`feedback.hub.transfer.push_dataset`: earlier ``data/`` files are replaced).
+
+    Returns:
+        The URL of the commit.
+    Raises:
+        huggingface_hub.errors.HfHubHTTPError: when the Hub refuses.
+    """
+    rows = sum(export.stats["rows"].values())
+    commit = push_dataset(export.to_dataset_dict(), repo_id, card=dataset_card(export, repo_id=repo_id, source=source),
+                          commit_message=f"Export {export.format} rows ({rows} rows)", private=private, token=token)
+    logger.info("pushed {} to {}", export.format, repo_id)
+    return commit
 
 
 def summary(export: Export) -> str:

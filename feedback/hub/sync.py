@@ -10,191 +10,39 @@ The policy:
 - The lock guards the scan only, never the network call, so a slow or failing Hub never blocks
   a chat. A failed push logs one warning and changes nothing locally; the files are sent by the
   next push. ``create_repo`` failing at start (Hub down) is retried in the background.
-- Every Hub call has a timeout (:func:`use_hub_timeout`), and inside a push a network failure is
-  final for that push (:class:`HubUnreachable`: ``huggingface_hub`` does not retry it with its
-  back-off sleeps): a Hub connection that is accepted and never answered costs one push attempt,
-  and the next tick pushes again.
+- Every Hub call has a timeout (:func:`feedback.hub.client.use_hub_timeout`), and inside a push a
+  network failure is final for that push (:class:`~feedback.hub.client.HubUnreachable`:
+  ``huggingface_hub`` does not retry it with its back-off sleeps): a Hub connection that is
+  accepted and never answered costs one push attempt, and the next tick pushes again.
 - Pushes run one at a time on the scheduler's own daemon thread, and a tick never queues a second
   push behind one still waiting to start; the final push at shutdown waits a bounded time and
   then leaves what it could not send on disk, named in one log line, for the next run's first
   push (which sends every file of the data dir). A hanging push never holds up the process exit.
 - Every process writes its own shard names, so any number of replicas push to one repo.
-
-``huggingface_hub`` makes every call through one process-wide ``httpx2.Client`` (``HfApi`` takes
-no client of its own), so the timeout is set with its documented hook, ``set_client_factory``.
+- The token is registered with :mod:`feedback.redaction`, and errors are logged through
+  :func:`~feedback.hub.client.failure_reason`: no log line shows it.
 """
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 import time
-from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx2
-from huggingface_hub import CommitInfo, CommitOperationAdd, CommitScheduler, HfApi, get_session, set_client_factory
+from huggingface_hub import CommitInfo, CommitScheduler, HfApi
 from loguru import logger
 
+from feedback.hub.client import fail_fast_here, failure_reason, hub_api, use_hub_timeout
+from feedback.hub.files import SYNC_PATTERNS, FileToUpload, count_by_folder, scan_folder, write_card
+from feedback.redaction import register_secret
 from feedback.store import FILES_DIR, FeedbackStore
 from schemas.records import RECORD_TYPES
 
-SYNC_PATTERNS = [*(f"{kind}/*.jsonl" for kind in RECORD_TYPES), "files/*", "README.md"]
-"""What is synced: the record folders, uploaded files and the dataset card."""
-DEFAULT_HUB_TIMEOUT = 30.0
-"""Seconds a Hub call may wait on the network (connect, each read, each write) by default."""
 FINAL_PUSH_SECONDS = 15.0
 """How long :meth:`HubSync.close` waits for the final push by default (seconds)."""
-_TAIL_BLOCK = 64 * 1024
-_NETWORK_ERRORS = (httpx2.TimeoutException, httpx2.NetworkError, httpx2.RemoteProtocolError)
-_sync_thread = threading.local()
-"""``active`` is True in the threads that push or connect: there, network errors fail fast."""
-
-
-class HubUnreachable(Exception):
-    """A push met a network failure (timeout, refused or reset connection); the message says which.
-
-    Raised instead of ``httpx2``'s own errors inside a push, so ``huggingface_hub`` does not retry
-    them with its back-off sleeps: the scheduler's next tick is the retry.
-    """
-
-
-@contextmanager
-def _fail_fast(timeout: float) -> Iterator[None]:
-    try:
-        yield
-    except _NETWORK_ERRORS as error:
-        if not getattr(_sync_thread, "active", False):
-            raise
-        kind = type(error).__name__
-        if isinstance(error, httpx2.TimeoutException):
-            raise HubUnreachable(f"no answer from the Hub within {timeout:g} s ({kind})") from error
-        raise HubUnreachable(f"cannot reach the Hub: {kind}: {error or 'no detail'}") from error
-
-
-class _FailFastStream(httpx2.SyncByteStream):
-    def __init__(self, stream: httpx2.SyncByteStream, timeout: float) -> None:
-        self._stream, self._timeout = stream, timeout
-
-    def __iter__(self) -> Iterator[bytes]:
-        with _fail_fast(self._timeout):
-            yield from self._stream
-
-    def close(self) -> None:
-        self._stream.close()
-
-
-class _FailFastTransport(httpx2.BaseTransport):
-    """The default transport; in a sync thread its network errors become :class:`HubUnreachable`."""
-
-    def __init__(self, timeout: float) -> None:
-        self._transport = httpx2.HTTPTransport()
-        self._timeout = timeout
-
-    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        with _fail_fast(self._timeout):
-            response = self._transport.handle_request(request)
-        response.stream = _FailFastStream(response.stream, self._timeout)  # a body stalling mid-way too
-        return response
-
-    def close(self) -> None:
-        self._transport.close()
-
-
-def use_hub_timeout(timeout: float = DEFAULT_HUB_TIMEOUT) -> None:
-    """Give every ``huggingface_hub`` call of this process a network timeout of ``timeout`` seconds.
-
-    Installs a client factory with ``huggingface_hub.set_client_factory`` (the library's one hook:
-    ``HfApi`` has no client of its own). The client keeps the library's request hooks (offline
-    mode, request ids, debug log) and redirects; its transport makes a network error inside a
-    push final for that push (see :class:`HubUnreachable`); elsewhere errors are unchanged.
-
-    Raises:
-        ValueError: when ``timeout`` is not a positive number of seconds.
-    """
-    if not timeout > 0 or timeout == float("inf"):
-        raise ValueError(f"'timeout' must be a positive number of seconds, not {timeout!r}")
-    hooks = get_session().event_hooks  # huggingface_hub's own (or an earlier factory's) hooks
-
-    def factory() -> httpx2.Client:
-        return httpx2.Client(
-            event_hooks=hooks, follow_redirects=True, timeout=httpx2.Timeout(timeout), transport=_FailFastTransport(timeout)
-        )
-
-    set_client_factory(factory)
-
-
-@dataclass(frozen=True)
-class FileToUpload:
-    """One changed file found by :func:`scan_folder`: its bytes up to ``size`` are uploaded."""
-
-    local_path: Path
-    path_in_repo: str
-    size: int
-    mtime: float
-
-    def operation(self) -> CommitOperationAdd:
-        """The commit operation: record shards as the bytes of their complete lines, other files by path."""
-        if self.local_path.suffix == ".jsonl":
-            with open(self.local_path, "rb") as handle:
-                return CommitOperationAdd(path_in_repo=self.path_in_repo, path_or_fileobj=handle.read(self.size))
-        return CommitOperationAdd(path_in_repo=self.path_in_repo, path_or_fileobj=str(self.local_path))
-
-
-def complete_size(path: Path) -> int:
-    """The size of ``path`` up to and including its last newline (the whole size for non-JSONL files)."""
-    size = path.stat().st_size
-    if path.suffix != ".jsonl" or size == 0:
-        return size
-    with open(path, "rb") as handle:
-        end = size
-        while end > 0:
-            start = max(0, end - _TAIL_BLOCK)
-            handle.seek(start)
-            block = handle.read(end - start)
-            newline = block.rfind(b"\n")
-            if newline >= 0:
-                return start + newline + 1
-            end = start
-    return 0
-
-
-def scan_folder(folder: Path, uploaded: dict[Path, float], reported: set[Path] | None) -> list[FileToUpload]:
-    """Files under ``folder`` matching :data:`SYNC_PATTERNS` whose mtime differs from ``uploaded``.
-
-    A shard with a torn tail is uploaded up to its last complete line; the tail is logged once
-    per path (``reported`` remembers which; None: not logged).
-    """
-    found = []
-    for pattern in SYNC_PATTERNS:
-        for path in sorted(folder.glob(pattern)):
-            if path.is_symlink() or not path.is_file() or path.name.startswith("."):  # never follow a link out
-                continue
-            stat = path.stat()
-            if uploaded.get(path) == stat.st_mtime:
-                continue
-            size = complete_size(path)
-            if size < stat.st_size and reported is not None and path not in reported:
-                reported.add(path)
-                logger.warning("{}: torn last line ({} bytes) left out of the upload", path, stat.st_size - size)
-            found.append(FileToUpload(path, path.relative_to(folder).as_posix(), size, stat.st_mtime))
-    return found
-
-
-def write_card(folder: Path, card: str) -> bool:
-    """Write the dataset card to ``folder/README.md`` if it differs; returns True when written."""
-    path = folder / "README.md"
-    if path.is_file() and path.read_text(encoding="utf-8") == card:
-        return False
-    tmp = path.with_name(".README.md.tmp")
-    tmp.write_text(card, encoding="utf-8")
-    os.replace(tmp, path)
-    return True
 
 
 class FeedbackScheduler(CommitScheduler):
@@ -209,8 +57,8 @@ class FeedbackScheduler(CommitScheduler):
         repo_id: ``owner/name`` of the dataset repo (created if missing, private by default).
         every: minutes between pushes (may be a fraction, e.g. in tests).
         private: create the repo private.
-        token: the Hugging Face token (never logged).
-        hf_api: a configured ``HfApi`` (e.g. ``HfApi(endpoint=...)``), else one from ``token``.
+        token: the Hugging Face token (registered for redaction: never logged).
+        hf_api: a configured ``HfApi`` (e.g. ``HfApi(endpoint=...)``), else one for ``$HF_ENDPOINT`` and ``token``.
     Raises:
         huggingface_hub.errors.HfHubHTTPError: when the repo cannot be created or reached.
         HubUnreachable, httpx2.HTTPError: when the Hub cannot be reached.
@@ -226,11 +74,11 @@ class FeedbackScheduler(CommitScheduler):
         token: str | None = None,
         hf_api: HfApi | None = None,
     ) -> None:
+        register_secret(token)
         self.store = store
         self.reported: set[Path] = set()
         self.last_error: str | None = None
         self.quiet_failures = False
-        self._secret = token
         self._stopped = threading.Event()
         self._queue_lock = threading.Lock()
         self._queue: queue.SimpleQueue[Future | None] = queue.SimpleQueue()
@@ -244,7 +92,7 @@ class FeedbackScheduler(CommitScheduler):
             private=private,
             token=token,
             allow_patterns=SYNC_PATTERNS,
-            hf_api=hf_api or HfApi(token=token),
+            hf_api=hf_api or hub_api(token),
         )
         self.lock = store.lock
 
@@ -281,7 +129,7 @@ class FeedbackScheduler(CommitScheduler):
             return future
 
     def _work(self) -> None:
-        _sync_thread.active = True
+        fail_fast_here()
         while (future := self._queue.get()) is not None:
             if not future.set_running_or_notify_cancel():
                 continue
@@ -311,7 +159,7 @@ class FeedbackScheduler(CommitScheduler):
                 revision=self.revision,
             )
         except Exception as error:  # noqa: BLE001 - any failure: keep the files, retry at the next tick
-            self.last_error = reason(error, self._secret)
+            self.last_error = failure_reason(error)
             if not self.quiet_failures:
                 logger.warning(
                     "push to {} failed, records stay in {} and go with the next push: {}",
@@ -347,39 +195,21 @@ class FeedbackScheduler(CommitScheduler):
         return True
 
 
-def _describe(files: Iterable[FileToUpload]) -> str:
-    counts: dict[str, int] = {}
-    for file in files:
-        folder = file.path_in_repo.split("/", 1)[0] if "/" in file.path_in_repo else file.path_in_repo
-        counts[folder] = counts.get(folder, 0) + 1
-    return ", ".join(f"{n} {name}" for name, n in sorted(counts.items()))
+def _describe(files: list[FileToUpload]) -> str:
+    """What a commit holds, for its message: ``"1 README.md, 2 ratings, 2 turns"``."""
+    return ", ".join(f"{n} {name}" for name, n in sorted(count_by_folder(files).items()))
 
 
-def describe_unpushed(files: Iterable[FileToUpload]) -> str:
+def describe_unpushed(files: list[FileToUpload]) -> str:
     """What ``files`` hold, for a log line: ``"2 turns shards, 1 ratings shards, 1 uploaded files"``
     (record kinds in :data:`RECORD_TYPES` order, then uploaded files, then the dataset card)."""
-    counts: dict[str, int] = {}
-    for file in files:
-        folder = file.path_in_repo.split("/", 1)[0]
-        counts[folder] = counts.get(folder, 0) + 1
+    counts = count_by_folder(files)
     parts = [f"{counts[kind]} {kind} shards" for kind in RECORD_TYPES if kind in counts]
     if FILES_DIR in counts:
         parts.append(f"{counts[FILES_DIR]} uploaded files")
     if "README.md" in counts:
         parts.append("the dataset card")
     return ", ".join(parts) or "nothing"
-
-
-def redact(error: object, secret: str | None) -> str:
-    """``str(error)`` on one line, without ``secret``."""
-    text = " ".join(str(error).split())
-    return text.replace(secret, "***") if secret else text
-
-
-def reason(error: BaseException, secret: str | None) -> str:
-    """Why ``error`` happened, on one line, without ``secret``; never empty (the error's class
-    name when it has no message)."""
-    return redact(error, secret) or type(error).__name__
 
 
 class HubSync:
@@ -395,9 +225,12 @@ class HubSync:
         token: the Hugging Face token.
         every: minutes between pushes.
         private: create the repo private.
-        card: the dataset card text (see :func:`feedback.card.dataset_card`).
+        card: the dataset card text (see :func:`feedback.hub.card.dataset_card`).
         hf_api: a configured ``HfApi``.
-        timeout: seconds every Hub call may wait on the network (see :func:`use_hub_timeout`).
+        timeout: seconds every Hub call may wait on the network (see :func:`use_hub_timeout`;
+            None: ``$FEEDBACK_HUB_TIMEOUT``, else 30).
+    Raises:
+        ValueError: (from :meth:`start`) for a timeout outside 0.1 to 600 seconds.
     """
 
     def __init__(
@@ -410,8 +243,9 @@ class HubSync:
         private: bool = True,
         card: str | None = None,
         hf_api: HfApi | None = None,
-        timeout: float = DEFAULT_HUB_TIMEOUT,
+        timeout: float | None = None,
     ) -> None:
+        register_secret(token)
         self.store, self.repo_id, self.token = store, repo_id, token
         self.every, self.private, self.card, self.hf_api = every, private, card, hf_api
         self.timeout = timeout
@@ -431,7 +265,7 @@ class HubSync:
         self._thread.start()
 
     def _connect(self) -> None:
-        _sync_thread.active = True
+        fail_fast_here()
         delay = min(5.0, self.every * 60)
         while not self._try_connect():
             if self._closing.is_set():  # that was the last try, made after close() began
@@ -450,7 +284,7 @@ class HubSync:
                 hf_api=self.hf_api,
             )
         except Exception as error:  # noqa: BLE001 - the Hub may be down at start: retry
-            self._connect_error = reason(error, self.token)
+            self._connect_error = failure_reason(error)
             if not self._closing.is_set():
                 logger.warning("cannot reach dataset repo {} yet (will retry): {}", self.repo_id, self._connect_error)
             return False

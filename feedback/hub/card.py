@@ -1,4 +1,5 @@
-"""The dataset card (``README.md``) of a feedback dataset repo.
+"""The dataset card (``README.md``) of a feedback dataset repo (written into the data dir by
+:func:`feedback.hub.files.write_card`).
 
 Its YAML ``configs`` name one config per record kind pointing at its folder, and ``dataset_info``
 gives each config's features explicitly, so the Hub's dataset viewer and

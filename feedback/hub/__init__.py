@@ -1,0 +1,15 @@
+"""Everything this app sends to or reads from the Hugging Face Hub, one module per concern.
+
+- :mod:`feedback.hub.client`: the token look-up, the endpoint, the repo-id check, and the network
+  timeout every Hub call of the process gets (``FEEDBACK_HUB_TIMEOUT``).
+- :mod:`feedback.hub.files`: which files of a data dir are synced (complete lines only) and
+  writing the dataset card into it.
+- :mod:`feedback.hub.card`: the dataset card's text (configs and features per record kind).
+- :mod:`feedback.hub.sync`: the running app's sync (``HubSync``, a ``CommitScheduler`` subclass).
+- :mod:`feedback.hub.transfer`: one-off ``push`` and ``pull`` of a data dir, and pushing an
+  export's ``DatasetDict``.
+- :mod:`feedback.hub.source`: a dataset repo as a source of records (read-only in the Hub cache,
+  or a working copy for the reviewer).
+
+Nothing is imported here: ``import feedback.hub.sync`` does not pull in ``datasets``.
+"""
