@@ -18,7 +18,8 @@ formats (TRL conversational dataset formats, https://huggingface.co/docs/trl/dat
   flags  the review queue: every flagged reply with its prompt, reasons, comments, rating and counts
 
 Writes DIR/train.jsonl, DIR/test.jsonl and DIR/stats.json. SOURCE is a data dir or a Hub dataset
-repo id (read with $HF_TOKEN from $HF_ENDPOINT).
+repo id (read with $HF_TOKEN from $HF_ENDPOINT into the Hugging Face cache). Every Hub call waits
+at most $FEEDBACK_HUB_TIMEOUT seconds (default 30) on the network.
 """
 
 
