@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import fastapi
 
-from huggingface_hub import get_token
 from loguru import logger
 
 from feedback.hub.card import dataset_card
@@ -159,7 +158,7 @@ def _register_secrets(settings: Settings) -> None:
     """Keep every credential the app holds out of the logs: HF_TOKEN (or the locally saved token
     the sync falls back to) and the reviewer passwords (see :mod:`feedback.redaction`)."""
     register_secret(settings.hf_token.get_secret_value() if settings.hf_token else None)
-    register_secret(get_token())
+    hub_token()  # registers the locally saved token too
     try:
         passwords = [password for _, password in settings.review_credentials()]
     except ValueError:  # refused with a clear message when the review page is built

@@ -25,9 +25,8 @@ from loguru import logger
 
 from feedback.errors import FeedbackError, SaveError, clip
 from feedback.store import FeedbackStore
-from schemas.records import ChatMessage, Flag, Rating, Record, Source, Turn, is_valid_id, new_id
+from schemas.records import RATING_VALUES, ChatMessage, Flag, Rating, Record, Source, Turn, is_valid_id, new_id
 
-RATING_VALUES = ("like", "dislike")
 MAX_COMMENT_CHARS = 10_000
 MAX_REASONS = 32
 """The most reasons one flag may give (before duplicates are dropped)."""

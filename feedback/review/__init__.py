@@ -1,7 +1,8 @@
 """Reviewing flagged replies and watching how the model does: the queue, decisions and stats
 (read through :mod:`feedback.rules`; the page is :mod:`feedback.web.review_page`)."""
 
-from feedback.review.desk import DECISIONS, ReviewDesk
+from feedback.review.desk import ReviewDesk
+from schemas.records import DECISIONS
 from feedback.review.queue import QueueFilter, QueueItem, build_queue, filter_queue
 from feedback.review.stats import FeedbackStats, compute_stats
 

@@ -12,9 +12,8 @@ from feedback.recorder import MAX_COMMENT_CHARS, FeedbackRecorder
 from feedback.review.queue import QueueFilter, QueueItem, build_queue, filter_queue
 from feedback.review.stats import FeedbackStats, compute_stats
 from feedback.store import FeedbackStore
-from schemas.records import RECORD_TYPES, Record, Review
+from schemas.records import DECISIONS, RECORD_TYPES, Record, Review
 
-DECISIONS = ("confirmed", "dismissed", "needs-fix")
 
 
 @dataclass

@@ -24,7 +24,7 @@ from feedback.recorder import FeedbackRecorder, history_messages
 from feedback.responders.errors import ResponderError
 from feedback.web.inputs import ExtraInputs
 from feedback.web.uploads import UploadError, uploaded_file
-from schemas.records import ChatMessage
+from schemas.records import RATING_VALUES, ChatMessage
 
 MAX_FILES = 16
 
@@ -117,7 +117,7 @@ class ChatAPI:
     def feedback_options(self) -> dict[str, Any]:
         """What a front end may send: ``{"ratings": ["like", "dislike"], "reasons": [...], "max_message_chars": int}``."""
         return {
-            "ratings": ["like", "dislike"],
+            "ratings": list(RATING_VALUES),
             "reasons": list(self.recorder.flag_reasons),
             "max_message_chars": self.recorder.max_message_chars,
         }

@@ -85,6 +85,17 @@ class LikeHandler:
         chatbot.feedback_options = (LIKE, DISLIKE, *self.recorder.flag_reasons)
         chatbot.like(self.on_like, [chatbot, session, comment], [comment, session], api_visibility="private")
         chatbot.clear(new_session, None, [session], api_visibility="private")
+        chatbot.change(  # Gradio forgets the shown thumbs/flags when the chat is re-rendered: restore them
+            self.shown_feedback, [chatbot, session], [chatbot], queue=False, show_progress="hidden",
+            trigger_mode="always_last", api_visibility="private",
+        )
+
+    @staticmethod
+    def shown_feedback(history: list[GradioMessage], session: ChatSession | None) -> Any:
+        """The chatbot's ``feedback_value``: for each reply shown, what this session selected on
+        it (a thumb or a flag reason), so the page shows what the records say."""
+        selected = session.selected if isinstance(session, ChatSession) else {}
+        return gr.update(feedback_value=[selected.get(i) if i else None for i in reply_ids(history or [])])
 
     def on_like(self, history: list[GradioMessage], session: ChatSession, comment: str | None, data: gr.LikeData) -> Any:
         """Record a thumbs up/down, an undo, or a flag-menu reason for the reply at ``data.index``.

@@ -13,7 +13,8 @@ from typing import Any
 import gradio as gr
 
 from feedback.errors import FeedbackError, refusal
-from feedback.review.desk import DECISIONS, ReviewDesk
+from feedback.review.desk import ReviewDesk
+from schemas.records import DECISIONS
 from feedback.review.queue import STATUSES, QueueFilter, QueueItem, build_queue, filter_queue
 from feedback.review.stats import FeedbackStats, compute_stats
 
