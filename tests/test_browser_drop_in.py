@@ -32,6 +32,7 @@ class UserApp:
         self.demo = FeedbackChatInterface(
             self.reply, data_dir=data_dir, multimodal=True, save_history=True, editable=True,
             additional_inputs=[gr.Slider(0, 2, value=0.7, label="Temperature")],
+            flagging_options=["Like", "Dislike", "Spam", "Wrong"],
         )
         self.url = launch(self.demo)
 
@@ -155,4 +156,23 @@ def test_new_chat_and_a_reopened_chat_keep_their_own_conversations(browser, user
     dislike, like = user_app.records("ratings")
     assert (dislike["conversation_id"], dislike["message_id"]) == (dogs["conversation_id"], dogs["message_id"])
     assert (like["conversation_id"], like["message_id"]) == (cats["conversation_id"], cats["message_id"])
+    page.page.close()
+
+
+def test_the_apps_flagging_options_are_the_flag_menu_and_each_pick_is_recorded(browser, user_app):
+    page = Page(browser.new_page(), user_app.url, user_app.records)
+    page.send("buy now")
+    page.reply_button(0, "Feedback").click()
+    page.expect(page.reply_button(0, "Inaccurate")).to_have_count(0)  # the app's menu, not the defaults
+    page.reply_button(0, "Spam").click()
+    wait_until(lambda: len(user_app.records("flags")) == 1, what="the Spam flag")
+    page.reply_button(0, "Feedback").click()
+    page.reply_button(0, "Wrong").click()
+    wait_until(lambda: len(user_app.records("flags")) == 2, what="the Wrong flag")
+    page.reply_button(0, "Like").click()  # handled after both picks: every event of them is in by now
+    wait_until(lambda: len(user_app.records("ratings")) == 1, what="the like")
+    (turn,) = user_app.records("turns")
+    assert [(f["message_id"], f["reasons"]) for f in user_app.records("flags")] == [
+        (turn["message_id"], ["Spam"]), (turn["message_id"], ["Wrong"])
+    ]
     page.page.close()
