@@ -83,7 +83,10 @@ class LikeHandler:
     def attach(self, chatbot: gr.Chatbot, session: gr.State, comment: gr.Textbox) -> None:
         """Register the like and clear listeners (call inside the ``gr.Blocks`` that holds ``chatbot``)."""
         chatbot.feedback_options = (LIKE, DISLIKE, *self.recorder.flag_reasons)
-        chatbot.like(self.on_like, [chatbot, session, comment], [comment, session], api_visibility="private")
+        chatbot.like(
+            self.on_like, [chatbot, session, comment], [comment, session, chatbot], api_visibility="private",
+            show_progress="hidden",
+        )
         chatbot.clear(new_session, None, [session], api_visibility="private")
         chatbot.change(  # Gradio forgets the shown thumbs/flags when the chat is re-rendered: restore them
             self.shown_feedback, [chatbot, session], [chatbot], queue=False, show_progress="hidden",
@@ -106,31 +109,36 @@ class LikeHandler:
         and written once the reply is logged.
 
         Returns the new comment box value (emptied once the comment went with a rating or flag,
-        unchanged, ``gr.skip()``, when the event records nothing) and the session.
+        unchanged, ``gr.skip()``, when the event records nothing), the session, and the chat's
+        ``feedback_value``: what is recorded, so a refused click does not stay highlighted.
         Raises:
-            gr.Error: in plain words, when the click cannot be recorded.
+            gr.Error: for event data that Gradio's page never sends.
         """
         session = session if isinstance(session, ChatSession) else new_session()
+        history = history or []
         if not _valid_like(data):
             raise gr.Error("That rating could not be read: click the thumb or flag on a reply.", print_exception=False)
-        message_id, conversation_id = self._reply(history or [], session, data.index)
-        if message_id is None or conversation_id is None:
-            raise gr.Error(
-                "That reply was not saved, so it cannot be rated. Send a new message and rate its reply.",
-                print_exception=False,
-            )
+        message_id, conversation_id = self._reply(history, session, data.index)
         option = option_from_like(data.liked)
-        if not self._changes_selection(session, message_id, option):
-            return gr.skip(), session  # a repeat (Gradio sends a flag pick twice): the comment went with the first
+        if message_id is None or conversation_id is None:
+            gr.Warning("That reply was not saved, so it cannot be rated. Send a new message and rate its reply.")
+            return gr.skip(), session, self.shown_feedback(history, session)
+        change = self._selection_change(session, message_id, option)
+        if change is None:  # a repeat (Gradio sends a flag pick twice): the comment went with the first
+            return gr.skip(), session, gr.skip()
         choice = {LIKE: "like", DISLIKE: "dislike"}.get(option, option)
         try:
-            self.recorder.record_click(conversation_id, message_id, choice, comment=comment or None)
-        except SaveError as error:
-            raise refusal(error) from error
-        except FeedbackError as error:
+            if change:
+                self.recorder.record_click(conversation_id, message_id, choice, comment=comment or None)
+        except (FeedbackError, SaveError) as error:
             logger.bind(conversation_id=conversation_id).warning("page click refused: {}", error)
-            raise gr.Error("That click could not be recorded: " + _plain(error), print_exception=False) from error
-        return "", session
+            gr.Warning("That click could not be recorded: " + _plain(error))
+            return gr.skip(), session, self.shown_feedback(history, session)
+        if option:
+            session.selected[message_id] = option
+        else:
+            session.selected.pop(message_id, None)
+        return ("", session, gr.skip()) if change else (gr.skip(), session, gr.skip())
 
     def _reply(self, history: Sequence[GradioMessage], session: ChatSession, index: Any) -> tuple[str | None, str | None]:
         """``(message_id, conversation_id)`` of the reply at chat position ``index``: from the
@@ -146,22 +154,19 @@ class LikeHandler:
         return None, None
 
     @staticmethod
-    def _changes_selection(session: ChatSession, message_id: str, option: str) -> bool:
-        """Track what the page shows selected on a reply (Gradio keeps one: a thumb or a flag
-        reason); False when the event records nothing.
+    def _selection_change(session: ChatSession, message_id: str, option: str) -> bool | None:
+        """Whether a click on a reply is recorded: True (record it), False (only what the page
+        shows changes), None (a repeat: nothing changes).
 
-        Gradio 6.31's page sends a flag-menu pick twice, and an un-pick as ``liked=""`` (the same
-        as un-clicking a thumb): a repeat of the current selection is dropped, and clearing a
-        flag reason records nothing (the report stands); clearing a thumb is a rating undo.
+        Gradio keeps one selection per reply (a thumb or a flag reason). Gradio 6.31's page sends
+        a flag-menu pick twice, and an un-pick as ``liked=""`` (the same as un-clicking a thumb):
+        a repeat of the current selection is dropped, and clearing a flag reason records nothing
+        (the report stands); clearing a thumb is a rating undo.
         """
         current = session.selected.get(message_id)
         if option == current:
-            return False
-        if option:
-            session.selected[message_id] = option
-            return True
-        session.selected.pop(message_id, None)
-        return current in (LIKE, DISLIKE)
+            return None
+        return bool(option) or current in (LIKE, DISLIKE)
 
 
 class TurnLog:
