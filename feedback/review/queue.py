@@ -1,24 +1,37 @@
 """The review queue: every flagged reply with its conversation, ratings, flags and latest review.
 
-Built from records (any source: the live data dir, or a dataset pulled from the Hub), newest flag
-first, and filtered by reason, model, date and status. What counts (reply keys, the latest
-rating, identical records once, the latest review) is ``feedback.rules``, as for the exports. The
-status of a reply is ``open`` until a reviewer decides, then the latest decision (``confirmed``,
-``dismissed``, ``needs-fix``).
+Newest flag first, filtered by reason, model, date and status, a page at a time. What counts (reply
+keys, the latest rating, identical records once, the latest review) is ``feedback.rules``, as for the
+exports: :func:`queue_page` runs its SQL form (:mod:`feedback.rules.sql`) over a review index
+(:mod:`feedback.review.index`) and reads back whole only the records of the page's replies;
+:func:`build_queue` judges records given as objects with the Arrow engine (the reference the SQL is
+tested against). The status of a reply is ``open`` until a reviewer decides, then the latest decision
+(``confirmed``, ``dismissed``, ``needs-fix``).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+from loguru import logger
 
 from feedback.rules import JudgedRecords, Reply, judge_records
-from schemas.records import DECISIONS, Record
+from feedback.rules.sql import OPEN, queue_conditions, queue_page_sql
+from schemas.records import DECISIONS, RATING_VALUES, Record
 
-OPEN = "open"
-"""The status of a flagged reply no reviewer decided on yet."""
+if TYPE_CHECKING:
+    import duckdb
+
+    from feedback.review.sources import RecordSource
+
 STATUSES = (OPEN, *DECISIONS)
+PAGE_SIZE = 50
+"""Flagged replies per page of the queue."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +76,11 @@ class QueueFilter:
     until: date | None = None
     status: str | None = OPEN
 
+    def sql(self) -> tuple[list[str], list[object]]:
+        """The filter as SQL conditions on the ``queue`` view and their parameters."""
+        return queue_conditions(reason=self.reason, model=self.model, since=self.since, until=self.until,
+                                status=self.status)
+
     def matches(self, item: QueueItem) -> bool:
         """True when ``item`` passes every set field."""
         day = item.last_flagged.date()
@@ -94,3 +112,102 @@ def queue_of(judged: JudgedRecords) -> list[QueueItem]:
 def filter_queue(items: Iterable[QueueItem], queue_filter: QueueFilter) -> list[QueueItem]:
     """The items ``queue_filter`` matches, order kept."""
     return [item for item in items if queue_filter.matches(item)]
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    """One page of the queue: its items, the number of flagged replies the filter matches, and where
+    the page starts among them (0-based)."""
+
+    items: list[QueueItem]
+    total: int
+    offset: int = 0
+
+
+_KEY = "conversation_id, message_id"
+_DETAILS = {
+    "ratings": f"""
+        SELECT n, _file, _pos, _len FROM (
+            SELECT p.n, r.*, lag(r.timestamp) OVER w = r.timestamp
+                AND lag(r.rating) OVER w IS NOT DISTINCT FROM r.rating
+                AND lag(r.option) OVER w IS NOT DISTINCT FROM r.option
+                AND lag(r.comment) OVER w IS NOT DISTINCT FROM r.comment AS copy
+            FROM ratings r JOIN page p USING ({_KEY})
+            WHERE r.timestamp IS NOT NULL AND (r.rating IS NULL OR r.rating IN ({", ".join(f"'{v}'" for v in RATING_VALUES)}))
+            WINDOW w AS (PARTITION BY {_KEY} ORDER BY r.timestamp, r._file, r._line))
+        WHERE copy IS NOT TRUE ORDER BY n, timestamp, _file, _line""",
+    "flags": f"""
+        SELECT p.n, f._file, f._pos, f._len FROM flag_events e JOIN page p USING ({_KEY})
+        JOIN flags f ON f._file = e._file AND f._line = e._line
+        ORDER BY p.n, e.timestamp, e._file, e._line""",
+    "reviews": f"""
+        SELECT n, _file, _pos, _len FROM (
+            SELECT p.n, r.*, lag(r.timestamp) OVER w = r.timestamp
+                AND lag(r.decision) OVER w IS NOT DISTINCT FROM r.decision
+                AND lag(r.corrected_reply) OVER w IS NOT DISTINCT FROM r.corrected_reply AS copy
+            FROM reviews r JOIN page p USING ({_KEY})
+            WHERE r.timestamp IS NOT NULL AND r.decision IN ({", ".join(f"'{d}'" for d in DECISIONS)})
+            WINDOW w AS (PARTITION BY {_KEY} ORDER BY r.timestamp, r._file, r._line))
+        WHERE copy IS NOT TRUE ORDER BY n, timestamp, _file, _line""",
+    "turns": "SELECT p.n, t._file, t._pos, t._len FROM page p JOIN turns t USING (_file, _line) ORDER BY p.n",
+}
+"""Per kind, the records of the page's replies as the rules count them (copies out, in time order)."""
+
+
+def queue_page(con: duckdb.DuckDBPyConnection, source: RecordSource, queue_filter: QueueFilter = QueueFilter(), *,
+               offset: int = 0, limit: int | None = PAGE_SIZE, message_id: str | None = None) -> QueuePage:
+    """A page of the queue from a review index (``con``, rule views created), the records of its items
+    read from ``source``. ``limit`` None: every item from ``offset``; ``message_id``: that reply only."""
+    where, params = queue_filter.sql()
+    if message_id is not None:
+        where.append("message_id = ?")
+        params.append(message_id)
+    result = con.execute(queue_page_sql(where), [*params, limit if limit is not None else 2**62, offset])
+    names = [column[0] for column in result.description]
+    rows = [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+    if not rows:
+        total = 0 if offset == 0 else con.execute(
+            f"SELECT count(*) FROM queue WHERE {' AND '.join(where) or 'TRUE'}", params).fetchone()[0]
+        return QueuePage([], total, offset)
+    return QueuePage(_items(con, source, rows), rows[0]["total"], offset)
+
+
+def _items(con: duckdb.DuckDBPyConnection, source: RecordSource, rows: list[dict[str, Any]]) -> list[QueueItem]:
+    page = pa.table({"n": list(range(len(rows))), **{c: [r[c] for r in rows]  # noqa: F841 - read by SQL
+                     for c in ("conversation_id", "message_id", "_file", "_line")}})
+    records: dict[str, list[list[Record]]] = {}
+    for kind, sql in _DETAILS.items():
+        found = con.execute(sql).fetchall()
+        fetched = source.fetch(kind, [(f, p, n) for _, f, p, n in found])
+        grouped: list[list[Record]] = [[] for _ in rows]
+        for (number, *_), record in zip(found, fetched, strict=True):
+            if record is not None:
+                grouped[number].append(record)
+        records[kind] = grouped
+    reasons: list[Counter[str]] = [Counter() for _ in rows]
+    for number, reason, count in con.execute(
+            f"SELECT p.n, f.reason, f.n FROM flag_reasons f JOIN page p USING ({_KEY}) "
+            "ORDER BY p.n, f.n DESC, f.first_seen").fetchall():
+        reasons[number][reason] = count
+    items = []
+    for number, row in enumerate(rows):
+        (turn, *_) = records["turns"][number] or [None]
+        if turn is None:
+            logger.warning("the turn of flagged reply {} cannot be read; left out of the page", row["message_id"])
+            continue
+        ratings, reviews = records["ratings"][number], records["reviews"][number]
+        latest = ratings[-1] if ratings and ratings[-1].rating is not None else None
+        items.append(QueueItem(
+            key=f"{row['conversation_id']}\x1f{row['message_id']}", turn=turn, ratings=tuple(ratings),
+            flags=tuple(records["flags"][number]), reviews=tuple(reviews), latest_rating=latest,
+            review=reviews[-1] if reviews else None, reason_counts=reasons[number]))
+    return items
+
+
+def queue_choices(con: duckdb.DuckDBPyConnection) -> tuple[list[str], list[str]]:
+    """The reasons and the models of every flagged reply (for the filter menus), sorted."""
+    reasons = [r for (r,) in con.execute(
+        f"SELECT DISTINCT reason FROM flag_reasons SEMI JOIN queue USING ({_KEY}) ORDER BY reason").fetchall()]
+    models = [m for (m,) in con.execute("SELECT DISTINCT model FROM queue WHERE model IS NOT NULL ORDER BY model")
+              .fetchall()]
+    return reasons, models

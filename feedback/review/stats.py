@@ -7,12 +7,17 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from feedback.review.queue import OPEN, queue_of
 from feedback.rules import Reply, judge_records
+from feedback.rules.sql import STATS_SQL
 from schemas.records import Record, Turn
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 @dataclass
@@ -66,6 +71,18 @@ def compute_stats(records: Iterable[Record]) -> FeedbackStats:
         conversation_lengths=_conversation_lengths(reply.turn for reply in replies),
         open_queue=sum(1 for item in queue_of(judged) if item.status == OPEN),
     )
+
+
+def index_stats(con: duckdb.DuckDBPyConnection) -> FeedbackStats:
+    """:class:`FeedbackStats` from a review index (``con``, rule views created): the rules as SQL
+    (:data:`feedback.rules.sql.STATS_SQL`), the same numbers as :func:`compute_stats` on the same records."""
+    frames = {name: con.execute(sql).df() for name, sql in STATS_SQL.items() if name != "open_queue"}
+    frames["per_model"]["like_rate"] = frames["per_model"]["like_rate"].astype(float)
+    for frame in frames.values():
+        for column in frame.columns:
+            if frame[column].dtype.kind in "iu":
+                frame[column] = frame[column].astype("int64")
+    return FeedbackStats(**frames, open_queue=int(con.execute(STATS_SQL["open_queue"]).fetchone()[0]))
 
 
 def _ratings_per_day(replies: list[Reply]) -> pd.DataFrame:

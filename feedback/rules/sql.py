@@ -1,0 +1,200 @@
+"""The rules of :mod:`feedback.rules` as DuckDB SQL: what the review queue and the stats run on millions
+of records without reading them into Python objects.
+
+The queries read four tables (or views), one per record kind, with the columns of :data:`SQL_COLUMNS`
+(``timestamp`` a UTC ``TIMESTAMP``) and two more that give the *file order* the rules break ties with:
+``_file`` (the shard's path; files sort by it) and ``_line`` (the record's position in its file). Any
+other column is ignored. :func:`create_rule_views` adds, over those tables, one view per rule:
+
+``replies``
+    one row per reply key (``conversation_id``, ``message_id``): its turn, the first record of the key
+    in file order (a copy of a turn is a duplicate).
+``latest_ratings``
+    per reply, the rating record that counts: the latest by ``timestamp``, then file order; a reply
+    whose latest record is an undo (``rating`` null) has none. Invalid records (no ids, no time, a
+    value other than like/dislike/null) are ignored.
+``flag_events``
+    the flags that count: valid (ids, time, at least one reason), an identical copy of an earlier
+    flag (same reply, time, reasons and comment) left out.
+``flag_reasons``
+    per reply and reason: how many flags name it (a reason named twice in one flag counts once), and
+    where it was first named (``first_seen``, for the most-frequent-first order of ``Counter``).
+``flag_summary``
+    per flagged reply: ``flag_count``, ``first_flagged_at``, ``last_flagged_at``.
+``latest_reviews``
+    per reply, its latest valid review (by ``timestamp``, then file order).
+``queue``
+    every flagged reply that has a turn, with its latest rating, latest decision and ``status``
+    (``open`` until a reviewer decides).
+
+The Arrow engine (:mod:`feedback.rules.tables`) stays the one the exports use; the tests run both on
+the same records and require the same answers (``tests/test_rules_sql.py``).
+
+>>> con = duckdb.connect()
+>>> create_rule_views(con)   # after creating or registering turns, ratings, flags, reviews
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from schemas.records import DECISIONS, RATING_VALUES
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from schemas.records import Record
+
+ORDER_COLUMNS = ("_file", "_line")
+"""The file order of the records: the shard's path (files sort by it), the record's position in it."""
+SQL_COLUMNS: dict[str, tuple[str, ...]] = {
+    "turns": ("conversation_id", "message_id", "timestamp", "model", "turn_index"),
+    "ratings": ("conversation_id", "message_id", "timestamp", "rating", "option", "comment"),
+    "flags": ("conversation_id", "message_id", "timestamp", "reasons", "comment"),
+    "reviews": ("conversation_id", "message_id", "timestamp", "decision", "corrected_reply"),
+}
+"""The columns each kind's table needs for the rules (beside :data:`ORDER_COLUMNS`)."""
+KINDS = tuple(SQL_COLUMNS)
+OPEN = "open"
+"""The status of a flagged reply no reviewer decided on yet."""
+
+_KEY = "conversation_id, message_id"
+_HAS_KEY = "conversation_id IS NOT NULL AND message_id IS NOT NULL AND timestamp IS NOT NULL"
+
+
+def _quoted(values: Iterable[str]) -> str:
+    return ", ".join("'" + value.replace("'", "''") + "'" for value in values)
+
+
+RULE_VIEWS: dict[str, str] = {
+    "replies": f"""
+        SELECT {_KEY}, first.timestamp, first.model, first.turn_index, first._file, first._line
+        FROM (SELECT {_KEY}, arg_min({{'timestamp': timestamp, 'model': model, 'turn_index': turn_index,
+                                      '_file': _file, '_line': _line}}, (_file, _line)) AS first
+              FROM turns WHERE conversation_id IS NOT NULL AND message_id IS NOT NULL GROUP BY ALL)""",
+    "latest_ratings": f"""
+        SELECT * FROM (
+            SELECT {_KEY}, timestamp, rating, option, comment, _file, _line FROM ratings
+            WHERE {_HAS_KEY} AND (rating IS NULL OR rating IN ({_quoted(RATING_VALUES)}))
+            QUALIFY row_number() OVER (PARTITION BY {_KEY} ORDER BY timestamp DESC, _file DESC, _line DESC) = 1)
+        WHERE rating IS NOT NULL""",
+    "flag_events": f"""
+        SELECT {_KEY}, timestamp, reasons, comment, _file, _line FROM flags
+        WHERE {_HAS_KEY} AND coalesce(len(reasons), 0) > 0
+        QUALIFY row_number() OVER (PARTITION BY {_KEY}, timestamp, reasons, comment ORDER BY _file, _line) = 1""",
+    "flag_reasons": f"""
+        SELECT {_KEY}, reason, count(*) AS n, min((timestamp, _file, _line, pos)) AS first_seen
+        FROM (SELECT {_KEY}, timestamp, _file, _line, reason, min(pos) AS pos
+              FROM (SELECT {_KEY}, timestamp, _file, _line, unnest(reasons) AS reason,
+                           generate_subscripts(reasons, 1) AS pos FROM flag_events)
+              WHERE reason IS NOT NULL GROUP BY ALL)
+        GROUP BY ALL""",
+    "flag_summary": f"""
+        SELECT {_KEY}, count(*) AS flag_count, min(timestamp) AS first_flagged_at,
+               max(timestamp) AS last_flagged_at
+        FROM flag_events GROUP BY ALL""",
+    "latest_reviews": f"""
+        SELECT {_KEY}, timestamp, decision, corrected_reply, _file, _line FROM reviews
+        WHERE {_HAS_KEY} AND decision IN ({_quoted(DECISIONS)})
+        QUALIFY row_number() OVER (PARTITION BY {_KEY} ORDER BY timestamp DESC, _file DESC, _line DESC) = 1""",
+    "queue": f"""
+        SELECT {_KEY}, t.model, t.turn_index, t._file, t._line, s.flag_count, s.first_flagged_at,
+               s.last_flagged_at, r.rating, v.decision, coalesce(v.decision, '{OPEN}') AS status
+        FROM flag_summary s
+        JOIN (SELECT {_KEY}, arg_min({{'model': model, 'turn_index': turn_index, '_file': _file, '_line': _line}},
+                                    (_file, _line)) AS t
+              FROM turns SEMI JOIN flag_summary USING ({_KEY}) GROUP BY ALL) USING ({_KEY})
+        LEFT JOIN latest_ratings r USING ({_KEY})
+        LEFT JOIN latest_reviews v USING ({_KEY})""",
+}
+"""The rules, one view each (see the module docstring); later views read earlier ones."""
+
+
+def create_rule_views(con: duckdb.DuckDBPyConnection) -> None:
+    """Create (or replace) the temporary views of :data:`RULE_VIEWS` on ``con``, over its ``turns``,
+    ``ratings``, ``flags`` and ``reviews`` tables or views."""
+    for name, sql in RULE_VIEWS.items():
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
+
+
+def queue_page_sql(where: Sequence[str] = ()) -> str:
+    """A page of the queue, newest flag first (equal times: turn order), with ``total`` (rows matching
+    ``where``, before the page is cut) on each row; parameters ``limit``, ``offset`` come last.
+
+    ``where`` are SQL conditions on the ``queue`` view's columns (see :func:`queue_conditions`).
+    """
+    condition = " AND ".join(f"({c})" for c in where) or "TRUE"
+    return (f"SELECT *, count(*) OVER () AS total FROM queue WHERE {condition} "
+            "ORDER BY last_flagged_at DESC, _file, _line LIMIT ? OFFSET ?")
+
+
+def queue_conditions(*, reason: str | None = None, model: str | None = None, since: object = None,
+                     until: object = None, status: str | None = None) -> tuple[list[str], list[object]]:
+    """SQL conditions on the ``queue`` view and their parameters for a filter: ``None`` matches
+    everything; ``since``/``until`` are inclusive dates (UTC) of the last flag."""
+    where: list[str] = []
+    params: list[object] = []
+    if reason is not None:
+        where.append(f"EXISTS (SELECT 1 FROM flag_reasons f WHERE f.conversation_id = queue.conversation_id "
+                     "AND f.message_id = queue.message_id AND f.reason = ?)")
+        params.append(reason)
+    for condition, value in (("model = ?", model), ("CAST(last_flagged_at AS DATE) >= ?", since),
+                             ("CAST(last_flagged_at AS DATE) <= ?", until), ("status = ?", status)):
+        if value is not None:
+            where.append(condition)
+            params.append(value)
+    return where, params
+
+
+STATS_SQL: dict[str, str] = {
+    "ratings_per_day": f"""
+        SELECT strftime(CAST(r.timestamp AS DATE), '%Y-%m-%d') AS day, r.rating, count(*) AS count
+        FROM latest_ratings r SEMI JOIN replies USING ({_KEY}) GROUP BY ALL ORDER BY day, r.rating""",
+    "per_model": f"""
+        SELECT t.model, count(*) AS replies, count(*) FILTER (r.rating = 'like') AS likes,
+               count(*) FILTER (r.rating = 'dislike') AS dislikes,
+               CASE WHEN count(r.rating) > 0 THEN count(*) FILTER (r.rating = 'like') / count(r.rating)
+                    ELSE 'NaN'::DOUBLE END AS like_rate
+        FROM replies t LEFT JOIN latest_ratings r USING ({_KEY}) GROUP BY ALL ORDER BY t.model""",
+    "flags_per_reason": f"""
+        SELECT reason, sum(n)::BIGINT AS count FROM flag_reasons SEMI JOIN replies USING ({_KEY})
+        GROUP BY ALL ORDER BY count DESC, min(first_seen), reason""",
+    "conversation_lengths": """
+        SELECT turns, count(*) AS conversations
+        FROM (SELECT conversation_id, max(turn_index) + 1 AS turns FROM replies GROUP BY ALL)
+        GROUP BY ALL ORDER BY turns""",
+    "open_queue": f"SELECT count(*) FROM queue WHERE status = '{OPEN}'",
+}
+"""The numbers of the Stats view (``feedback.review.stats.FeedbackStats``), one query each."""
+
+
+def records_tables(records: Iterable[Record], file: str = "") -> dict[str, pa.Table]:
+    """Records given as objects, as the four tables the views read (``_file`` = ``file``, ``_line`` =
+    the position among the records of its kind), typed like the data dir's shards."""
+    from feedback.features import record_schema
+
+    given: dict[str, list] = {kind: [] for kind in KINDS}
+    for record in records:
+        if record.kind in given:
+            given[record.kind].append(record)
+    tables = {}
+    for kind, columns in SQL_COLUMNS.items():
+        schema = record_schema(kind, list(columns))
+        rows = given[kind]
+        arrays = [pa.array([getattr(r, name) for r in rows], schema.field(name).type) for name in columns]
+        table = pa.Table.from_arrays(arrays, schema=schema)
+        tables[kind] = with_order(table, file, range(len(rows)))
+    return tables
+
+
+def with_order(table: pa.Table, files: str | pa.Array, lines: Iterable[int]) -> pa.Table:
+    """``table`` with naive UTC ``timestamp`` (what the views compare) and the order columns."""
+    if "timestamp" in table.column_names:
+        index = table.column_names.index("timestamp")
+        table = table.set_column(index, "timestamp", table["timestamp"].cast(pa.timestamp("us")))
+    if isinstance(files, str):
+        files = pa.array([files] * table.num_rows, pa.string())
+    return table.append_column("_file", files).append_column("_line", pa.array(list(lines), pa.int64()))
