@@ -14,7 +14,15 @@
   ``dismissed``: the flag no longer keeps the reply out of training sets (the review queue still
   lists it); ``confirmed``: the reply is never a positive example: out of SFT and of KTO-true even
   when liked or kept with ``keep_flagged``, never a DPO ``chosen``; ``needs-fix``: the flag stands.
-  A ``corrected_reply`` becomes a DPO ``chosen`` against the flagged reply.
+  A ``corrected_reply`` (of the latest review, whatever its decision: a reviewer who writes one means
+  it as the better reply) becomes a DPO ``chosen`` against the flagged reply, and an SFT row: the
+  flagged reply's prompt, the correction as the completion.
+* **A flag about quality does not hide a negative.** A *disliked* reply whose flags name only
+  reasons of :data:`QUALITY_REASONS` (``Inaccurate``, ``Off-topic``; the exports' option
+  ``keep_flagged_reasons``) stays in the preference formats as a negative (DPO ``rejected``, KTO
+  false): the user said twice that it is a bad answer. Any other reason (``Harmful``, ``Other``, a
+  custom one) keeps it out until a reviewer dismisses the flag: its text may be unsafe to train on,
+  even as a negative. A standing flag always keeps a *liked* reply out (the two signals disagree).
   The decision values are ``schemas.records.Decision``, the rating values ``RatingValue``.
 
 Where:
@@ -40,6 +48,7 @@ from feedback.rules.tables import (
     DISLIKE,
     FLAG_COLUMNS,
     LIKE,
+    QUALITY_REASONS,
     RATING_COLUMNS,
     REVIEW_COLUMNS,
     UNRATED,
@@ -55,6 +64,7 @@ __all__ = [
     "DISLIKE",
     "FLAG_COLUMNS",
     "LIKE",
+    "QUALITY_REASONS",
     "RATING_COLUMNS",
     "REVIEW_COLUMNS",
     "UNRATED",

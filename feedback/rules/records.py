@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from feedback.features import record_schema
 from feedback.rules.tables import (
     FLAG_COLUMNS,
     RATING_COLUMNS,
@@ -117,6 +116,8 @@ def judge_records(records: Iterable[Record]) -> JudgedRecords:
 
 def _table(records: Sequence[Record], kind: str, columns: list[str]) -> pa.Table:
     """The ``columns`` of ``records`` as a table typed like the data dir's shards."""
+    from feedback.features import record_schema  # imports `datasets`: not for `import feedback.rules` (CLI --help)
+
     schema = record_schema(kind, columns)
     return pa.table({name: pa.array([getattr(r, name) for r in records], schema.field(name).type)
                      for name in columns}, schema=schema)

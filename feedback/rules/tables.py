@@ -9,6 +9,7 @@ used by the exports directly and by the review queue and stats through ``feedbac
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, NamedTuple
@@ -28,6 +29,9 @@ RATING_COLUMNS = ["conversation_id", "message_id", "timestamp", "rating", "optio
 FLAG_COLUMNS = ["conversation_id", "message_id", "timestamp", "reasons", "comment"]
 REVIEW_COLUMNS = ["conversation_id", "message_id", "timestamp", "decision", "corrected_reply"]
 KEY_SEPARATOR = "\x1f"
+QUALITY_REASONS = ("Inaccurate", "Off-topic")
+"""Flag reasons about a reply's quality, not its safety: a *disliked* reply flagged only for these stays
+a negative example of the preference formats (see ``feedback.rules``). The default of ``--keep-flagged-reasons``."""
 
 
 def reply_keys(table: pa.Table) -> pa.Array:
@@ -126,6 +130,15 @@ class ReplyVerdicts:
     def flag_stands(self) -> np.ndarray:
         """Flagged replies whose flag was not dismissed: a flag that keeps a reply out of training sets."""
         return self.flagged & ~self.dismissed
+
+    def flagged_only_for(self, reasons: Collection[str]) -> np.ndarray:
+        """Flagged replies all of whose flag reasons (every flag of the reply together) are in ``reasons``,
+        e.g. :data:`QUALITY_REASONS`; a bool array aligned with the turns."""
+        allowed, summaries = frozenset(reasons), self._verdicts.flags
+        only = np.zeros(len(self._key_list), dtype=bool)
+        for row in np.flatnonzero(self.flagged):
+            only[row] = all(r["reason"] in allowed for r in summaries[self._key_list[row]]["reasons"])
+        return only
 
     @cached_property
     def correction(self) -> pa.Array:
