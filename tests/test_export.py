@@ -21,6 +21,7 @@ from feedback.export import (
     sft_rows,
 )
 from feedback.features import RECORD_FEATURES, record_schema
+from feedback.rules import QUALITY_REASONS
 from feedback.store import FeedbackStore
 from schemas.records import RECORD_TYPES, ChatMessage, Flag, Rating, Turn
 
@@ -163,8 +164,12 @@ def _chat(messages: list[dict]) -> tuple:
 
 def compact(fmt: str, row: dict) -> tuple:
     """A row in a form short enough to write out in EXPECTED."""
-    if fmt == "sft":
-        return _chat(row["messages"])
+    if fmt == "sft":  # prompt + completion, or (--messages) the messages: the same compact form
+        if "messages" in row:
+            return _chat(row["messages"])
+        (role, _), = completion = _chat(row["completion"])
+        assert role == "assistant" and list(row) == ["prompt", "completion"]
+        return _chat(row["prompt"]) + completion
     if fmt == "dpo":
         chosen, rejected = _chat(row["chosen"]), _chat(row["rejected"])
         assert chosen[0][0] == rejected[0][0] == "assistant" and len(chosen) == len(rejected) == 1
@@ -254,8 +259,8 @@ def test_attached_files_appear_as_the_model_saw_them_and_are_counted():
     log.rate(turn, "like")
     export = log.export("sft")
     (row,) = export.rows()
-    assert row["messages"][0] == turn.messages[0].to_openai()
-    assert row["messages"][0]["content"] == "What is this?\n\n[attached file: files/abc.png]"
+    assert row["prompt"][0] == turn.messages[0].to_openai()
+    assert row["prompt"][0]["content"] == "What is this?\n\n[attached file: files/abc.png]"
     assert export.stats["prompts_with_files"] == 1 and export.stats["replies"]["with_files"] == 1
 
 
@@ -265,9 +270,9 @@ def test_model_and_date_filters_choose_replies_by_their_turn():
     late = log.turn("conv-new", 0, U1, "Paris!", model="m2")
     for turn in (early, late):
         log.rate(turn, "like")
-    assert [r["messages"][-1]["content"] for r in log.export("sft", models=("m2",)).rows()] == ["Paris!"]
-    assert [r["messages"][-1]["content"] for r in log.export("sft", since=late.timestamp).rows()] == ["Paris!"]
-    assert [r["messages"][-1]["content"] for r in log.export("sft", until=late.timestamp).rows()] == ["Paris."]
+    assert [r["completion"][0]["content"] for r in log.export("sft", models=("m2",)).rows()] == ["Paris!"]
+    assert [r["completion"][0]["content"] for r in log.export("sft", since=late.timestamp).rows()] == ["Paris!"]
+    assert [r["completion"][0]["content"] for r in log.export("sft", until=late.timestamp).rows()] == ["Paris."]
     stats = log.export("sft", models=("m2",)).stats
     assert stats["left_out"] == {"other_model": 1}
 
@@ -482,7 +487,7 @@ def test_cli_until_a_date_includes_that_whole_day(tmp_path):
     assert len((tmp_path / "a" / "train.jsonl").read_text().splitlines()) == 1
     assert run_cli("sft", "--source", str(data_dir), "--out", str(tmp_path / "b"), "--since",
                    (T0.date() + timedelta(days=1)).isoformat()) == 0
-    assert (tmp_path / "b" / "train.jsonl").read_text() == ""
+    assert not (tmp_path / "b" / "train.jsonl").exists()  # no rows: no file (an empty one cannot be loaded)
 
 
 # -- a synthetic log against a plain-Python reference ----------------------------------------
@@ -506,13 +511,17 @@ def reference_rows(fmt: str, store: FeedbackStore) -> set:
         key = (rating.conversation_id, rating.message_id)
         if key not in latest or rating.timestamp >= latest[key][0]:
             latest[key] = (rating.timestamp, rating.rating)
-    flagged = {(flag.conversation_id, flag.message_id) for flag in store.iter_records("flags")}
+    reasons: dict[tuple, set] = {}
+    for flag in store.iter_records("flags"):
+        reasons.setdefault((flag.conversation_id, flag.message_id), set()).update(flag.reasons)
     replies = []
     for turn in store.iter_records("turns"):
         key = (turn.conversation_id, turn.message_id)
         prompt = tuple((m.to_openai()["role"], m.to_openai()["content"]) for m in turn.messages)
         rating = latest.get(key, (None, None))[1]
-        if key not in flagged and rating:
+        # a disliked reply flagged only for quality reasons stays a negative of dpo and kto
+        quality_negative = fmt != "sft" and rating == "dislike" and reasons.get(key, set()) <= set(QUALITY_REASONS)
+        if (key not in reasons or quality_negative) and rating:
             replies.append((turn.conversation_id, prompt, turn.response, rating == "like"))
     if fmt == "sft":
         return {prompt + (("assistant", response),) for _, prompt, response, liked in replies if liked}

@@ -53,7 +53,7 @@ def responses(rows: list[dict], column: str) -> list[str]:
 @pytest.mark.parametrize("keep_flagged", [False, True])
 def test_sft_leaves_confirmed_out_even_if_liked_and_keeps_dismissed(keep_flagged):
     rows = sft_rows(TURNS, RATINGS, FLAGS, reviews=REVIEWS, keep_flagged=keep_flagged, test_size=0)
-    assert responses(rows, "messages") == ["fine answer"]
+    assert responses(rows, "completion") == ["the right answer", "fine answer"]  # the correction, in log order
 
 
 def test_without_reviews_every_flag_keeps_its_reply_out():
@@ -92,7 +92,8 @@ def test_reviews_in_a_data_dir_are_read(tmp_path):
     for record in [*TURNS, *RATINGS, *FLAGS, *REVIEWS]:
         store.append(record)
     store.close()
-    assert responses(rows_from_data_dir("sft", tmp_path, test_size=0), "messages") == ["fine answer"]
+    assert responses(rows_from_data_dir("sft", tmp_path, test_size=0), "completion") == ["the right answer",
+                                                                                        "fine answer"]
     (pair,) = rows_from_data_dir("dpo", tmp_path, test_size=0)
     assert pair["chosen"][0]["content"] == "the right answer"
 

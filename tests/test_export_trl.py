@@ -67,10 +67,9 @@ def test_every_row_is_conversational_and_keeps_its_explicit_prompt(exports, fmt)
 def test_apply_chat_template_renders_every_row(exports, tokenizer, fmt):
     for row in exports[fmt].rows():
         rendered = apply_chat_template(row, tokenizer)
+        assert rendered["prompt"].endswith("<|im_start|>assistant\n")
         if fmt == "sft":
-            assert rendered["text"].endswith(f"<|im_start|>assistant\n{row['messages'][-1]['content']}<|im_end|>\n")
-        else:
-            assert rendered["prompt"].endswith("<|im_start|>assistant\n")
+            assert rendered["completion"] == f"{row['completion'][0]['content']}<|im_end|>\n"
         if fmt == "dpo":
             assert rendered["chosen"] == f"{row['chosen'][0]['content']}<|im_end|>\n"
             assert rendered["rejected"] == f"{row['rejected'][0]['content']}<|im_end|>\n"

@@ -115,8 +115,8 @@ class TestOneSetOfRecords:
                           "confirmed-reply": "confirmed", "fixme-reply": "needs-fix"}
         export = export_records("dpo", TURNS, RATINGS, FLAGS, reviews=REVIEWS)
         assert export.stats["reviews"] == {**Counter(s for s in status.values() if s != "open"), "correction_pairs": 1}
-        sft = {row["message_id"] for row in exported("sft", include_ids=True)}
-        assert sft == {"changed-reply", "dismissed-reply"}  # tied-reply is liked but its flag stands
+        sft = {row["message_id"] or f"corrects {row['corrected_id']}" for row in exported("sft", include_ids=True)}
+        assert sft == {"changed-reply", "dismissed-reply", "corrects fixme-reply"}  # tied-reply: its flag stands
         for keep_flagged in (False, True):
             liked = {row["message_id"] for row in exported("kto", include_ids=True, keep_flagged=keep_flagged)
                      if row["label"]}

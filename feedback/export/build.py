@@ -7,7 +7,8 @@
    rows right away;
 3. (a paired format: DPO) the candidate replies of all shards are paired, then turned into rows;
 4. rows go through one :class:`~feedback.export.rows.RowWriter`, in log order: copies of a reply
-   and identical rows are dropped, each row goes to its split.
+   and identical rows are dropped (the kept row counts the conversations that gave it), each row
+   goes to its split.
 
 Records come either from a data dir (``{data_dir}/turns|ratings|flags|reviews/*.jsonl``) or from Python
 objects; both are parsed by the same explicit-schema JSON reader. What differs between formats is
@@ -33,7 +34,7 @@ from feedback.export.formats import ExportFormat, get_format
 from feedback.export.options import ExportOptions
 from feedback.export.read import ReadCounts, parse_jsonl, read_kind, records_to_jsonl
 from feedback.export.replies import TURN_COLUMNS, dedup_replies, dedup_statuses, select_replies
-from feedback.export.rows import SPLITS, RowBatch, RowWriter, Sink, pair_rows, reply_rows
+from feedback.export.rows import SPLITS, RowBatch, RowWriter, Sink, pair_rows, reply_rows, with_count
 from feedback.export.stats import build_stats
 from feedback.features import record_schema
 from feedback.rules import FLAG_COLUMNS, RATING_COLUMNS, REVIEW_COLUMNS, Verdicts, judge
@@ -51,27 +52,35 @@ class Export:
     """The result of an export: its stats and where its rows are.
 
     Rows are kept in memory (``lines``) when the export had no sink, or read back from ``files``
-    (``split -> path`` of JSONL files, set by ``run_export``).
+    (``split -> path`` of JSONL files, set by ``run_export``; a split with no rows has no file, and
+    an export with no rows no files: ``{}``).
 
     Attributes:
         format: the format's name, one of ``feedback.export.FORMATS``.
         options: what it was asked for.
         stats: see ``feedback.export.stats``.
+        row_counts: per split, each row's ``count`` (distinct conversations that gave it), in order.
+        counts_pending: the lines a sink received lack the ``count`` column they should have
+            (``include_ids``): the count of a row is known only once every row was seen, so whoever
+            wrote them adds it afterwards (``feedback.export.rows.with_count``, as ``run_export`` does).
     """
 
     format: str
     options: ExportOptions
     stats: dict[str, Any]
     lines: list[tuple[str, bytes]] | None = None
-    files: dict[str, Path] = field(default_factory=dict)
+    files: dict[str, Path] | None = None
+    row_counts: dict[str, list[int]] = field(default_factory=dict)
+    counts_pending: bool = False
 
     def _lines(self, split: str | None) -> list[bytes]:
         if self.lines is not None:
             return [line for name, line in self.lines if split in (None, name)]
-        if not self.files:
+        if self.files is None:
             raise ValueError("this export's rows went to its sink; read them where the sink put them")
         splits = SPLITS if split is None else (split,)
-        return [line for name in splits for line in self.files[name].read_bytes().splitlines() if line]
+        return [line for name in splits if name in self.files
+                for line in self.files[name].read_bytes().splitlines() if line]
 
     def rows(self, split: str | None = None) -> list[dict[str, Any]]:
         """The rows of ``split`` (None: all, in order) as JSON values, exactly as the JSONL files hold them."""
@@ -88,7 +97,7 @@ class Export:
         return table.select(schema.names).cast(schema)
 
     def _features(self) -> Features:
-        return get_format(self.format).row_features(include_ids=self.options.include_ids)
+        return get_format(self.format, self.options).row_features(include_ids=self.options.include_ids)
 
     def to_dataset_dict(self) -> DatasetDict:
         """``train`` and ``test`` as a ``datasets.DatasetDict`` with the format's features."""
@@ -111,7 +120,8 @@ def export_data_dir(fmt: str, data_dir: str | os.PathLike[str], options: ExportO
         data_dir: a folder with ``turns/``, ``ratings/`` and ``flags/`` JSONL shards.
         options: see :class:`ExportOptions` (default: all defaults).
         sink: called with ``(split, json_lines)`` as rows are kept, in order (e.g. to write
-            files); without one, the rows stay in the returned export.
+            files); without one, the rows stay in the returned export. With ``include_ids`` the
+            lines lack ``count`` (see ``Export.counts_pending``).
         progress: show progress bars.
 
     Raises:
@@ -147,7 +157,7 @@ def export_records(fmt: str, turns: Records, ratings: Records = (), flags: Recor
 
 
 def _export(fmt: str, read: Reader, options: ExportOptions, *, sink: Sink | None, progress: bool) -> Export:
-    spec = get_format(fmt)
+    spec = get_format(fmt, options)
     collecting = gc.isenabled()
     gc.disable()  # rows hold no cycles; collector passes over millions of live objects cost more than the rows
     try:
@@ -165,10 +175,22 @@ def _export(fmt: str, read: Reader, options: ExportOptions, *, sink: Sink | None
     finally:
         if collecting:
             gc.enable()
+    row_counts = writer.row_counts()
     stats = build_stats(spec, options, reads={"turns": turn_reads, "ratings": rating_reads, "flags": flag_reads},
                         verdicts=verdicts, statuses=statuses, turn_duplicates=duplicates, writer=writer,
-                        pairing=pairing)
-    return Export(format=fmt, options=options, stats=stats, lines=writer.collected if sink is None else None)
+                        pairing=pairing, row_counts=row_counts)
+    with_counts = options.include_ids and spec.counts_agreement
+    lines = writer.collected if sink is None else None
+    if lines is not None and with_counts:
+        lines = _with_counts(lines, row_counts)
+    return Export(format=fmt, options=options, stats=stats, lines=lines, row_counts=row_counts,
+                  counts_pending=with_counts and sink is not None)
+
+
+def _with_counts(lines: list[tuple[str, bytes]], row_counts: dict[str, list[int]]) -> list[tuple[str, bytes]]:
+    """``(split, line)`` pairs with each line's ``count`` added (the counts of a split in its lines' order)."""
+    counts = {split: iter(values) for split, values in row_counts.items()}
+    return [(split, with_count(line, next(counts[split]))) for split, line in lines]
 
 
 def _turn_rows(spec: ExportFormat, read: Reader, verdicts: Verdicts, options: ExportOptions, writer: RowWriter,
@@ -209,16 +231,21 @@ def _rows(fmt: str, turns: Records, ratings: Records, flags: Records, options: d
 
 
 def sft_rows(turns: Records, ratings: Records = (), flags: Records = (), **options: Any) -> list[dict[str, Any]]:
-    """TRL language-modeling rows ``{"messages": [...prompt, {"role": "assistant", ...}]}`` of liked replies.
+    """TRL conversational prompt-completion rows of liked replies and reviewers' corrections.
 
-    ``options`` are :class:`ExportOptions` fields (e.g. ``include_unrated=True``), plus
+    >>> sft_rows(turns, ratings)  # doctest: +SKIP
+    [{"prompt": [{"role": "user", "content": "Hi"}], "completion": [{"role": "assistant", "content": "Hello!"}]}]
+
+    ``options`` are :class:`ExportOptions` fields (e.g. ``include_unrated=True``; ``messages=True``
+    for TRL's language-modeling rows ``{"messages": [...prompt, {"role": "assistant", ...}]}``), plus
     ``reviews=[...]`` (review records); every split's rows are returned, in order.
     """
     return _rows("sft", turns, ratings, flags, options)
 
 
 def dpo_rows(turns: Records, ratings: Records = (), flags: Records = (), **options: Any) -> list[dict[str, Any]]:
-    """TRL preference rows ``{"prompt", "chosen", "rejected"}`` (explicit prompt) of liked/disliked pairs."""
+    """TRL preference rows ``{"prompt", "chosen", "rejected"}`` (explicit prompt) of liked/disliked pairs:
+    every pair of a prompt, or one with ``pairs="latest"`` (``feedback.export.pairs``)."""
     return _rows("dpo", turns, ratings, flags, options)
 
 

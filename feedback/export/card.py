@@ -26,7 +26,7 @@ def dataset_card(export: Export, *, repo_id: str, source: str) -> str:
 def _metadata(export: Export) -> dict:
     rows = export.stats["rows"]
     splits = [name for name in SPLITS if rows[name]]
-    features = get_format(export.format).row_features(include_ids=export.options.include_ids)
+    features = get_format(export.format, export.options).row_features(include_ids=export.options.include_ids)
     return {
         "configs": [{"config_name": "default",
                      "data_files": [{"split": s, "path": f"data/{s}-*"} for s in splits]}],
@@ -38,7 +38,7 @@ def _metadata(export: Export) -> dict:
 
 def _body(export: Export, repo_id: str, source: str) -> str:
     options = export.options
-    text = get_format(export.format).card(options)
+    text = get_format(export.format, options).card(options)
     command = f"python -m feedback export {export.format} --source {source} ..."
     return "\n".join([
         f"# {repo_id}",
@@ -48,7 +48,9 @@ def _body(export: Export, repo_id: str, source: str) -> str:
         f"**Format.** {text} See https://huggingface.co/docs/trl/dataset_formats.",
         "",
         "**How.** The latest rating of each reply counts (an undo removes it); flagged replies are left out "
-        "unless `keep_flagged`; duplicate records and identical rows are kept once. The train/test split is by "
+        "unless `keep_flagged` (a flag a reviewer dismissed does not count); duplicate records and identical rows "
+        "are kept once (with `include_ids`, a row's `count` says how many conversations gave it). The train/test "
+        "split is by "
         "conversation: a conversation is in `test` when a hash of its id, keyed by the seed, falls below "
         "`test_size`, so no conversation is in both. Messages keep `role` and `content`; an attached file "
         "appears as an `[attached file: ...]` line, as the model saw it.",

@@ -4,7 +4,10 @@ Two replies are to the same prompt when their TRL prompt messages (role and cont
 rendered as text) are equal: a reply and its regeneration, never a reply and the reply to an
 edited message. By default both replies must be in the same conversation; with
 ``cross_conversation`` identical prompts of different conversations pair too. Every liked reply
-pairs with every disliked reply to its prompt (one pair in the usual regenerate-once case).
+pairs with every disliked reply to its prompt (one pair in the usual regenerate-once case; a reply
+and three regenerations rated dislike, like, dislike, like give four pairs); with ``latest``, a
+prompt gives one pair, its latest liked reply against its latest disliked one. Two replies with the
+same text never pair.
 
 Prompts are first grouped by a cheap key (conversation, number of messages, last message) in
 Arrow, and only groups that hold both a like and a dislike are compared exactly in Python (by a
@@ -30,44 +33,57 @@ BATCH = 4096
 
 
 def preference_pairs(
-    replies: pa.Table, taker: RowTaker, *, cross_conversation: bool, progress: bool = False
+    replies: pa.Table, taker: RowTaker, *, cross_conversation: bool, latest: bool = False, progress: bool = False
 ) -> tuple[np.ndarray, np.ndarray, Counter]:
     """The (chosen, rejected) row positions in ``replies`` of every pair.
 
     Args:
-        replies: rated candidate replies with ``conversation_id``, ``prompt``, ``response`` and
-            ``rating`` (LIKE or DISLIKE).
+        replies: rated candidate replies with ``conversation_id``, ``prompt``, ``response``,
+            ``rating`` (LIKE or DISLIKE) and ``timestamp``.
         taker: takes rows of ``replies``.
         cross_conversation: also pair replies of different conversations.
+        latest: one pair per prompt: its latest liked reply against its latest disliked one (by
+            ``timestamp``, then position); none when the two have the same text.
         progress: show a progress bar over the prompts compared.
 
     Returns:
         ``(chosen, rejected, counts)``, positions as int64 arrays; counts has
-        ``identical_chosen_rejected`` (pairs dropped because both replies are the same text) and
-        ``no_opposite_rating`` (replies in no pair).
+        ``identical_chosen_rejected`` (pairs dropped because both replies are the same text),
+        ``no_opposite_rating`` (replies in no pair, counting every pair even with ``latest``) and,
+        with ``latest``, ``not_latest_pair`` (the other pairs of a prompt, left out).
     """
     rows = _mixed_prompt_rows(replies, cross_conversation)
     groups: dict[bytes, tuple[list[int], list[int]]] = {}
     responses: dict[int, str] = {}
+    times: dict[int, object] = {}
+    names = ("conversation_id", "prompt", "rating", "response", "timestamp")
     for start in tqdm(range(0, len(rows), BATCH), unit="batch", desc="pairing replies", disable=not progress):
         batch = rows[start : start + BATCH]
         part = taker.take(batch)
-        columns = [part[name].to_pylist() for name in ("conversation_id", "prompt", "rating", "response")]
-        for row, conversation, prompt, rating, response in zip(batch.tolist(), *columns, strict=True):
+        columns = [part[name].to_pylist() for name in names]
+        for row, conversation, prompt, rating, response, time in zip(batch.tolist(), *columns, strict=True):
             key = hashlib.blake2b(orjson.dumps(prompt if cross_conversation else [conversation, prompt]),
                                   digest_size=16).digest()
             groups.setdefault(key, ([], []))[0 if rating == LIKE else 1].append(row)
-            responses[row] = response
+            responses[row], times[row] = response, time
     chosen, rejected, counts = [], [], Counter()
+    in_pairs: set[int] = set()
     for likes, dislikes in groups.values():
-        for good in likes:
-            for bad in dislikes:
-                if responses[good] == responses[bad]:
-                    counts["identical_chosen_rejected"] += 1
-                    continue
-                chosen.append(good)
-                rejected.append(bad)
-    counts["no_opposite_rating"] = replies.num_rows - len(set(chosen) | set(rejected))
+        pairs = [(good, bad) for good in likes for bad in dislikes if responses[good] != responses[bad]]
+        in_pairs.update(row for pair in pairs for row in pair)
+        if latest and likes and dislikes:
+            good, bad = (max(group, key=lambda row: (times[row], row)) for group in (likes, dislikes))
+            made = [(good, bad)] if responses[good] != responses[bad] else []
+            counts.update(+Counter({"identical_chosen_rejected": 1 - len(made),
+                                    "not_latest_pair": len(pairs) - len(made)}))
+            pairs = made
+        else:
+            counts.update(+Counter({"identical_chosen_rejected": len(likes) * len(dislikes) - len(pairs)}))
+        chosen.extend(good for good, _ in pairs)
+        rejected.extend(bad for _, bad in pairs)
+    counts["no_opposite_rating"] = replies.num_rows - len(in_pairs)
+    if latest:
+        counts.setdefault("not_latest_pair", 0)
     return np.asarray(chosen, dtype=np.int64), np.asarray(rejected, dtype=np.int64), counts
 
 

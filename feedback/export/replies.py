@@ -69,8 +69,9 @@ def select_replies(turns: pa.Table, verdicts: Verdicts, spec: ExportFormat,
         ``(statuses, candidates)``: ``statuses`` has one row per turn (``key``, ``status``,
         ``rating``, ``flagged``, ``has_files``); ``candidates`` the kept turns with ``key``,
         ``conversation_id``, ``message_id``, ``timestamp``, ``model``, ``prompt`` (TRL messages),
-        ``response``, ``rating`` (int8 code), ``has_files``, ``pairable`` (kept for rating pairs)
-        and ``correction`` (paired formats: a reviewer's corrected reply, else null).
+        ``response``, ``rating`` (int8 code), ``has_files``, ``pairable`` (kept: a row, or a reply
+        for rating pairs) and ``correction`` (formats that ``takes_corrections``: a reviewer's
+        corrected reply, else null).
     """
     replies = verdicts.replies(turns)
     keys = replies.keys
@@ -84,7 +85,7 @@ def select_replies(turns: pa.Table, verdicts: Verdicts, spec: ExportFormat,
     flagged = replies.flagged if spec.lists_every_flag else replies.flag_stands
     statuses = pa.table({"key": keys, "status": status, "rating": replies.rating, "flagged": flagged,
                          "has_files": has_files})
-    correction = replies.correction if spec.paired else pa.nulls(turns.num_rows, pa.string())
+    correction = replies.correction if spec.takes_corrections else pa.nulls(turns.num_rows, pa.string())
     pairable = status == STATUS["kept"]
     usable = ~(status == STATUS["incomplete"]) & ~(status == STATUS["other_model"]) & ~(status == STATUS["outside_dates"])
     corrected = bool_numpy(pc.is_valid(correction)) & usable  # a reviewer's fix pairs with its reply

@@ -9,7 +9,14 @@
   the log grows. The test share is ``test_size`` on average, not exactly. A cross-conversation
   pair whose two conversations fall in different splits is left out.
 * Identical rows (same TRL columns, ids aside) are kept once, the first in order; they are
-  compared by a 128-bit BLAKE2b digest of their JSON.
+  compared by a 128-bit BLAKE2b digest of their JSON. The kept row's ``count`` is the number of
+  distinct conversations that gave it (a pair's conversation is its chosen reply's): two users who
+  liked the same reply to the same prompt make one row of count 2. It is known once every row is
+  seen, so it is added to the rows (``include_ids``) at the end: :func:`with_count`.
+* A reviewer's corrected reply (formats that take corrections) is a reply of its own: the
+  correction as ``response``, ``message_id`` null, ``corrected_id`` the flagged reply; in a
+  one-row-per-reply format it comes right after the flagged reply, in a paired one it is
+  ``chosen`` against the flagged reply, after the rating pairs.
 
 Rows of a format with one row per reply (SFT, KTO, flags) are built and serialized in the reading
 threads, shard by shard, so no export holds more than a few shards of text; a paired format (DPO)
@@ -19,6 +26,7 @@ first pairs all candidate replies.
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,10 +35,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import orjson
 import pyarrow as pa
-import pyarrow.compute  # noqa: F401 - pa.compute
+import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
 from feedback.arrow import RowTaker, bool_numpy
+from feedback.export.formats.spec import COUNT
 from feedback.export.options import ExportOptions
 from feedback.export.pairs import preference_pairs
 from feedback.rules import LIKE, Verdicts
@@ -41,6 +50,9 @@ if TYPE_CHECKING:
 SPLITS = ("train", "test")
 ROW_BATCH = 2048
 """DPO rows built and serialized at a time."""
+
+CORRECTION = "review|"
+"""The ``RowBatch.replies`` key of a correction row starts with this, then the flagged reply's key."""
 
 Sink = Callable[[str, list[bytes]], None]
 """Receives kept rows: their split and their JSON lines (no newlines), in order."""
@@ -98,34 +110,66 @@ def serialize(table: pa.Table, spec: ExportFormat) -> tuple[list[bytes], list[by
 
 
 def reply_rows(candidates: pa.Table, verdicts: Verdicts, spec: ReplyFormat, options: ExportOptions) -> RowBatch:
-    """The rows of one shard's candidate replies in a one-row-per-reply format, serialized."""
-    table = spec.rows(candidates, verdicts).select(list(spec.row_features(include_ids=options.include_ids)))
+    """The rows of one shard's candidate replies in a one-row-per-reply format, serialized: one per kept
+    (``pairable``) reply and, for a format that ``takes_corrections``, one per reviewer's correction."""
+    replies, keys = _row_replies(candidates)
+    table = spec.rows(replies, verdicts).select(spec.built_columns(include_ids=options.include_ids))
     lines, digests = serialize(table, spec)
-    conversations = candidates["conversation_id"].to_pylist()
+    conversations = replies["conversation_id"].to_pylist()
     return RowBatch(
-        replies=candidates["key"].to_pylist(), conversations=conversations, test=split_mask(conversations, options),
-        lines=lines, digests=digests, liked=candidates["rating"].to_numpy() == LIKE,
-        has_files=bool_numpy(candidates["has_files"]),
+        replies=keys, conversations=conversations, test=split_mask(conversations, options),
+        lines=lines, digests=digests, liked=replies["rating"].to_numpy() == LIKE,
+        has_files=bool_numpy(replies["has_files"]),
     )
+
+
+def _row_replies(candidates: pa.Table) -> tuple[pa.Table, list[str]]:
+    """The replies that make rows, in log order (a correction right after the reply it corrects), with a
+    ``corrected_id`` column; and the key of each (``review|<key>`` for a correction)."""
+    regular = candidates.append_column("corrected_id", pa.nulls(candidates.num_rows, pa.string()))
+    fixed = np.flatnonzero(bool_numpy(pc.is_valid(candidates["correction"])))
+    if len(fixed) == 0:  # then every candidate is a kept reply
+        return regular, regular["key"].to_pylist()
+    kept = np.flatnonzero(bool_numpy(candidates["pairable"]))
+    corrections = corrected_replies(candidates.take(pa.array(fixed)))
+    order = pa.array(np.argsort(np.concatenate([kept, fixed]), kind="stable"))
+    replies = pa.concat_tables([regular.take(pa.array(kept)), corrections]).take(order)
+    keys = [*regular["key"].take(pa.array(kept)).to_pylist(), *_correction_keys(corrections)]
+    return replies, [keys[i] for i in order.to_pylist()]
+
+
+def corrected_replies(flagged: pa.Table) -> pa.Table:
+    """Flagged candidate replies with a reviewer's ``correction`` as replies of their own: ``response`` the
+    correction, ``message_id`` null, ``corrected_id`` the flagged reply's ``message_id``."""
+    table = flagged.set_column(flagged.schema.get_field_index("response"), "response", flagged["correction"])
+    table = table.set_column(table.schema.get_field_index("message_id"), "message_id",
+                             pa.nulls(table.num_rows, pa.string()))
+    return table.append_column("corrected_id", flagged["message_id"])
+
+
+def _correction_keys(corrections: pa.Table) -> list[str]:
+    return [f"{CORRECTION}{key}" for key in corrections["key"].to_pylist()]
 
 
 def pair_rows(replies: pa.Table, spec: PairFormat, options: ExportOptions, *, progress: bool = False
               ) -> tuple[list[RowBatch], Counter]:
     """The rows of a paired format from all candidate replies, in batches, and what pairing left out.
 
-    Rating pairs come from the ``pairable`` replies; each reply with a reviewer's ``correction``
-    also makes a pair: the correction as ``chosen`` (``chosen_id`` null), the reply as ``rejected``.
+    Rating pairs come from the ``pairable`` replies (every pair, or with ``options.pairs == "latest"``
+    one per prompt: ``feedback.export.pairs``); each reply with a reviewer's ``correction`` also
+    makes a pair: the correction as ``chosen`` (``chosen_id`` null), the reply as ``rejected``.
 
     Returns:
         The batches and counts ``no_opposite_rating``, ``identical_chosen_rejected``,
-        ``pair_straddles_split`` and ``review_corrections`` (pairs made from corrections).
+        ``pair_straddles_split``, ``not_latest_pair`` (with ``pairs="latest"``) and
+        ``review_corrections`` (pairs made from corrections).
     """
-    corrected = replies.filter(pa.compute.is_valid(replies["correction"]))  # few rows: a small copy
-    if corrected.num_rows and not pa.compute.all(replies["pairable"]).as_py():
+    corrected = replies.filter(pc.is_valid(replies["correction"]))  # few rows: a small copy
+    if corrected.num_rows and not pc.all(replies["pairable"]).as_py():
         replies = replies.filter(replies["pairable"])  # copies the text: only when some rows must go
     taker = RowTaker(replies)
     chosen, rejected, counts = preference_pairs(replies, taker, cross_conversation=options.cross_conversation,
-                                                progress=progress)
+                                                latest=options.pairs == "latest", progress=progress)
     order = np.lexsort((chosen, np.maximum(chosen, rejected)))
     chosen, rejected = chosen[order], rejected[order]
     conversations = replies["conversation_id"].to_numpy(zero_copy_only=False)
@@ -134,7 +178,7 @@ def pair_rows(replies: pa.Table, spec: PairFormat, options: ExportOptions, *, pr
     counts["pair_straddles_split"] = int((~same).sum())
     chosen, rejected, test = chosen[same], rejected[same], test[same]
     batches = []
-    columns = list(spec.row_features(include_ids=options.include_ids))
+    columns = spec.built_columns(include_ids=options.include_ids)
     for start in tqdm(range(0, len(chosen), ROW_BATCH), unit="batch", desc=f"building {spec.name} rows",
                       disable=not progress):
         good, bad = taker.take(chosen[start : start + ROW_BATCH]), taker.take(rejected[start : start + ROW_BATCH])
@@ -152,17 +196,24 @@ def pair_rows(replies: pa.Table, spec: PairFormat, options: ExportOptions, *, pr
 
 def correction_rows(flagged: pa.Table, spec: PairFormat, options: ExportOptions) -> RowBatch:
     """Rows of reviewer corrections: ``chosen`` the corrected reply, ``rejected`` the flagged one."""
-    chosen = flagged.set_column(flagged.schema.get_field_index("response"), "response", flagged["correction"])
-    chosen = chosen.set_column(chosen.schema.get_field_index("message_id"), "message_id",
-                               pa.nulls(chosen.num_rows, pa.string()))
-    columns = list(spec.row_features(include_ids=options.include_ids))
+    chosen = corrected_replies(flagged)
+    columns = spec.built_columns(include_ids=options.include_ids)
     lines, digests = serialize(spec.rows(chosen, flagged).select(columns), spec)
     conversations = flagged["conversation_id"].to_pylist()
     return RowBatch(
-        replies=[f"review|{key}" for key in flagged["key"].to_pylist()], conversations=conversations,
+        replies=_correction_keys(chosen), conversations=conversations,
         test=split_mask(conversations, options), lines=lines, digests=digests,
         liked=np.ones(len(lines), dtype=bool), has_files=bool_numpy(flagged["has_files"]),
     )
+
+
+def with_count(line: bytes, count: int) -> bytes:
+    """A row's JSON line (an object) with its :data:`~feedback.export.formats.spec.COUNT` column added last.
+
+    >>> with_count(b'{"label":true}', 2)
+    b'{"label":true,"count":2}'
+    """
+    return b'%s,"%s":%d}' % (line[:-1], COUNT.encode(), count)
 
 
 @dataclass
@@ -171,7 +222,8 @@ class RowWriter:
 
     Attributes:
         collected: ``(split, line)`` of every kept row, when there is no sink.
-        counts: per split ``rows``, ``liked``, ``with_files``; ``duplicate`` rows removed.
+        counts: per split ``rows``, ``liked``, ``with_files``; ``duplicate`` rows removed;
+            ``correction_rows`` rows made from a reviewer's correction (before identical rows are removed).
         conversations: per split, the conversations of its rows.
     """
 
@@ -180,7 +232,10 @@ class RowWriter:
     counts: Counter = field(default_factory=Counter)
     conversations: dict[str, set[str]] = field(default_factory=lambda: {split: set() for split in SPLITS})
     _replies: set[str] = field(default_factory=set)
-    _rows: set[bytes] = field(default_factory=set)
+    _rows: dict[bytes, int] = field(default_factory=dict)  # digest -> kept row number
+    _first: list[str] = field(default_factory=list)  # kept row -> its conversation
+    _test: bytearray = field(default_factory=bytearray)  # kept row -> 1 in test
+    _agreeing: dict[int, set[str]] = field(default_factory=dict)  # kept row -> conversations, when several
 
     def add(self, batch: RowBatch) -> None:
         """Keep the batch's rows that are new (not a copy of an earlier reply, not an identical row)."""
@@ -189,18 +244,33 @@ class RowWriter:
             if reply in self._replies:
                 continue  # a copy of a reply already seen (counted with the turn records)
             self._replies.add(reply)
-            if digest in self._rows:
+            if reply.startswith(CORRECTION):
+                self.counts["correction_rows"] += 1
+            conversation = sys.intern(batch.conversations[i])
+            kept = self._rows.get(digest)
+            if kept is not None:
                 self.counts["duplicate"] += 1
+                if conversation != self._first[kept]:
+                    self._agreeing.setdefault(kept, {self._first[kept]}).add(conversation)
                 continue
-            self._rows.add(digest)
+            self._rows[digest] = len(self._first)
+            self._first.append(conversation)
+            self._test.append(int(batch.test[i]))
             split = SPLITS[int(batch.test[i])]
             if self.sink is None:
                 self.collected.append((split, batch.lines[i]))
             else:
                 out[split].append(batch.lines[i])
-            self.conversations[split].add(batch.conversations[i])
+            self.conversations[split].add(conversation)
             self.counts.update({f"{split}_rows": 1, f"{split}_liked": int(batch.liked[i]),
                                 "with_files": int(batch.has_files[i])})
         for split, lines in out.items():
             if lines:
                 self.sink(split, lines)
+
+    def row_counts(self) -> dict[str, list[int]]:
+        """Per split, the ``count`` of each kept row in order: the distinct conversations that gave it."""
+        counts: dict[str, list[int]] = {split: [] for split in SPLITS}
+        for row, test in enumerate(self._test):
+            counts[SPLITS[test]].append(len(self._agreeing[row]) if row in self._agreeing else 1)
+        return counts

@@ -1,8 +1,11 @@
 """``export FORMAT --source SOURCE --out DIR``: the export written to files (and pushed, if asked).
 
 ``DIR/train.jsonl`` and ``DIR/test.jsonl`` hold one JSON object per line; ``DIR/stats.json`` the
-counts (``feedback.export.stats``). The files are written beside their final names and renamed
-at the end, so a failed export leaves the previous one in place.
+counts (``feedback.export.stats``). A split with no rows has no file (``stats.json``: ``"files":
+{"test": null}``): ``datasets`` refuses an empty data file ("corresponds to no data"), so
+``load_dataset(DIR)`` and ``load_dataset("json", data_dir=DIR)`` then give the other split alone. The
+files are written beside their final names and renamed at the end, so a failed export leaves the
+previous one in place (and a split that is empty now loses its earlier file).
 """
 
 from __future__ import annotations
@@ -16,11 +19,9 @@ from pathlib import Path
 from loguru import logger
 
 from feedback.export.build import Export, export_data_dir
-from feedback.export.card import dataset_card
 from feedback.export.options import ExportOptions
-from feedback.export.rows import SPLITS
+from feedback.export.rows import SPLITS, with_count
 from feedback.hub.source import resolve_source
-from feedback.hub.transfer import push_dataset
 
 
 def run_export(fmt: str, source: str, out_dir: str | os.PathLike[str], options: ExportOptions | None = None, *,
@@ -40,19 +41,44 @@ def run_export(fmt: str, source: str, out_dir: str | os.PathLike[str], options: 
             handles = {split: stack.enter_context(open(path, "wb")) for split, path in partial.items()}
             export = export_data_dir(fmt, data_dir, options, progress=progress,
                                      sink=lambda split, lines: handles[split].write(b"\n".join(lines) + b"\n"))
+        if export.counts_pending:
+            for split, path in partial.items():
+                _add_counts(path, export.row_counts[split])
+            export.counts_pending = False
     except BaseException:
         for path in partial.values():
             path.unlink(missing_ok=True)
         raise
+    export.files = {}
     for split, path in partial.items():
-        os.replace(path, out / f"{split}.jsonl")
-        export.files[split] = out / f"{split}.jsonl"
-    stats = {"source": source, "built_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"), **export.stats}
+        final = out / f"{split}.jsonl"
+        if export.stats["rows"][split]:
+            os.replace(path, final)
+            export.files[split] = final
+        else:  # an empty file is a split `datasets` cannot load: none, and none left from an earlier export
+            path.unlink()
+            final.unlink(missing_ok=True)
+    files = {split: export.files[split].name if split in export.files else None for split in SPLITS}
+    stats = {"source": source, "built_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"), **export.stats,
+             "files": files}
     (out / "stats.json").write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
     logger.info("wrote {} ({} train, {} test rows)", out, export.stats["rows"]["train"], export.stats["rows"]["test"])
     if push_to_hub:
         push_export(export, push_to_hub, source=source, private=private)
     return export
+
+
+def _add_counts(path: Path, counts: list[int]) -> None:
+    """Rewrite a JSONL file of rows with each row's ``count`` added (streamed: the file is not held in memory)."""
+    counted = path.with_name(path.name + ".counted")
+    try:
+        with open(path, "rb") as rows, open(counted, "wb") as out:
+            for line, count in zip(rows, counts, strict=True):
+                out.write(with_count(line.rstrip(b"\n"), count) + b"\n")
+    except BaseException:
+        counted.unlink(missing_ok=True)
+        raise
+    os.replace(counted, path)
 
 
 def push_export(export: Export, repo_id: str, *, source: str, private: bool = True, token: str | None = None) -> str:
@@ -64,6 +90,9 @@ def push_export(export: Export, repo_id: str, *, source: str, private: bool = Tr
     Raises:
         huggingface_hub.errors.HfHubHTTPError: when the Hub refuses.
     """
+    from feedback.export.card import dataset_card
+    from feedback.hub.transfer import push_dataset
+
     rows = sum(export.stats["rows"].values())
     commit = push_dataset(export.to_dataset_dict(), repo_id, card=dataset_card(export, repo_id=repo_id, source=source),
                           commit_message=f"Export {export.format} rows ({rows} rows)", private=private, token=token)
@@ -86,6 +115,11 @@ def summary(export: Export) -> str:
     bad = {kind: counts["bad_lines"] for kind, counts in stats["records"].items() if counts["bad_lines"]}
     if bad:
         lines.append("skipped unreadable lines: " + ", ".join(f"{kind} {n:,}" for kind, n in bad.items()))
+    if export.lines is None:
+        lines.extend(f"{split}: no rows, so no {split}.jsonl" for split in SPLITS if not rows[split])
+    agreed = sum(kept for split in SPLITS for count, kept in stats["rows_by_count"][split].items() if count != "1")
+    if agreed:
+        lines.append(f"rows given by several conversations: {agreed:,} (column `count` with --with-ids)")
     for split, balance in stats.get("balance", {}).items():
         lines.append(f"kto {split} balance: {balance['liked']:,} liked / {balance['disliked']:,} disliked")
     return "\n".join(lines)

@@ -7,12 +7,19 @@ Shape (counts are integers)::
                  "ratings": {..., "undone", "unknown_reply"}, "flags": {..., "unknown_reply"}},
      "replies": {"total", "liked", "disliked", "unrated", "flagged", "with_files"},
      "left_out": {"flagged": 3, "unrated": 10, ...},          # replies, by first reason
+     "reviews": {"confirmed": 1, "dismissed": 0, "needs-fix": 2,
+                 "correction_pairs": 2},                       # dpo pairs from corrections (sft: "correction_rows")
      "rows_removed": {"duplicate": 1, ...},                    # rows, after they were built
      "rows": {"train": 90, "test": 10}, "conversations": {"train": 30, "test": 3},
+     "rows_by_count": {"train": {"1": 88, "2": 2}, "test": {"1": 10}},  # rows by their `count`
+     "files": {"train": "train.jsonl", "test": null},          # written by run_export: null for an empty split
      "prompts_with_files": 2,                                  # rows whose prompt had files
      "balance": {"train": {"liked": 50, "disliked": 40, "liked_share": 0.556}, "test": {...}}}
 
-``balance`` is there for a format whose spec has ``reports_balance`` (kto).
+``balance`` is there for a format whose spec has ``reports_balance`` (kto). A row's ``count`` is the
+number of distinct conversations that gave it (identical rows are kept once; ``rows_removed.duplicate``
+counts the rows removed, of the same conversation or not). ``rows_removed`` of ``dpo`` also has
+``identical_chosen_rejected``, ``pair_straddles_split`` and, with ``pairs="latest"``, ``not_latest_pair``.
 """
 
 from __future__ import annotations
@@ -44,8 +51,9 @@ def build_stats(
     turn_duplicates: int,
     writer: RowWriter,
     pairing: Counter,
+    row_counts: dict[str, list[int]],
 ) -> dict[str, Any]:
-    """The stats of one export (shape in the module docstring)."""
+    """The stats of one export (shape in the module docstring; ``files`` is added by ``run_export``)."""
     status = statuses["status"].to_numpy()
     complete = status != STATUS["incomplete"]
     rating = statuses["rating"].to_numpy()[complete]
@@ -53,7 +61,10 @@ def build_stats(
     left_out.update({k: v for k, v in pairing.items() if k == "no_opposite_rating"})
     removed = {k: int(v) for k, v in pairing.items() if k not in ("no_opposite_rating", "review_corrections")}
     removed["duplicate"] = writer.counts["duplicate"]
-    reviews = {decision: len(verdicts.decided(decision)) for decision in DECISIONS}
+    reviews: dict[str, int] = {decision: len(verdicts.decided(decision)) for decision in DECISIONS}
+    reviews["correction_pairs"] = int(pairing.get("review_corrections", 0))
+    if spec.takes_corrections and not spec.paired:
+        reviews["correction_rows"] = writer.counts["correction_rows"]
     return {
         "format": spec.name,
         "options": options.as_dict(),
@@ -67,9 +78,9 @@ def build_stats(
             "with_files": int(statuses["has_files"].to_numpy()[complete].sum()),
         },
         "left_out": {name: n for name, n in left_out.items() if n},
-        "reviews": {**reviews, "correction_pairs": int(pairing.get("review_corrections", 0))},
+        "reviews": reviews,
         "rows_removed": removed,
-        **_split_counts(writer, balance=spec.reports_balance),
+        **_split_counts(writer, row_counts, balance=spec.reports_balance),
     }
 
 
@@ -87,11 +98,13 @@ def _record_counts(reads: dict[str, ReadCounts], verdicts: Verdicts, statuses: p
     return counts
 
 
-def _split_counts(writer: RowWriter, *, balance: bool) -> dict[str, Any]:
+def _split_counts(writer: RowWriter, row_counts: dict[str, list[int]], *, balance: bool) -> dict[str, Any]:
     counts = writer.counts
     result: dict[str, Any] = {
         "rows": {split: counts[f"{split}_rows"] for split in SPLITS},
         "conversations": {split: len(writer.conversations[split]) for split in SPLITS},
+        "rows_by_count": {split: {str(n): rows for n, rows in sorted(Counter(row_counts[split]).items())}
+                          for split in SPLITS},
         "prompts_with_files": counts["with_files"],
     }
     if balance:

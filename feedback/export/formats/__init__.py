@@ -1,6 +1,6 @@
 """The export formats: one module per format in this folder, each defining ``FORMAT`` (a spec).
 
-``sft`` (TRL language modeling), ``dpo`` (preference), ``kto`` (unpaired preference) and ``flags``
+``sft`` (TRL prompt-completion, or language modeling with ``messages``), ``dpo`` (preference), ``kto`` (unpaired preference) and ``flags``
 (the review queue). A spec (``feedback.export.formats.spec``) holds the format's columns, which
 replies it leaves out and why, how its rows are built and its dataset-card text; nothing else in
 the export names a format.
@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from typing import TYPE_CHECKING
 
 from feedback.export.formats.spec import ExportFormat, PairFormat, ReplyFormat
+
+if TYPE_CHECKING:
+    from feedback.export.options import ExportOptions
 
 
 def _discover() -> dict[str, ExportFormat]:
@@ -39,15 +43,16 @@ FORMATS = tuple(REGISTRY)
 """Names of the export formats, in listing order (``sft``, ``dpo``, ``kto``, ``flags``)."""
 
 
-def get_format(name: str) -> ExportFormat:
-    """The spec of the format named ``name``.
+def get_format(name: str, options: ExportOptions | None = None) -> ExportFormat:
+    """The spec of the format named ``name``; with ``options``, the variant they ask for
+    (:meth:`ExportFormat.resolve`: ``sft`` with ``messages=True`` is TRL's language-modeling format).
 
     Raises:
         ValueError: for an unknown name, naming the formats.
     """
     if name not in REGISTRY:
         raise ValueError(f"unknown export format {name!r}; expected one of {', '.join(FORMATS)}")
-    return REGISTRY[name]
+    return REGISTRY[name].resolve(options)
 
 
 __all__ = ["FORMATS", "REGISTRY", "ExportFormat", "PairFormat", "ReplyFormat", "get_format"]

@@ -4,7 +4,10 @@
      "chosen": [{"role": "assistant", "content": "Hello!"}],
      "rejected": [{"role": "assistant", "content": "Go away."}]}
 
-A reviewer's corrected reply is ``chosen`` against the flagged reply (``chosen_id`` null).
+Pairs: replies to the same prompt (equal messages) in one conversation (or any, with
+``cross_conversation``); every liked x disliked pair, or with ``pairs="latest"`` one pair per prompt
+(``feedback.export.pairs``). A reviewer's corrected reply is ``chosen`` against the flagged reply
+(``chosen_id`` null).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from datasets import Features
 
 from feedback.arrow import single_array
 from feedback.export.formats.messages import assistant_messages
-from feedback.export.formats.spec import PairFormat, left_out_of_training, liked
+from feedback.export.formats.spec import PairFormat, kept_negatives_card, left_out_of_training, liked
 from feedback.features import CHAT, STRING
 from feedback.rules import ReplyVerdicts
 
@@ -45,10 +48,16 @@ def _rows(chosen: pa.Table, rejected: pa.Table) -> pa.Table:
 
 
 def _card(options: ExportOptions) -> str:
-    where = (" (in the same conversation or, with `--cross-conversation`, in any)" if options.cross_conversation
-             else " in the same conversation (a reply and its regeneration)")
+    where = ("in the same conversation or, with `--cross-conversation`, in any" if options.cross_conversation
+             else "in the same conversation")
+    how_many = ("one pair per prompt (`--pairs latest`): the latest liked reply against the latest disliked one"
+                if options.pairs == "latest" else
+                "every liked reply against every disliked one (`--pairs all`): a reply and three regenerations "
+                "rated dislike, like, dislike, like give four pairs")
     return ("TRL *preference* format with an explicit prompt (`prompt`, `chosen`, `rejected`): two replies to the "
-            f"same prompt{where}, one liked and one disliked (latest rating of each).")
+            f"same prompt (the same messages, {where}), one liked and one disliked (latest rating of each); "
+            f"{how_many}. A reviewer's corrected reply is `chosen` against the flagged reply it corrects."
+            f"{kept_negatives_card(options, '`rejected`')}")
 
 
 FORMAT = PairFormat(

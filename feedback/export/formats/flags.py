@@ -72,4 +72,5 @@ FORMAT = ReplyFormat(
         "its latest rating and how often it was flagged."
     ),
     lists_every_flag=True,
+    counts_agreement=False,  # its rows name their reply: never identical
 )

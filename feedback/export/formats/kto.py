@@ -12,7 +12,7 @@ from datasets import Features, Value
 
 from feedback.arrow import single_array
 from feedback.export.formats.messages import assistant_messages
-from feedback.export.formats.spec import ReplyFormat, left_out_of_training, liked
+from feedback.export.formats.spec import ReplyFormat, kept_negatives_card, left_out_of_training, liked
 from feedback.features import CHAT, STRING
 from feedback.rules import LIKE, Verdicts
 
@@ -36,7 +36,7 @@ FORMAT = ReplyFormat(
     rows=_rows,
     card=lambda options: (
         "TRL *unpaired preference* format (`prompt`, `completion`, `label`): one row per rated reply, "
-        "`label` true for a like and false for a dislike."
+        "`label` true for a like and false for a dislike." + kept_negatives_card(options, "`label` false")
     ),
     reports_balance=True,
 )

@@ -1,10 +1,22 @@
-"""``sft``: TRL's language-modeling format, the prompt the model saw plus its reply, for liked replies.
+"""``sft``: the liked replies (and reviewers' corrections) for ``SFTTrainer``, in TRL's conversational
+*prompt-completion* format, so the loss is on the reply only:
+
+    {"prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
+     "completion": [{"role": "assistant", "content": "Hello!"}]}
+
+``prompt`` is the conversation the model saw, up to the user message (the system message first
+when the turn had one); ``completion`` the liked reply as a one-message assistant list. A reviewer's
+corrected reply makes a row too: the flagged reply's prompt, the correction as the completion.
+
+With ``messages`` (``--messages``) the rows are TRL's *language modeling* format instead, the
+prompt and the reply in one list, on every token of which ``SFTTrainer`` computes the loss:
 
     {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]}
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -12,7 +24,7 @@ import pyarrow as pa
 from datasets import Features
 
 from feedback.arrow import single_array
-from feedback.export.formats.messages import append_assistant
+from feedback.export.formats.messages import append_assistant, assistant_messages
 from feedback.export.formats.spec import ReplyFormat, left_out_of_training
 from feedback.features import CHAT, STRING
 from feedback.rules import DISLIKE, ReplyVerdicts, Verdicts
@@ -28,23 +40,64 @@ def _left_out(replies: ReplyVerdicts, options: ExportOptions) -> dict[str, np.nd
     return {**masks, "disliked": replies.rating == DISLIKE}
 
 
-def _rows(replies: pa.Table, verdicts: Verdicts) -> pa.Table:
+def _ids(replies: pa.Table) -> dict[str, pa.ChunkedArray]:
+    return {name: replies[name] for name in ("conversation_id", "message_id", "corrected_id")}
+
+
+def _prompt_completion_rows(replies: pa.Table, verdicts: Verdicts) -> pa.Table:
     return pa.table({
-        "messages": append_assistant(single_array(replies["prompt"]), single_array(replies["response"])),
-        "conversation_id": replies["conversation_id"],
-        "message_id": replies["message_id"],
+        "prompt": replies["prompt"],
+        "completion": assistant_messages(single_array(replies["response"])),
+        **_ids(replies),
     })
 
 
-FORMAT = ReplyFormat(
+def _messages_rows(replies: pa.Table, verdicts: Verdicts) -> pa.Table:
+    return pa.table({
+        "messages": append_assistant(single_array(replies["prompt"]), single_array(replies["response"])),
+        **_ids(replies),
+    })
+
+
+def _which(options: ExportOptions) -> str:
+    unrated = " and every unrated one" if options.include_unrated else ""
+    return (f"every liked reply{unrated}, and every reply a reviewer corrected (the flagged reply's prompt, "
+            "the correction as the reply)")
+
+
+def _prompt_completion_card(options: ExportOptions) -> str:
+    return ("TRL *prompt-completion* format, conversational (`prompt`, `completion`): the conversation the model "
+            "saw up to the user message (the system message first when there was one) and the reply as a "
+            f"one-message assistant list, for {_which(options)}. `SFTTrainer` computes the loss on the completion "
+            "only.")
+
+
+def _messages_card(options: ExportOptions) -> str:
+    return ("TRL *language modeling* format (`messages`, exported with `--messages`): the prompt the model saw "
+            f"plus its reply, for {_which(options)}. `SFTTrainer` computes the loss on every token of a row, the "
+            "prompt's too.")
+
+
+ID_FEATURES = Features({"conversation_id": STRING, "message_id": STRING, "corrected_id": STRING})
+"""``message_id``: the liked reply (null for a correction); ``corrected_id``: the flagged reply a
+reviewer's correction replaces (null for a logged reply)."""
+
+MESSAGES = ReplyFormat(
     name="sft",
     order=10,
     features=Features({"messages": CHAT}),
-    id_features=Features({"conversation_id": STRING, "message_id": STRING}),
+    id_features=ID_FEATURES,
     left_out=_left_out,
-    rows=_rows,
-    card=lambda options: (
-        "TRL *language modeling* format (`messages`): the prompt the model saw plus its reply, for every "
-        f"liked reply{' and every unrated one' if options.include_unrated else ''}."
-    ),
+    rows=_messages_rows,
+    card=_messages_card,
+    takes_corrections=True,
+)
+"""``sft`` with ``messages``: TRL's language-modeling format."""
+
+FORMAT = replace(
+    MESSAGES,
+    features=Features({"prompt": CHAT, "completion": CHAT}),
+    rows=_prompt_completion_rows,
+    card=_prompt_completion_card,
+    variant=lambda options: MESSAGES if options.messages else None,
 )

@@ -3,7 +3,9 @@
 A spec says everything that differs between formats: its columns (``datasets.Features``), which
 replies it leaves out and why, how its rows are built from candidate replies (one row per reply,
 or one per pair of replies), and its dataset-card text. The export pipeline
-(``feedback.export.build``) reads formats only through these fields.
+(``feedback.export.build``) reads formats only through these fields, and through
+:meth:`ExportFormat.resolve`, which picks the variant an option asks for (``sft`` with
+``messages``).
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-from datasets import Features
+from datasets import Features, Value
 
-from feedback.rules import LIKE, UNRATED, ReplyVerdicts
+from feedback.rules import DISLIKE, LIKE, UNRATED, ReplyVerdicts
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -26,6 +28,9 @@ if TYPE_CHECKING:
 LeftOut = Callable[[ReplyVerdicts, "ExportOptions"], dict[str, np.ndarray]]
 """``(replies, options) -> {status: mask}``: per reason (a name of ``feedback.export.replies.STATUSES``),
 the replies a format leaves out for it (a reply with several reasons gets the earliest in STATUSES)."""
+COUNT = "count"
+"""The id column of :data:`COUNT_FEATURE`: how many distinct conversations gave a row (identical rows are kept once)."""
+COUNT_FEATURE = Features({COUNT: Value("int64")})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,6 +48,11 @@ class ExportFormat:
         lists_every_flag: a flag a reviewer dismissed still counts as a flag (the review queue);
             otherwise it does not (``stats.json``'s ``flagged``, and the ``flagged`` reason).
         reports_balance: ``stats.json`` gets the liked/disliked balance of each split.
+        takes_corrections: a reviewer's corrected reply makes a row (``feedback.rules``).
+        counts_agreement: ``include_ids`` also adds :data:`COUNT` (distinct conversations that
+            gave the row); off for a format whose columns name the reply (``flags``).
+        variant: ``options -> spec or None``: the spec to use instead under these options (see
+            :meth:`resolve`).
     """
 
     paired: ClassVar[bool] = False
@@ -55,10 +65,27 @@ class ExportFormat:
     card: Callable[[ExportOptions], str]
     lists_every_flag: bool = False
     reports_balance: bool = False
+    takes_corrections: bool = False
+    counts_agreement: bool = True
+    variant: Callable[[ExportOptions], ExportFormat | None] | None = None
 
     def row_features(self, *, include_ids: bool = False) -> Features:
-        """The ``datasets.Features`` of a row (with the id columns if asked)."""
-        return Features({**self.features, **self.id_features}) if include_ids else Features(dict(self.features))
+        """The ``datasets.Features`` of a row: the format's columns, then (``include_ids``) its id
+        columns and, when it ``counts_agreement``, :data:`COUNT`."""
+        if not include_ids:
+            return Features(dict(self.features))
+        return Features({**self.features, **self.id_features, **(COUNT_FEATURE if self.counts_agreement else {})})
+
+    def built_columns(self, *, include_ids: bool = False) -> list[str]:
+        """The columns a row is built with, in order: those of :meth:`row_features` but :data:`COUNT`, which
+        is known only once every row was seen (``feedback.export.rows.with_count`` adds it last)."""
+        return [name for name in self.row_features(include_ids=include_ids) if name != COUNT]
+
+    def resolve(self, options: ExportOptions | None) -> ExportFormat:
+        """The spec that builds this format's rows under ``options``: itself, or its ``variant``'s pick
+        (e.g. ``sft`` with ``messages=True`` is TRL's language-modeling format)."""
+        picked = self.variant(options) if self.variant is not None and options is not None else None
+        return picked or self
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,8 +105,9 @@ class PairFormat(ExportFormat):
     """A format with one row per pair of replies to the same prompt, built once every shard is read.
 
     A liked reply is ``chosen`` and a disliked one ``rejected`` (``feedback.export.pairs``, within
-    a conversation or, with ``cross_conversation``, across); a reviewer's corrected reply is also
-    ``chosen`` against the flagged reply it corrects.
+    a conversation or, with ``cross_conversation``, across; every pair or, with ``pairs="latest"``,
+    one per prompt); a reviewer's corrected reply is also ``chosen`` against the flagged reply it
+    corrects.
 
     Attributes:
         rows: ``(chosen, rejected) -> table``: rows from aligned chosen and rejected replies.
@@ -88,19 +116,31 @@ class PairFormat(ExportFormat):
     paired: ClassVar[bool] = True
 
     rows: Callable[[pa.Table, pa.Table], pa.Table]
+    takes_corrections: bool = True
 
 
 def left_out_of_training(replies: ReplyVerdicts, options: ExportOptions, *,
                          positive: np.ndarray) -> dict[str, np.ndarray]:
     """The reasons the training formats share: ``unrated``, ``confirmed_flag`` (a reply whose flag
     a reviewer confirmed, where it would be a ``positive`` example), ``flagged`` (unless ``keep_flagged``;
-    a dismissed flag does not count)."""
+    a dismissed flag does not count, nor, on a disliked reply that is not a ``positive`` example, one
+    that names only ``options.keep_flagged_reasons``: ``feedback.rules``)."""
     masks = {"unrated": replies.rating == UNRATED, "confirmed_flag": replies.confirmed & positive}
     if not options.keep_flagged:
-        masks["flagged"] = replies.flag_stands
+        negative = ~positive & (replies.rating == DISLIKE)
+        negative_kept = negative & replies.flagged_only_for(options.keep_flagged_reasons)
+        masks["flagged"] = replies.flag_stands & ~negative_kept
     return masks
 
 
 def liked(replies: ReplyVerdicts) -> np.ndarray:
     """Replies whose latest rating is a like."""
     return replies.rating == LIKE
+
+
+def kept_negatives_card(options: ExportOptions, negative: str) -> str:
+    """The card's sentence on disliked replies that a quality flag leaves in, as ``negative`` ("" when none)."""
+    if options.keep_flagged or not options.keep_flagged_reasons:
+        return ""
+    reasons = ", ".join(f"`{reason}`" for reason in options.keep_flagged_reasons)
+    return f" A disliked reply flagged only as {reasons} stays in as {negative}; any other flag keeps its reply out."
