@@ -8,6 +8,7 @@ read from ``HF_TOKEN`` as the rest of the Hugging Face tooling does. Values are 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -21,6 +22,9 @@ DEFAULT_NOTICE = (
     "Conversations, ratings and flags on this page are recorded to improve the model. "
     "Do not share personal information."
 )
+POLICY_URL_PATTERN = r"^(https?://[^\s<>()\[\]\"'`]+|/[^\s<>()\[\]\"'`]*)$"
+"""A privacy policy link: an http(s) URL or a path on this server, with nothing that could break
+out of the Markdown link or HTML attribute it is shown in."""
 
 
 def default_data_dir() -> Path:
@@ -52,6 +56,9 @@ class Settings(BaseSettings):
 
     title: str = "Chat"
     notice: str = DEFAULT_NOTICE
+    consent: Literal["notice", "required"] = "notice"
+    policy_url: str | None = Field(default=None, max_length=2000)
+    redact: bool = False
     flag_reasons: Annotated[tuple[str, ...], NoDecode] = DEFAULT_FLAG_REASONS
     max_message_chars: int = Field(default=100_000, ge=1, le=1_000_000)
     max_comment_chars: int = Field(default=10_000, ge=1, le=100_000)
@@ -116,6 +123,17 @@ class Settings(BaseSettings):
     def _check_review_auth(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
             _credential_pairs(value.get_secret_value())
+        return value
+
+    @field_validator("policy_url")
+    @classmethod
+    def _check_policy_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not re.fullmatch(POLICY_URL_PATTERN, value):
+            raise ValueError(
+                "give an http(s) URL or a path starting with '/', without spaces, quotes, brackets or parentheses"
+            )
         return value
 
     @field_validator("log_level", mode="before")
