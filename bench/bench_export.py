@@ -10,9 +10,11 @@ shards): ``--turns`` turns in conversations of 1-6 turns (15% of replies regener
 number of rating events (80% of replies rated, then changes and undos), ``--flags`` flags
 (default 5% of turns). User messages are ~50 tokens (~200 characters) and replies ~200 tokens
 (~800 characters); each turn's prompt holds the conversation so far. Then it prints, each in a
-fresh process: the time ``datasets.load_dataset("json")`` takes to read the same files (the
-three kinds, with explicit features and an empty cache), and each format's export time, its
-ratio to that read, and peak RSS.
+fresh process: the time ``python -m feedback export --help`` takes (median of 5, what the CLI costs
+before any work), the time ``datasets.load_dataset("json")`` takes to read the same files (the
+three kinds, with explicit features and an empty cache), and for each format the time of the real
+command (``python -m feedback export FORMAT ...``) and of the export module called directly (no CLI
+start-up), their ratios to that read, and peak RSS.
 """
 
 from __future__ import annotations
@@ -216,16 +218,33 @@ sys.exit(args.func(args))
 """
 
 
-def run_measured(args: list[str]) -> tuple[float, float, float]:
+def run_measured(args: list[str], *, quiet: bool = False) -> tuple[float, float, float]:
     """Run ``python -c ...args`` in a fresh process; return (wall seconds, CPU seconds, peak RSS in GiB)."""
+    return run_command([sys.executable, "-c", *args], quiet=quiet)
+
+
+def run_command(command: list[str], *, quiet: bool = False) -> tuple[float, float, float]:
+    """Run ``command`` from the repo root; return (wall seconds, CPU seconds, peak RSS in GiB) of its process.
+
+    Raises:
+        RuntimeError: when it exits with an error.
+    """
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-c", *args], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    output = subprocess.DEVNULL if quiet else None
+    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=output)
     _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode:
-        raise RuntimeError(f"{args[1:]} failed with exit code {process.returncode}")
+        raise RuntimeError(f"{command[1:]} failed with exit code {process.returncode}")
     return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024 / 1024
+
+
+def help_seconds(runs: int = 5) -> float:
+    """The median wall time of ``python -m feedback export --help``."""
+    times = sorted(run_command([sys.executable, "-m", "feedback", "export", "--help"], quiet=True)[0]
+                   for _ in range(runs))
+    return times[len(times) // 2]
 
 
 def _size(root: Path) -> str:
@@ -249,13 +268,20 @@ def main(argv: list[str] | None = None) -> int:
             started = time.perf_counter()
             generate(data, turns=args.turns, ratings=args.ratings or args.turns, flags=args.flags or args.turns // 20)
             print(f"generate: {time.perf_counter() - started:8.1f} s   ({_size(data)})", flush=True)
+        print(f"python -m feedback export --help: {help_seconds():5.2f} s (median of 5)", flush=True)
         read, read_cpu, rss = run_measured([_READ_SNIPPET, str(data), str(work / "cache")])
         shutil.rmtree(work / "cache", ignore_errors=True)
         print(f"load_dataset json read: {read:6.1f} s (cpu {read_cpu:5.1f} s)   peak RSS {rss:5.2f} GiB", flush=True)
         for fmt in args.formats.split(","):
-            seconds, cpu, rss = run_measured([_EXPORT_SNIPPET, fmt, str(data), str(work / f"out-{fmt}")])
-            print(f"export {fmt:5}: {seconds:6.1f} s (cpu {cpu:5.1f} s)   {seconds / read:4.2f}x read   "
-                  f"peak RSS {rss:5.2f} GiB", flush=True)
+            out = str(work / f"out-{fmt}")
+            command = [sys.executable, "-m", "feedback", "export", fmt, "--source", str(data), "--out", out,
+                       "--no-progress", "--log-level", "WARNING"]
+            for label, (seconds, cpu, rss) in (
+                ("command", run_command(command, quiet=True)),
+                ("module ", run_measured([_EXPORT_SNIPPET, fmt, str(data), out], quiet=True)),
+            ):
+                print(f"export {fmt:5} {label}: {seconds:6.1f} s (cpu {cpu:5.1f} s)   {seconds / read:4.2f}x read   "
+                      f"peak RSS {rss:5.2f} GiB", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
