@@ -304,8 +304,9 @@ def test_the_card_says_which_flags_keep_a_negative():
     from feedback.export.formats import get_format
 
     options = ExportOptions()
-    assert "flagged only as `Inaccurate`, `Off-topic` stays in as `rejected`" in get_format("dpo").card(options)
+    assert "flagged only as `Inaccurate` or `Off-topic` stays in as `rejected`" in get_format("dpo").card(options)
     assert "stays in as `label` false" in get_format("kto").card(options)
+    assert "flagged only as `Other` stays" in get_format("dpo").card(ExportOptions(keep_flagged_reasons=("Other",)))
     assert "flagged only" not in get_format("dpo").card(ExportOptions(keep_flagged_reasons=()))
 
 

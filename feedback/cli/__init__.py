@@ -21,8 +21,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "push": ("hub", "upload a local data dir to a dataset repo"),
     "pull": ("hub", "download a dataset repo into a local data dir"),
     "review": ("review", "open the reviewer page on a data dir or a dataset repo"),
-    "stats": ("review", "print ratings, like rates, flags and queue size"),
+    "stats": ("review", "print ratings, like rates, flags and queue size (and a queue page)"),
     "export": ("export", "build a fine-tuning dataset or the review queue"),
+    "compact": ("compact", "compact a dataset repo (days older than a day) and write its flagged view"),
 }
 """Command -> (the module of ``feedback.cli`` that adds it, its one-line help), in listing order.
 A module may add several commands (``hub``: push and pull)."""

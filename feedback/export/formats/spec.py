@@ -142,5 +142,6 @@ def kept_negatives_card(options: ExportOptions, negative: str) -> str:
     """The card's sentence on disliked replies that a quality flag leaves in, as ``negative`` ("" when none)."""
     if options.keep_flagged or not options.keep_flagged_reasons:
         return ""
-    reasons = ", ".join(f"`{reason}`" for reason in options.keep_flagged_reasons)
+    *others, last = [f"`{reason}`" for reason in options.keep_flagged_reasons]
+    reasons = f"{', '.join(others)} or {last}" if others else last
     return f" A disliked reply flagged only as {reasons} stays in as {negative}; any other flag keeps its reply out."
