@@ -22,7 +22,8 @@ from loguru import logger
 from feedback.hub.card import dataset_card
 from feedback.hub.client import hub_token
 from feedback.hub.sync import HubSync
-from feedback.recorder import FeedbackRecorder
+from feedback.privacy import ConsentGate, Redactor
+from feedback.recorder import FeedbackRecorder, GateStep
 from feedback.redaction import MIN_SECRET_CHARS, register_secret
 from feedback.responders import ResponderError, make_responder
 from feedback.review.desk import ReviewDesk
@@ -112,6 +113,7 @@ def create_app(settings: Settings) -> FeedbackApp:
         flag_reasons=settings.flag_reasons,
         max_message_chars=settings.max_message_chars,
         max_comment_chars=settings.max_comment_chars,
+        gate=_privacy_gate(settings),
     )
     try:
         responder = make_responder(settings)
@@ -124,12 +126,36 @@ def create_app(settings: Settings) -> FeedbackApp:
         responder,
         recorder=recorder,
         notice=settings.notice,
+        consent=settings.consent,
+        policy_url=settings.policy_url,
         title=settings.title,
         multimodal=True,
         fill_height=True,
     )
     review = _review_mount(settings, recorder)
     return FeedbackApp(settings, store, recorder, demo, review, _make_sync(settings, store))
+
+
+def _privacy_gate(settings: Settings) -> list[GateStep]:
+    """The write gate's privacy steps: consent first (a record kept out is not redacted for
+    nothing), then, with ``FEEDBACK_REDACT=on``, the redaction of personal data.
+
+    Raises:
+        StartupError: when the redactor cannot be built (Presidio or spaCy missing).
+    """
+    steps: list[GateStep] = [ConsentGate(settings.consent)]
+    if settings.redact:
+        try:
+            steps.append(Redactor())
+        except (ImportError, OSError) as error:
+            raise StartupError(f"FEEDBACK_REDACT=on, but the redactor cannot be built: {error}") from error
+        logger.info(
+            "redaction on: emails, phone numbers, card numbers, IP addresses, IBANs and URLs with "
+            "credentials are replaced by placeholders in every record"
+        )
+    if settings.consent == "required":
+        logger.info("consent required: a conversation is recorded only once its user agreed")
+    return steps
 
 
 def on_space_with_oauth() -> bool:

@@ -65,7 +65,8 @@ def test_chat_api_takes_the_apps_additional_inputs_by_name_and_records_them(tmp_
     assert first["params"]["inputs"] == [{"name": "Temperature", "value": "1.3"}, {"name": "Style", "value": '"long"'}]
     assert [json.loads(i["value"]) for i in second["params"]["inputs"]] == [0.7, "short"]
     chat = info["named_endpoints"]["/chat"]["parameters"]
-    assert [p["parameter_name"] for p in chat] == ["message", "conversation_id", "temperature", "style"]
+    # the app's inputs right after the endpoint's own first parameters; consent (added later) last
+    assert [p["parameter_name"] for p in chat] == ["message", "conversation_id", "temperature", "style", "consent"]
     assert sorted(info["named_endpoints"]) == ["/chat", "/feedback_options", "/flag", "/rate", "/regenerate"]
 
 

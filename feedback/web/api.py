@@ -20,13 +20,17 @@ from loguru import logger
 
 from feedback.chat import PendingTurn, TextStream, log_failure
 from feedback.errors import FeedbackError, SaveError, refusal
+from feedback.privacy.consent import ConsentGate, check_consent
 from feedback.recorder import FeedbackRecorder, history_messages
 from feedback.responders.errors import ResponderError
 from feedback.web.inputs import ExtraInputs
 from feedback.web.uploads import UploadError, uploaded_file
-from schemas.records import RATING_VALUES, ChatMessage
+from schemas.records import RATING_VALUES, ChatMessage, is_valid_id
 
 MAX_FILES = 16
+TRAILING = ("consent",)
+"""Endpoint parameters listed after the app's additional inputs (added later: a client calling
+``/chat`` positionally with additional inputs keeps working)."""
 
 
 @dataclass
@@ -41,6 +45,10 @@ class ChatAPI:
         inputs: the chat function's additional inputs, taken by ``/chat`` and ``/regenerate`` as
             optional named parameters and recorded in ``params``.
         system_prompt: the system message the model is given first, logged as the prompt's first message.
+        consent: the consent step of the recorder's write gate (default: the recorder's own, or a
+            ``notice`` one added to it, see :meth:`ConsentGate.of`); ``/chat`` and ``/regenerate``
+            take the user's answer as their ``consent`` argument.
+        policy_url: the privacy policy, shown by ``/feedback_options``.
     """
 
     recorder: FeedbackRecorder
@@ -49,6 +57,12 @@ class ChatAPI:
     params: dict[str, Any]
     inputs: ExtraInputs = field(default_factory=ExtraInputs)
     system_prompt: str | None = None
+    consent: ConsentGate | None = None
+    policy_url: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.consent is None:
+            self.consent = ConsentGate.of(self.recorder)
 
     def register(self, concurrency_limit: int | None = None) -> None:
         """Add the endpoints to the ``gr.Blocks`` being built (call inside ``with blocks:``)."""
@@ -58,13 +72,18 @@ class ChatAPI:
         gr.api(self.flag, api_name="flag", concurrency_limit=None)
         gr.api(self.feedback_options, api_name="feedback_options", concurrency_limit=None)
 
-    def chat(self, message: dict[str, Any] | str, conversation_id: str = "", **inputs: Any) -> Iterator[dict[str, Any]]:
+    def chat(
+        self, message: dict[str, Any] | str, conversation_id: str = "", consent: bool | None = None, **inputs: Any
+    ) -> Iterator[dict[str, Any]]:
         """Send a user message; stream the reply.
 
         Args:
             message: ``{"text": str, "files": [file, ...]}`` (files uploaded with the client's
                 ``handle_file``) or a plain string.
             conversation_id: continue this conversation (8-64 of ``[A-Za-z0-9_-]``); empty starts a new one.
+            consent: the user's answer for this conversation: true (record it), false (do not:
+                nothing about it is written, files included); left out, the earlier answer holds,
+                else the app's mode decides (``notice``: recorded, ``required``: not).
             **inputs: the app's additional inputs by name (see :class:`ExtraInputs`); defaults for the rest.
         Yields:
             ``{"conversation_id", "message_id", "turn_index", "response", "done"}``: the reply so
@@ -75,14 +94,19 @@ class ChatAPI:
             conversation_id = self.recorder.conversation_id_or_new(conversation_id)
             path = self.recorder.path(conversation_id)
             values = self.inputs.values(inputs)
-            user = ChatMessage(role="user", content=text, files=tuple(self.recorder.store_upload(f) for f in files))
+            recorded = self._answer(conversation_id, consent, has_history=bool(path))
+            stored = tuple(self.recorder.store_upload(f) if recorded else str(f) for f in files)
+            user = ChatMessage(role="user", content=text, files=stored)
             pending = self._pending(conversation_id, [*history_messages(path), user], len(path), values)
             yield from _progress(pending)
 
-    def regenerate(self, conversation_id: str, message_id: str, **inputs: Any) -> Iterator[dict[str, Any]]:
+    def regenerate(
+        self, conversation_id: str, message_id: str, consent: bool | None = None, **inputs: Any
+    ) -> Iterator[dict[str, Any]]:
         """Ask for another reply to the prompt of the conversation's last reply; stream it.
 
-        The new turn is logged with ``regenerated_from=message_id``. Yields what :meth:`chat` yields.
+        The new turn is logged with ``regenerated_from=message_id``; ``consent`` is as for
+        :meth:`chat`. Yields what :meth:`chat` yields.
         """
         with _refusals("regenerate", conversation_id):
             conversation_id, message_id = self.recorder.check_reply(conversation_id, message_id)
@@ -93,6 +117,7 @@ class ChatAPI:
                     "only the last reply can be regenerated"
                 )
             values = self.inputs.values(inputs)
+            self._answer(conversation_id, consent, has_history=True)
             prompt = [*history_messages(path[:-1]), path[-1].user]
             pending = self._pending(conversation_id, prompt, len(path) - 1, values, regenerated_from=message_id)
             yield from _progress(pending)
@@ -105,22 +130,44 @@ class ChatAPI:
         ``option`` is one of the flag reasons (see ``/feedback_options``), ``comment`` free text.
         """
         with _refusals("rate", conversation_id):
+            self._resume(conversation_id)
             record = self.recorder.rate(conversation_id, message_id, rating, option=option, comment=comment)
             return record.model_dump(mode="json")
 
     def flag(self, conversation_id: str, message_id: str, reasons: list[str], comment: str = "") -> dict[str, Any]:
         """Flag a reply for review with one or more reasons; returns the stored record."""
         with _refusals("flag", conversation_id):
+            self._resume(conversation_id)
             record = self.recorder.flag(conversation_id, message_id, reasons, comment=comment)
             return record.model_dump(mode="json")
 
     def feedback_options(self) -> dict[str, Any]:
-        """What a front end may send: ``{"ratings": ["like", "dislike"], "reasons": [...], "max_message_chars": int}``."""
+        """What a front end may send: ``{"ratings": ["like", "dislike"], "reasons": [...],
+        "max_message_chars": int, "consent": "notice" | "required", "policy_url": str | None}``
+        (with ``"required"``, ask the user and send ``consent=true`` with ``/chat``, or nothing is recorded)."""
+        assert self.consent is not None
         return {
             "ratings": list(RATING_VALUES),
             "reasons": list(self.recorder.flag_reasons),
             "max_message_chars": self.recorder.max_message_chars,
+            "consent": self.consent.mode,
+            "policy_url": self.policy_url,
         }
+
+    def _answer(self, conversation_id: str, consent: object, *, has_history: bool) -> bool:
+        """Note a client's ``consent`` for the conversation; whether its records (and files) are written."""
+        assert self.consent is not None
+        return self.consent.answer(conversation_id, check_consent(consent), has_history=has_history)
+
+    def _resume(self, conversation_id: object) -> None:
+        """Before a rating or flag, with ``consent="required"``: a conversation this process has no
+        answer for, but whose turns are in the data dir, was recorded with consent (see
+        :meth:`ConsentGate.answer`)."""
+        assert self.consent is not None
+        if self.consent.mode != "required" or not is_valid_id(conversation_id):
+            return
+        if self.consent.status(conversation_id) is None:  # type: ignore[arg-type]
+            self.consent.answer(conversation_id, None, has_history=bool(self.recorder.path(conversation_id)))  # type: ignore[arg-type]
 
     def _pending(
         self,
@@ -163,27 +210,26 @@ class ChatAPI:
 
     def _with_inputs(self, method: Callable[..., Iterator[dict[str, Any]]]) -> Callable[..., Iterator[dict[str, Any]]]:
         """``method`` as an endpoint whose signature lists the app's additional inputs as optional
-        named parameters after its own (Gradio builds the API's parameters from the signature)."""
+        named parameters after its own, and the :data:`TRAILING` ones last (Gradio builds the
+        API's parameters from the signature and calls the endpoint with them in that order)."""
         if not self.inputs.inputs:
             return method
         own = list(inspect.signature(method).parameters.values())[:-1]  # without **inputs
-        names = [p.name for p in own]
+        lead = [p for p in own if p.name not in TRAILING]
+        trail = [p for p in own if p.name in TRAILING]
         extra = [
             inspect.Parameter(spec.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=spec.default, annotation=spec.hint)
             for spec in self.inputs.inputs
         ]
+        ordered = [*lead, *extra, *trail]
 
         def endpoint(*args: Any) -> Iterator[dict[str, Any]]:
-            given = dict(zip([*names, *(spec.name for spec in self.inputs.inputs)], args, strict=False))
-            own_values = [given.pop(name) for name in names if name in given]
-            yield from method(*own_values, **given)
+            yield from method(**dict(zip([p.name for p in ordered], args, strict=False)))
 
         endpoint.__name__ = method.__name__
         endpoint.__doc__ = method.__doc__
-        endpoint.__signature__ = inspect.Signature([*own, *extra], return_annotation=Iterator[dict[str, Any]])  # type: ignore[attr-defined]
-        endpoint.__annotations__ = {
-            **{p.name: p.annotation for p in own}, **{p.name: p.annotation for p in extra}, "return": Iterator[dict[str, Any]]
-        }
+        endpoint.__signature__ = inspect.Signature(ordered, return_annotation=Iterator[dict[str, Any]])  # type: ignore[attr-defined]
+        endpoint.__annotations__ = {**{p.name: p.annotation for p in ordered}, "return": Iterator[dict[str, Any]]}
         return endpoint
 
 

@@ -20,7 +20,7 @@ import gradio as gr
 from feedback.errors import FeedbackError
 from schemas.records import GenerationParams, InputValue
 
-RESERVED = ("message", "conversation_id", "message_id")
+RESERVED = ("message", "conversation_id", "message_id", "consent")
 """Parameter names the API's own arguments use."""
 TYPED_PARAMS = {"temperature": float, "top_p": float, "max_tokens": int, "seed": int}
 """Inputs whose label names one of these also set that typed field of ``params``."""

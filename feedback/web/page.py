@@ -10,6 +10,7 @@ and edit all re-run the chat function with the shortened history, and the list i
 
 from __future__ import annotations
 
+import html
 import inspect
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -38,6 +39,8 @@ from feedback.web.messages import (
     user_message,
 )
 from feedback.errors import FeedbackError, SaveError, refusal
+from feedback.privacy.consent import ConsentGate, ConsentMode
+from feedback.privacy.redaction import Redactor
 from feedback.recorder import FeedbackRecorder
 from feedback.responders.base import Responder
 from feedback.responders.errors import ResponderError
@@ -46,6 +49,11 @@ from schemas.records import ChatMessage, new_id
 from schemas.settings import DEFAULT_FLAG_REASONS, DEFAULT_NOTICE
 
 COMMENT_PLACEHOLDER = "Optional: a comment sent with your next thumbs up/down or flag"
+AGREE, DECLINE = "Agree and chat", "Chat without recording"
+"""The consent step's buttons (``consent="required"``)."""
+CHOOSE_PLACEHOLDER = "First choose above whether this chat may be recorded"
+RECORDED = "This chat is recorded: you agreed."
+NOT_RECORDED = "This chat is not recorded: nothing you write, upload, rate or flag here is saved."
 
 
 @dataclass
@@ -56,11 +64,19 @@ class ChatSession:
     conversation_id: str = field(default_factory=new_id)
     message_ids: list[str] = field(default_factory=list)
     selected: dict[str, str] = field(default_factory=dict)
+    consent: bool | None = None
+    """The user's answer to the consent step: True (record), False (do not), None (none given)."""
 
 
 def new_session() -> ChatSession:
     """A fresh session with a new conversation id (the callable ``gr.State`` default)."""
     return ChatSession()
+
+
+def next_session(session: ChatSession | None) -> ChatSession:
+    """A new conversation in the same browser session (clear, "New chat"): a new conversation id,
+    the same answer to the consent step."""
+    return ChatSession(consent=session.consent if isinstance(session, ChatSession) else None)
 
 
 def session_state() -> gr.State:
@@ -75,10 +91,13 @@ class LikeHandler:
 
     Args:
         recorder: validates and writes the records; its flag reasons are the flag menu.
+        consent: the consent step of the recorder's gate (default: see :meth:`ConsentGate.of`),
+            told the session's answer for the conversation a click is about.
     """
 
-    def __init__(self, recorder: FeedbackRecorder) -> None:
+    def __init__(self, recorder: FeedbackRecorder, consent: ConsentGate | None = None) -> None:
         self.recorder = recorder
+        self.consent = consent or ConsentGate.of(recorder)
 
     def attach(self, chatbot: gr.Chatbot, session: gr.State, comment: gr.Textbox) -> None:
         """Register the like and clear listeners (call inside the ``gr.Blocks`` that holds ``chatbot``)."""
@@ -87,7 +106,7 @@ class LikeHandler:
             self.on_like, [chatbot, session, comment], [comment, session, chatbot], api_visibility="private",
             show_progress="hidden",
         )
-        chatbot.clear(new_session, None, [session], api_visibility="private")
+        chatbot.clear(next_session, [session], [session], api_visibility="private")
         chatbot.change(  # Gradio forgets the shown thumbs/flags when the chat is re-rendered: restore them
             self.shown_feedback, [chatbot, session], [chatbot], queue=False, show_progress="hidden",
             trigger_mode="always_last", api_visibility="private",
@@ -127,6 +146,8 @@ class LikeHandler:
         if change is None:  # a repeat (Gradio sends a flag pick twice): the comment went with the first
             return gr.skip(), session, gr.skip()
         choice = {LIKE: "like", DISLIKE: "dislike"}.get(option, option)
+        if session.consent is not None:  # a reply of a reopened chat: the answer given on this page holds
+            self.consent.answer(conversation_id, session.consent)
         try:
             if change:
                 self.recorder.record_click(conversation_id, message_id, choice, comment=comment or None)
@@ -182,29 +203,54 @@ class TurnLog:
         self.recorder = recorder
         self.system_prompt = system_prompt
 
-    def store_file(self, path: Any) -> str:
+    def store_file(self, path: Any, keep: bool = True) -> str:
         """Store a file of the chat in the data dir; only files uploaded to this app are accepted.
 
+        ``keep=False`` (a conversation that is not recorded): the file is checked, not stored, and
+        its upload path is returned.
         Raises:
             FeedbackError: for any other path (see :mod:`feedback.web.uploads`).
             SaveError: when the copy cannot be written.
         """
-        return self.recorder.store_upload(uploaded_path(path))
+        upload = uploaded_path(path)
+        return self.recorder.store_upload(upload) if keep else str(upload)
 
-    def user_message(self, message: Any) -> ChatMessage:
-        """The user's new message (a string, or ``{"text", "files"}`` when multimodal), files stored.
+    def _files(self, keep: bool) -> Callable[[Any], str]:
+        return self.store_file if keep else lambda path: self.store_file(path, keep=False)
+
+    def user_message(self, message: Any, keep_files: bool = True) -> ChatMessage:
+        """The user's new message (a string, or ``{"text", "files"}`` when multimodal), files stored
+        (unless ``keep_files`` is False, see :meth:`store_file`).
 
         Raises:
             FeedbackError: for text that is not a string or is too long, files not uploaded here.
         """
         try:
-            return user_message(message, self.store_file, self.recorder.check_message)
+            return user_message(message, self._files(keep_files), self.recorder.check_message)
         except TypeError as error:
             raise FeedbackError(str(error)) from error
 
-    def history(self, history: Sequence[GradioMessage]) -> list[ChatMessage]:
+    def history(self, history: Sequence[GradioMessage], keep_files: bool = True) -> list[ChatMessage]:
         """The chat ``history`` as records' messages (see :func:`feedback.web.messages.history_messages`)."""
-        return history_messages(history, self.store_file)
+        return history_messages(history, self._files(keep_files))
+
+    def resume(self, session: ChatSession, history: Sequence[GradioMessage]) -> None:
+        """A chat reopened from the history panel goes on in its own conversation: the one its
+        last logged reply belongs to."""
+        known = [i for i in reply_ids(history) if i]
+        owner = self.recorder.owner(known[-1]) if known else None
+        if owner is not None:
+            session.conversation_id = owner
+
+    def same_message(self, logged: ChatMessage, user: ChatMessage) -> bool:
+        """Whether ``logged`` (a turn's user message, as the write gate wrote it) is ``user``: as
+        sent, or as the gate's redaction step writes it."""
+        if logged == user:
+            return True
+        redactors = [step for step in self.recorder.gate if isinstance(step, Redactor)]
+        for redactor in redactors:
+            user = redactor.message(user)
+        return bool(redactors) and logged == user
 
     def _system(self) -> list[ChatMessage]:
         return [ChatMessage(role="system", content=self.system_prompt)] if self.system_prompt else []
@@ -219,22 +265,21 @@ class TurnLog:
         params: dict[str, Any],
         *,
         measure_latency: bool = True,
+        keep_files: bool = True,
     ) -> PendingTurn:
         """Prepare the turn for a reply the page is about to generate, and update ``session``.
 
         ``history`` is the chat before this message as Gradio passes it. A reply already logged
         at this position makes this a retry (same user message: ``regenerated_from``) or an edit
-        (``edited_from``).
+        (``edited_from``). ``keep_files=False``: the history's files are not stored (see
+        :meth:`store_file`).
         """
-        known = [i for i in reply_ids(history) if i]
-        owner = self.recorder.owner(known[-1]) if known else None
-        if owner is not None:  # a chat reopened from the history panel goes on in its own conversation
-            session.conversation_id = owner
+        self.resume(session, history)
         turn_index = assistant_position(history, len(history))
         path = self.recorder.path(session.conversation_id)
         ref = path[turn_index] if turn_index < len(path) else None
         regenerated_from = edited_from = None
-        if ref is not None and ref.user == user:
+        if ref is not None and self.same_message(ref.user, user):
             regenerated_from = ref.message_id
         elif ref is not None:
             edited_from = ref.message_id
@@ -243,7 +288,7 @@ class TurnLog:
             recorder=self.recorder,
             stream=stream,
             conversation_id=session.conversation_id,
-            messages=[*self._system(), *self.history(history), user],
+            messages=[*self._system(), *self.history(history, keep_files), user],
             turn_index=turn_index,
             model=model,
             params=params,
@@ -333,6 +378,11 @@ class FeedbackChatInterface(gr.ChatInterface):
         data_dir: the data dir when no recorder is given (default ``./data``).
         flag_reasons: the flag menu, when no recorder is given.
         notice: the recording notice shown under the title ("" for none).
+        consent: ``"notice"`` (the notice says the chat is recorded) or ``"required"``: a consent
+            step above the chat asks first (the chat opens once it is answered); a user who
+            declines chats as usual and nothing about the conversation is written, uploads
+            included. Default: the mode of the recorder's consent step (``"notice"`` if it has none).
+        policy_url: a privacy policy, linked from the notice or the consent step.
         flagging_options / flagging_mode: as in ``gr.ChatInterface``: the options are the flag
             menu (``"Like"``/``"Dislike"`` are the thumbs, always shown), ``"manual"`` (the
             default here) records flags, ``"never"`` keeps only the thumbs. Flags are records in
@@ -351,6 +401,8 @@ class FeedbackChatInterface(gr.ChatInterface):
         data_dir: str | Path | None = None,
         flag_reasons: Sequence[str] = DEFAULT_FLAG_REASONS,
         notice: str = DEFAULT_NOTICE,
+        consent: ConsentMode | None = None,
+        policy_url: str | None = None,
         model: str | None = None,
         api: bool = True,
         api_concurrency_limit: int | None = 16,
@@ -365,7 +417,11 @@ class FeedbackChatInterface(gr.ChatInterface):
                 f"{list(recorder.flag_reasons)}: give them to the recorder"
             )
         self.recorder = _open_recorder(recorder, data_dir, flag_reasons)
-        self.likes = LikeHandler(self.recorder)
+        self.consent = ConsentGate.of(self.recorder, consent)
+        self.policy_url = policy_url
+        self._consent_text = _notice(notice, policy_url, note=False)
+        self.consent_step: ConsentStep | None = None  # rendered by _render_header
+        self.likes = LikeHandler(self.recorder, self.consent)
         self.turns = TurnLog(self.recorder, getattr(fn, "system_prompt", None) if isinstance(fn, Responder) else None)
         self.responder = fn if isinstance(fn, Responder) else None
         self.user_fn = None if self.responder else fn
@@ -382,7 +438,8 @@ class FeedbackChatInterface(gr.ChatInterface):
         kwargs["additional_outputs"] = [*_as_list(kwargs.get("additional_outputs")), session]
         if not user_inputs and kwargs.get("examples"):
             kwargs["examples"] = [e if isinstance(e, list) else [e] for e in kwargs["examples"]]
-        kwargs["description"] = "\n\n".join(p for p in (kwargs.get("description"), _notice(notice)) if p) or None
+        shown_notice = "" if self.consent.mode == "required" else _notice(notice, policy_url)  # the step shows it
+        kwargs["description"] = "\n\n".join(p for p in (kwargs.get("description"), shown_notice) if p) or None
         if kwargs.get("chatbot") is None:
             kwargs["chatbot"] = gr.Chatbot(label="Chat", scale=1)
         kwargs["validator"] = self._validator(kwargs.get("validator"))
@@ -391,10 +448,12 @@ class FeedbackChatInterface(gr.ChatInterface):
         with self:
             self.comment = gr.Textbox(label="Comment", placeholder=COMMENT_PLACEHOLDER, max_lines=4)
             self.likes.attach(self.chatbot, session, self.comment)
+            if self.consent_step is not None:
+                self._attach_consent(self.consent_step, session)
             if self.save_history:  # "New chat" starts a conversation; a chat from the panel goes on in its own
-                self.new_chat_button.click(new_session, None, [session], api_visibility="private", queue=False)
+                self.new_chat_button.click(next_session, [session], [session], api_visibility="private", queue=False)
                 self.chat_history_dataset.click(
-                    self._reopen, [self.chat_history_dataset, self.saved_conversations], [session],
+                    self._reopen, [self.chat_history_dataset, self.saved_conversations, session], [session],
                     api_visibility="private", queue=False,
                 )
             if api:
@@ -405,15 +464,66 @@ class FeedbackChatInterface(gr.ChatInterface):
                     self.params,
                     inputs=self.extra_inputs,
                     system_prompt=self.turns.system_prompt,
+                    consent=self.consent,
+                    policy_url=policy_url,
                 ).register(api_concurrency_limit)
 
-    def _reopen(self, index: Any, conversations: Any) -> ChatSession:
+    def _render_header(self) -> None:
+        """Gradio's title and description, then (``consent="required"``) the consent step."""
+        super()._render_header()
+        if self.consent.mode == "required":
+            self.consent_step = _render_consent(self._consent_text)
+
+    def _attach_consent(self, step: ConsentStep, session: gr.State) -> None:
+        """The chat input stays closed until the user answers; either answer opens it and puts a
+        line saying whether the chat is recorded in place of the step."""
+        placeholder = self.textbox.placeholder
+        self.textbox.interactive = False
+        self.textbox.placeholder = CHOOSE_PLACEHOLDER
+        outputs = [session, step.panel, step.status, self.textbox]
+        for button, agreed in ((step.agree, True), (step.decline, False)):
+            button.click(
+                self._answer_handler(agreed, placeholder), [session], outputs, api_visibility="private", queue=False
+            )
+
+    def _answer_handler(self, agreed: bool, placeholder: Any) -> Callable[[ChatSession | None], tuple[Any, ...]]:
+        def answer(session: ChatSession | None) -> tuple[Any, ...]:
+            session = session if isinstance(session, ChatSession) else new_session()
+            session.consent = agreed
+            self.consent.answer(session.conversation_id, agreed)
+            status = _notice(RECORDED, self.policy_url, note=False) if agreed else f"<small>{NOT_RECORDED}</small>"
+            return (
+                session, gr.update(visible=False), gr.update(value=status, visible=True),
+                gr.update(interactive=True, placeholder=placeholder),
+            )
+
+        return answer
+
+    def _answer_of(self, session: ChatSession, history: Sequence[GradioMessage]) -> bool:
+        """The session's consent answer for the conversation this message goes to (a chat reopened
+        from the history panel goes on in its own); whether its records and files are written.
+
+        Raises:
+            gr.Error: with ``consent="required"`` and no answer yet (e.g. an example clicked first).
+        """
+        if self.consent.mode == "required" and session.consent is None:
+            raise gr.Error(f"First choose above whether this chat may be recorded ({AGREE!r} or {DECLINE!r}).",
+                           print_exception=False)
+        self.turns.resume(session, history)
+        has_history = bool(self.recorder.path(session.conversation_id))
+        return self.consent.answer(session.conversation_id, session.consent, has_history=has_history)
+
+    def _reopen(self, index: Any, conversations: Any, session: ChatSession | None = None) -> ChatSession:
         """The session of a chat reopened from the history panel: its own conversation (the owner
-        of the replies it shows), or a new one when none of its replies was logged here."""
+        of the replies it shows), or a new one when none of its replies was logged here; the
+        consent answer given on this page goes with it."""
         chat = conversations[index] if isinstance(index, int) and isinstance(conversations, list) and 0 <= index < len(conversations) else []
         ids = [i for i in reply_ids(chat if isinstance(chat, list) else []) if i]
         owner = self.recorder.owner(ids[-1]) if ids else None
-        return ChatSession(conversation_id=owner) if owner else new_session()
+        reopened = next_session(session)
+        if owner:
+            reopened.conversation_id = owner
+        return reopened
 
     def _validator(self, user_validator: Callable[..., Any] | None) -> Callable[..., Any]:
         """The page's submit validator: refuse a message over the length limit before Gradio keeps
@@ -441,10 +551,11 @@ class FeedbackChatInterface(gr.ChatInterface):
         session = session if isinstance(session, ChatSession) else new_session()
         outputs: list[Any] = [gr.skip()] * self._n_outputs
         try:
-            user = self.turns.user_message(message)
+            recorded = self._answer_of(session, history)
+            user = self.turns.user_message(message, keep_files=recorded)
             pending = self.turns.record_reply(
                 session, history, user, self._stream(extra, outputs), self.model_name,
-                self.extra_inputs.params(extra, self.params),
+                self.extra_inputs.params(extra, self.params), keep_files=recorded,
             )
         except (FeedbackError, SaveError) as error:
             raise refusal(error) from error
@@ -535,5 +646,31 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list | tuple) else [value]
 
 
-def _notice(text: str) -> str:
-    return f"<small>Note: {text}</small>" if text else ""
+def _notice(text: str, policy_url: str | None = None, *, note: bool = True) -> str:
+    """The recording notice as the page shows it, with a link to the privacy policy if there is one."""
+    if not text:
+        return ""
+    link = f' <a href="{html.escape(policy_url)}" target="_blank" rel="noopener">Privacy policy</a>' if policy_url else ""
+    return f"<small>{'Note: ' if note else ''}{text}{link}</small>"
+
+
+@dataclass
+class ConsentStep:
+    """The consent step's components (``consent="required"``): the panel with the notice and the
+    two answers, and the line that replaces it once answered."""
+
+    panel: gr.Group
+    status: gr.Markdown
+    agree: gr.Button
+    decline: gr.Button
+
+
+def _render_consent(text: str) -> ConsentStep:
+    """The consent step, above the chat: the notice (with the policy link) and the two answers."""
+    with gr.Group(elem_classes=["feedback-consent"]) as panel:
+        gr.Markdown(text or "<small>Conversations on this page may be recorded.</small>", padding=True)
+        with gr.Row():
+            agree = gr.Button(AGREE, variant="primary")
+            decline = gr.Button(DECLINE)
+    status = gr.Markdown(visible=False)
+    return ConsentStep(panel, status, agree, decline)
