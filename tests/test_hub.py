@@ -123,7 +123,7 @@ def cwd(tmp_path: Path) -> Path:
     return folder
 
 
-def test_stats_and_export_read_a_repo_from_the_hf_cache_not_the_current_directory(hub, pushed, tmp_path, cwd):
+def test_stats_and_export_read_a_repo_in_place_not_into_the_current_directory(hub, pushed, tmp_path, cwd):
     env = hub_env(hub, tmp_path)
     stats = run_cli(["stats", "--source", pushed], env, cwd)
     assert stats.returncode == 0, stats.stderr[-2000:]
@@ -132,13 +132,12 @@ def test_stats_and_export_read_a_repo_from_the_hf_cache_not_the_current_director
     assert export.returncode == 0, export.stderr[-2000:]
     assert (tmp_path / "out" / "train.jsonl").is_file()
     assert list(cwd.iterdir()) == []
-    cached = tmp_path / "hf-home" / "hub" / f"datasets--{pushed.replace('/', '--')}"
-    (snapshot,) = (cached / "snapshots").iterdir()
-    assert {"flags", "ratings", "turns"} <= {path.name for path in snapshot.iterdir()}
+    # read in place through HfFileSystem: nothing of the repo downloaded into the Hugging Face cache
+    assert not (tmp_path / "hf-home" / "hub" / f"datasets--{pushed.replace('/', '--')}").exists()
     assert TOKEN not in stats.stdout + stats.stderr + export.stdout + export.stderr
 
 
-def test_review_of_a_repo_works_on_a_copy_beside_the_hf_cache_and_says_how_to_push_it(hub, pushed, tmp_path, cwd):
+def test_review_of_a_repo_reads_it_in_place_writes_decisions_beside_the_hf_cache_and_says_how_to_push_them(hub, pushed, tmp_path, cwd):
     env = {**os.environ, **hub_env(hub, tmp_path), "PYTHONPATH": str(REPO)}
     command = [sys.executable, "-m", "feedback", "review", "--source", pushed, "--port", str(free_port())]
     process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -158,9 +157,9 @@ def test_review_of_a_repo_works_on_a_copy_beside_the_hf_cache_and_says_how_to_pu
             process.wait(30)
     output = "".join(lines)
     copy = (tmp_path / "hf-home" / "chat-feedback-review" / "test-user__reviewable").resolve()
-    assert f"reviewing {copy} as " in output, output[-3000:]
+    assert f"reviewing {pushed} as " in output and f"decisions go to {copy / 'reviews'}" in output, output[-3000:]
     assert f"push them with: python -m feedback push {copy} --repo {pushed}" in output
-    assert len(list((copy / "turns").glob("*.jsonl"))) == 1
+    assert list((copy / "turns").glob("*")) == []  # the repo is read in place, not pulled
     assert list(cwd.iterdir()) == []
     assert TOKEN not in output
 

@@ -133,14 +133,17 @@ def read_kind(
         The summed counts.
     """
     schema = record_schema(kind, columns)
-    paths = shard_paths(data_dir, kind)
+    from feedback.hub.remote import record_files_for  # a folder standing for a Hub repo: read it in place
+
+    remote = record_files_for(data_dir)
+    paths = remote.paths(kind) if remote else shard_paths(data_dir, kind)
 
     def read(path: Path) -> tuple[T, ReadCounts]:
-        table, counts = read_shard(path, schema)
+        table, counts = remote.read(path, schema) if remote else read_shard(path, schema)
         return transform(table), counts
 
     total = ReadCounts()
-    with tqdm(total=sum(p.stat().st_size for p in paths), unit="B", unit_scale=True,
+    with tqdm(total=sum(remote.size(p) if remote else p.stat().st_size for p in paths), unit="B", unit_scale=True,
               desc=f"reading {kind}", disable=not progress) as bar:
         for result, counts in _ordered_map(read, paths, workers=2):
             total.add(counts)

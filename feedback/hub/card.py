@@ -1,9 +1,12 @@
 """The dataset card (``README.md``) of a feedback dataset repo (written into the data dir by
 :func:`feedback.hub.files.write_card`).
 
-Its YAML ``configs`` name one config per record kind pointing at its folder, and ``dataset_info``
-gives each config's features explicitly, so the Hub's dataset viewer and
-``datasets.load_dataset(repo, "turns")`` read the JSONL shards without guessing types.
+Its YAML ``configs`` name one config per record kind pointing at its day partitions
+(``turns/*/*.parquet``, see :mod:`feedback.hub.layout`) and the ``flagged`` review view written by
+compaction, and ``dataset_info`` gives each config's features explicitly, so the Hub's dataset viewer
+and ``datasets.load_dataset(repo, "turns")`` read the files without guessing types, before and after
+compaction alike. The card also carries ready-to-run DuckDB SQL (what the Hub's SQL console runs)
+for the common reviews.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from datasets.info import DatasetInfosDict
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from feedback.features import RECORD_FEATURES
+from feedback.hub.flagged import FLAGGED_DOCS, FLAGGED_FEATURES
+from feedback.hub.layout import FLAGGED
 
 FIELD_DOCS = {
     "turns": [
@@ -64,9 +69,11 @@ def dataset_card(*, repo_id: str, license: str, consent: str, kinds: tuple[str, 
         pretty_name=f"Chat feedback: {repo_id.split('/')[-1]}",
         task_categories=["text-generation"],
         tags=["chat-feedback", "human-feedback", "preference"],
-        configs=[{"config_name": kind, "data_files": f"{kind}/*.jsonl"} for kind in kinds],
+        configs=[*({"config_name": kind, "data_files": f"{kind}/*/*.parquet"} for kind in kinds),
+                 {"config_name": FLAGGED, "data_files": f"{FLAGGED}/*.parquet"}],
     )
-    infos = DatasetInfosDict({kind: DatasetInfo(config_name=kind, features=RECORD_FEATURES[kind]) for kind in kinds})
+    features = {**{kind: RECORD_FEATURES[kind] for kind in kinds}, FLAGGED: FLAGGED_FEATURES}
+    infos = DatasetInfosDict({name: DatasetInfo(config_name=name, features=f) for name, f in features.items()})
     infos.to_dataset_card_data(data)
     return str(DatasetCard.from_template(data, template_str=_template(repo_id, consent, kinds)))
 
@@ -76,7 +83,10 @@ def _template(repo_id: str, consent: str, kinds: tuple[str, ...]) -> str:
     for kind in kinds:
         rows = "\n".join(f"| `{name}` | {text} |" for name, text in FIELD_DOCS[kind])
         sections.append(f"### `{kind}`\n\n| field | meaning |\n|---|---|\n{rows}\n")
+    rows = "\n".join(f"| `{name}` | {text} |" for name, text in FLAGGED_DOCS)
+    sections.append(f"### `{FLAGGED}` (written by compaction)\n\n| field | meaning |\n|---|---|\n{rows}\n")
     fields = "\n".join(sections)
+    queries = "\n\n".join(f"{title}:\n\n```sql\n{sql.strip()}\n```" for title, sql in review_queries(repo_id))
     return f"""---
 {{{{ card_data }}}}
 ---
@@ -93,10 +103,12 @@ Users chatted on a Gradio page or through its API. The page showed this notice:
 
 > {consent}
 
-Records are events, appended and never rewritten: one JSON object per line in shard files
-`turns/`, `ratings/`, `flags/`, `reviews/` (each app process writes its own shards), plus uploaded files under
-`files/` named by their SHA-256. Every record has `schema_version`, a UTC `timestamp` and the
-`conversation_id`. No IP addresses or tokens are recorded.
+Records are events, appended and never rewritten. Each app process writes its own JSONL shards;
+every push uploads the new ones as Parquet files partitioned by day (`turns/2026-12-02/<shard>.parquet`,
+likewise `ratings/`, `flags/`, `reviews/`), and a daily compaction merges a closed day's files into one
+(`<first shard>~c<hash>.parquet`) and rewrites `flagged/`, the review queue as a table. Uploaded
+files are under `files/`, named by their SHA-256. Every record has `schema_version`, a UTC `timestamp`
+and the `conversation_id`. No IP addresses or tokens are recorded.
 
 ## Usage
 
@@ -110,6 +122,37 @@ ratings = load_dataset("{repo_id}", "ratings", split="train")
 The latest rating of a reply is the one that counts (`rating: null` is an undo). To build SFT, DPO
 or KTO datasets from this repo: `python -m feedback export dpo --source {repo_id} --out DIR`.
 
+## Reviewing with SQL
+
+DuckDB SQL, as the dataset page's SQL console runs it (or `duckdb` with `hf://` paths).
+
+{queries}
+
 ## Fields
 
 {fields}"""
+
+
+def review_queries(repo_id: str) -> list[tuple[str, str]]:
+    """The card's ready-to-run DuckDB queries for ``repo_id``: ``(title, sql)``."""
+    base = f"hf://datasets/{repo_id}"
+    return [
+        ("Open flags by reason", f"""
+SELECT reason.reason, count(*) AS open_replies, sum(reason.count) AS flags
+FROM (SELECT unnest(reasons) AS reason FROM '{base}/{FLAGGED}/*.parquet' WHERE status = 'open')
+GROUP BY ALL ORDER BY open_replies DESC;"""),
+        ("Prompts with the worst like rate (latest rating of each reply, at least 3 rated replies)", f"""
+WITH latest AS (
+    SELECT conversation_id, message_id, rating FROM '{base}/ratings/*/*.parquet'
+    QUALIFY row_number() OVER (PARTITION BY conversation_id, message_id ORDER BY timestamp DESC) = 1
+)
+SELECT t.messages[-1].content AS prompt, count(*) AS rated, avg((l.rating = 'like')::INTEGER) AS like_rate
+FROM '{base}/turns/*/*.parquet' AS t JOIN latest AS l USING (conversation_id, message_id)
+WHERE l.rating IS NOT NULL
+GROUP BY ALL HAVING count(*) >= 3 ORDER BY like_rate, rated DESC LIMIT 20;"""),
+        ("A model's flagged replies this week (set the model's name)", f"""
+SELECT last_flagged_at, status, reasons, messages[-1].content AS prompt, response
+FROM '{base}/{FLAGGED}/*.parquet'
+WHERE model = 'MODEL NAME' AND last_flagged_at >= now() - INTERVAL 7 DAY
+ORDER BY last_flagged_at DESC;"""),
+    ]

@@ -1,10 +1,13 @@
-"""A dataset repo as a source of records: read-only in the Hugging Face cache, or a working copy.
+"""A dataset repo as a source of records: read in place, or a working copy.
 
-- :func:`resolve_source` (exports, ``stats``): a local data dir as is, or the repo's record
-  folders downloaded into the Hub cache (``snapshot_download`` without ``local_dir``), shared
-  with every other Hugging Face tool and never written to.
-- :func:`working_copy` (``review``, which appends decisions before they are pushed back): the
-  repo pulled into a folder of its own, ``--data-dir`` or :func:`review_dir`.
+- :func:`resolve_source` (exports): a local data dir as is, or, for a repo, a small folder standing
+  for it (:func:`feedback.hub.remote.remote_stub`) that the export's reader reads through
+  ``HfFileSystem``: only the files and columns it needs, nothing downloaded whole.
+- :func:`snapshot`: the repo's record files downloaded into the Hub cache (kept for callers that
+  want a local copy).
+- :func:`working_copy` (``stats --data-dir``): the repo pulled into a folder of its own, ``--data-dir``
+  or :func:`review_dir`, as JSONL shards.
+- ``review``/``stats --source owner/name`` read the repo in place too (``feedback.cli.review``).
 
 Nothing is ever written to the current directory.
 """
@@ -24,7 +27,7 @@ from schemas.records import RECORD_TYPES
 
 SOURCE_KINDS = tuple(RECORD_TYPES)
 """The record folders a source is read from."""
-SOURCE_PATTERNS = [f"{kind}/*" for kind in SOURCE_KINDS]
+SOURCE_PATTERNS = [f"{kind}/**" for kind in SOURCE_KINDS]
 REVIEW_FOLDER = "chat-feedback-review"
 """The folder under ``$HF_HOME`` that holds the working copies of :func:`review_dir`."""
 
@@ -45,12 +48,12 @@ def require_source(source: str) -> Path | None:
 
 def resolve_source(source: str, *, token: str | None = None, cache_dir: str | os.PathLike[str] | None = None,
                    timeout: float | None = None) -> Path:
-    """A local data dir for ``source``: the folder itself, or a Hub dataset repo's snapshot.
+    """A local data dir for ``source``: the folder itself, or a folder standing for a Hub dataset repo
+    at its current commit (see :func:`feedback.hub.remote.remote_stub`; ``cache_dir`` is unused).
 
     Args:
         source: a directory holding ``turns/``, ``ratings/``, ``flags/`` or ``reviews/``, or a dataset
-            repo id (``owner/name``), whose record folders only are downloaded into the Hub cache
-            (``$HF_HUB_CACHE``, default ``~/.cache/huggingface/hub``) or ``cache_dir``.
+            repo id (``owner/name``), read in place through ``HfFileSystem``.
         token: a Hub token (see :func:`~feedback.hub.client.hub_token`).
         timeout: seconds a Hub call may wait on the network (default ``$FEEDBACK_HUB_TIMEOUT``, else 30).
     Raises:
@@ -63,7 +66,11 @@ def resolve_source(source: str, *, token: str | None = None, cache_dir: str | os
         if not any((path / kind).is_dir() for kind in SOURCE_KINDS):
             raise ValueError(f"SOURCE {source!r} is a directory without {', '.join(f'{k}/' for k in SOURCE_KINDS)}")
         return path
-    return snapshot(source, token=token, cache_dir=cache_dir, timeout=timeout)
+    from feedback.hub.remote import HubRepo, remote_stub
+
+    use_hub_timeout(timeout)
+    logger.info("reading {} in place from {}", source, hub_endpoint() or "the Hub")
+    return remote_stub(HubRepo(source, token=token))
 
 
 def snapshot(repo_id: str, *, token: str | None = None, cache_dir: str | os.PathLike[str] | None = None,

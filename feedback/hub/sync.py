@@ -36,13 +36,19 @@ from huggingface_hub import CommitInfo, CommitScheduler, HfApi
 from loguru import logger
 
 from feedback.hub.client import fail_fast_here, failure_reason, hub_api, use_hub_timeout
-from feedback.hub.files import SYNC_PATTERNS, FileToUpload, count_by_folder, scan_folder, write_card
+from feedback.hub.files import SYNC_PATTERNS, FileToUpload, PushLedger, count_by_folder, scan_folder, write_card
 from feedback.redaction import register_secret
 from feedback.store import FILES_DIR, FeedbackStore
 from schemas.records import RECORD_TYPES
 
 FINAL_PUSH_SECONDS = 15.0
 """How long :meth:`HubSync.close` waits for the final push by default (seconds)."""
+MAX_COMMIT_FILES = 100
+"""No commit carries more files than this (the Hub's recommendation); a push of more is split."""
+COMPACT_HOURS = 24.0
+"""How often a running app compacts its repo (:mod:`feedback.hub.compact`), in hours."""
+COMPACT_FIRST_SECONDS = 15 * 60.0
+"""How long after connecting the app compacts first (after its first pushes, off the start-up path)."""
 
 
 class FeedbackScheduler(CommitScheduler):
@@ -76,6 +82,7 @@ class FeedbackScheduler(CommitScheduler):
     ) -> None:
         register_secret(token)
         self.store = store
+        self.ledger = PushLedger(store.root, repo_id)
         self.reported: set[Path] = set()
         self.last_error: str | None = None
         self.quiet_failures = False
@@ -148,16 +155,19 @@ class FeedbackScheduler(CommitScheduler):
         try:
             with self.store.lock:
                 self.store.rotate_while_locked()
-                files = scan_folder(self.folder_path, self.last_uploaded, self.reported)
+                files = scan_folder(self.folder_path, self.last_uploaded, self.reported, self.ledger)
             if not files:
                 return None
-            info = self.api.create_commit(
-                repo_id=self.repo_id,
-                repo_type=self.repo_type,
-                operations=[f.operation() for f in files],
-                commit_message=f"Add {_describe(files)}",
-                revision=self.revision,
-            )
+            for start in range(0, len(files), MAX_COMMIT_FILES):
+                chunk = files[start:start + MAX_COMMIT_FILES]
+                info = self.api.create_commit(
+                    repo_id=self.repo_id,
+                    repo_type=self.repo_type,
+                    operations=[f.operation() for f in chunk],
+                    commit_message=f"Add {_describe(chunk)}",
+                    revision=self.revision,
+                )
+                self._pushed(chunk)
         except Exception as error:  # noqa: BLE001 - any failure: keep the files, retry at the next tick
             self.last_error = failure_reason(error)
             if not self.quiet_failures:
@@ -168,16 +178,19 @@ class FeedbackScheduler(CommitScheduler):
                     self.last_error,
                 )
             return None
-        for file in files:
-            self.last_uploaded[file.local_path] = file.mtime
         logger.info("pushed {} to {} ({})", _describe(files), self.repo_id, info.oid[:8])
         return info
+
+    def _pushed(self, files: list[FileToUpload]) -> None:
+        for file in files:
+            self.last_uploaded[file.local_path] = file.mtime
+        self.ledger.add(files)
 
     def unpushed(self) -> list[FileToUpload]:
         """The synced files changed since this scheduler last pushed them (all of them before its
         first push)."""
         with self.store.lock:
-            return scan_folder(self.folder_path, dict(self.last_uploaded), None)
+            return scan_folder(self.folder_path, dict(self.last_uploaded), None, self.ledger)
 
     def final_push(self, timeout: float) -> bool:
         """Push what is left, wait at most ``timeout`` seconds for it, then :meth:`stop`.
@@ -229,6 +242,8 @@ class HubSync:
         hf_api: a configured ``HfApi``.
         timeout: seconds every Hub call may wait on the network (see :func:`use_hub_timeout`;
             None: ``$FEEDBACK_HUB_TIMEOUT``, else 30).
+        compact_hours: compact the repo this often while connected (0: never); the first run comes
+            :data:`COMPACT_FIRST_SECONDS` after connecting. A failed run logs one warning.
     Raises:
         ValueError: (from :meth:`start`) for a timeout outside 0.1 to 600 seconds.
     """
@@ -244,8 +259,10 @@ class HubSync:
         card: str | None = None,
         hf_api: HfApi | None = None,
         timeout: float | None = None,
+        compact_hours: float = COMPACT_HOURS,
     ) -> None:
         register_secret(token)
+        self.compact_hours = compact_hours
         self.store, self.repo_id, self.token = store, repo_id, token
         self.every, self.private, self.card, self.hf_api = every, private, card, hf_api
         self.timeout = timeout
@@ -294,7 +311,23 @@ class HubSync:
                 return True
             self.scheduler = scheduler
         logger.info("syncing {} to dataset repo {} every {} min", self.store.root, self.repo_id, self.every)
+        if self.compact_hours > 0:
+            threading.Thread(target=self._compact_loop, args=(scheduler,), name="hub-compact", daemon=True).start()
         return True
+
+    def _compact_loop(self, scheduler: FeedbackScheduler) -> None:
+        """Compact the repo every :attr:`compact_hours` until :meth:`close` (a daemon thread: an exit
+        never waits for it; a compaction cut short leaves the repo as its last commit left it)."""
+        from feedback.hub.compact import compact_repo
+
+        delay = COMPACT_FIRST_SECONDS
+        while not self._closing.wait(delay):
+            try:
+                compact_repo(self.repo_id, api=scheduler.api)
+            except Exception as error:  # noqa: BLE001 - the next run tries again
+                logger.warning("compaction of {} failed (next try in {} h): {}", self.repo_id, self.compact_hours,
+                               failure_reason(error))
+            delay = self.compact_hours * 3600
 
     def close(self, timeout: float = FINAL_PUSH_SECONDS) -> bool:
         """Make the final push and stop syncing, within about ``timeout`` seconds whatever the Hub does.

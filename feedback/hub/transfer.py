@@ -16,7 +16,13 @@ from huggingface_hub import HfApi, snapshot_download
 
 from feedback.hub.card import dataset_card
 from feedback.hub.client import hub_api, hub_endpoint, hub_token, is_repo_id, use_hub_timeout
-from feedback.hub.files import SYNC_PATTERNS, scan_folder, write_card
+import pyarrow.parquet as pq
+
+from feedback.export.read import records_to_jsonl
+from feedback.hub.files import SYNC_PATTERNS, FileToUpload, PushLedger, scan_folder, write_card
+from feedback.hub.layout import is_record_file, stem
+from feedback.hub.sync import MAX_COMMIT_FILES
+from schemas.records import RECORD_TYPES
 from schemas.settings import DEFAULT_NOTICE
 
 if TYPE_CHECKING:
@@ -30,11 +36,13 @@ def _require_repo_id(repo_id: str) -> None:
 
 def push_folder(data_dir: Path, repo_id: str, *, token: str | None = None, private: bool = True, license: str = "other",
                 consent: str = DEFAULT_NOTICE, api: HfApi | None = None, timeout: float | None = None) -> str | None:
-    """Upload a data dir's records, files and card to a dataset repo in one commit.
+    """Upload a data dir's records (as Parquet in the repo's day partitions), files and card to a dataset
+    repo, in commits of at most 100 files.
 
-    Unchanged files are not uploaded again (the Hub compares content hashes), so pushing twice
-    uploads nothing the second time. Shards with a torn last line are uploaded up to their last
-    complete line. A data dir without a ``README.md`` gets the dataset card first.
+    Shards pushed before (to this repo, by this command or the app's sync: the data dir's push ledger)
+    are not uploaded again, so pushing twice uploads nothing the second time and never re-creates a
+    shard that compaction merged. Shards with a torn last line are uploaded up to their last complete
+    line. A data dir without a ``README.md`` gets the dataset card first.
 
     Args:
         token: the token (see :func:`~feedback.hub.client.hub_token`); unused when ``api`` is given.
@@ -56,17 +64,25 @@ def push_folder(data_dir: Path, repo_id: str, *, token: str | None = None, priva
     api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
     if not (data_dir / "README.md").exists():
         write_card(data_dir, dataset_card(repo_id=repo_id, license=license, consent=consent))
-    files = scan_folder(data_dir, {}, set())
+    ledger = PushLedger(data_dir, repo_id)
+    files = scan_folder(data_dir, {}, set(), ledger)
     head = api.repo_info(repo_id, repo_type="dataset").sha
-    info = api.create_commit(repo_id, repo_type="dataset", operations=[f.operation() for f in files],
-                             commit_message=f"Push {len(files)} files from a chat-feedback data dir")
-    return None if info.oid == head else info.oid
+    oid = head
+    for start in range(0, len(files), MAX_COMMIT_FILES):
+        chunk = files[start:start + MAX_COMMIT_FILES]
+        oid = api.create_commit(repo_id, repo_type="dataset", operations=[f.operation() for f in chunk],
+                                commit_message=f"Push {len(chunk)} files from a chat-feedback data dir").oid
+        ledger.add(chunk)
+    return None if oid == head else oid
 
 
 def pull_repo(repo_id: str, data_dir: Path, *, token: str | None = None, revision: str | None = None,
               timeout: float | None = None) -> Path:
-    """Download a dataset repo's records, files and card into ``data_dir`` (the data dir layout;
-    created if missing, files already there and not in the repo are kept). Returns ``data_dir``.
+    """Download a dataset repo's records, files and card into ``data_dir``, in the data dir layout:
+    each record file of the repo (Parquet in day partitions, or a JSONL shard of the flat layout)
+    becomes a JSONL shard ``{kind}/{its name}.jsonl`` (created if missing, files already there and not
+    in the repo are kept), noted in the push ledger so pushing the folder back re-sends none of them.
+    The Parquet files go through the Hugging Face cache. Returns ``data_dir``.
 
     Raises:
         ValueError: for a bad ``repo_id`` or ``timeout``.
@@ -74,8 +90,27 @@ def pull_repo(repo_id: str, data_dir: Path, *, token: str | None = None, revisio
     """
     _require_repo_id(repo_id)
     use_hub_timeout(timeout)
-    return Path(snapshot_download(repo_id, repo_type="dataset", revision=revision, local_dir=data_dir,
-                                  allow_patterns=SYNC_PATTERNS, token=hub_token(token), endpoint=hub_endpoint()))
+    data_dir = Path(data_dir)
+    patterns = [*(f"{kind}/*/*.parquet" for kind in RECORD_TYPES), *SYNC_PATTERNS]
+    data_dir.mkdir(parents=True, exist_ok=True)
+    snapshot = Path(snapshot_download(repo_id, repo_type="dataset", revision=revision, allow_patterns=patterns,
+                                      token=hub_token(token), endpoint=hub_endpoint()))
+    pulled = []
+    for source in sorted(p for p in snapshot.rglob("*") if p.is_file()):
+        relative = source.relative_to(snapshot).as_posix()
+        kind = relative.split("/", 1)[0]
+        if kind in RECORD_TYPES and is_record_file(relative):
+            target = data_dir / kind / f"{stem(relative)}.jsonl"
+            data = source.read_bytes() if relative.endswith(".jsonl") else records_to_jsonl(
+                pq.read_table(source).to_pylist())
+            pulled.append(FileToUpload(target, relative, len(data), 0.0))
+        else:
+            target, data = data_dir / relative, source.read_bytes()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.is_file() or target.read_bytes() != data:
+            target.write_bytes(data)
+    PushLedger(data_dir, repo_id).add(pulled)
+    return data_dir
 
 
 def push_dataset(dataset: DatasetDict, repo_id: str, *, card: str, commit_message: str, private: bool = True,

@@ -118,6 +118,9 @@ class ReviewIndex:
     def refresh(self, con: duckdb.DuckDBPyConnection) -> dict[str, int]:
         """Catch up with the source: returns how many files of each kind were read."""
         started, read = time.perf_counter(), {}
+        snapshot = getattr(self.source, "snapshot", None)
+        if snapshot is not None:  # a remote source pins one state for the whole refresh
+            snapshot()
         for kind in KINDS:
             read[kind] = self._refresh_kind(con, kind)
         if any(read.values()):
@@ -163,7 +166,7 @@ class ReviewIndex:
                 con.execute(f"INSERT INTO {kind} BY NAME SELECT * FROM batch")
             pending, rows = [], 0
 
-        with ThreadPoolExecutor(self.threads) as pool:
+        with ThreadPoolExecutor(getattr(self.source, "parallel", self.threads)) as pool:
             for table in pool.map(lambda file: self.source.read(kind, file.path), files):
                 pending.append(table)
                 rows += table.num_rows

@@ -228,6 +228,17 @@ class CombinedSource:
         """The rows of one file, from the source that listed it."""
         return self._owner[path].read(kind, path)
 
+    @property
+    def parallel(self) -> int:
+        """Files read at once: as many as the most parallel source reads."""
+        return max(getattr(source, "parallel", 2) for source in self.sources)
+
+    def snapshot(self) -> None:
+        """Pin every remote source's current state (see ``feedback.hub.remote.HubSource``)."""
+        for source in self.sources:
+            if hasattr(source, "snapshot"):
+                source.snapshot()
+
     def fetch(self, kind: str, locators: Sequence[tuple[str, int, int]]) -> list[Record | None]:
         """The records, each from the source of its file."""
         out: list[Record | None] = []

@@ -15,8 +15,8 @@ import gradio as gr
 from feedback.errors import FeedbackError, refusal
 from feedback.review.desk import ReviewDesk
 from schemas.records import DECISIONS
-from feedback.review.queue import STATUSES, QueueFilter, QueueItem, build_queue, filter_queue
-from feedback.review.stats import FeedbackStats, compute_stats
+from feedback.review.queue import PAGE_SIZE, STATUSES, QueueFilter, QueueItem, QueuePage
+from feedback.review.stats import FeedbackStats
 
 ANY = "(any)"
 TABLE_COLUMNS = ["last flagged (UTC)", "model", "reasons", "flags", "rating", "status", "reply"]
@@ -46,6 +46,24 @@ def make_filter(reason: str | None, model: str | None, since: Any, until: Any, s
         return None if value in (None, "", ANY) else value
 
     return QueueFilter(reason=pick(reason), model=pick(model), since=_day(since), until=_day(until), status=pick(status))
+
+
+def page_offset(page: Any) -> int:
+    """The first row (0-based) of 1-based page number ``page`` (empty or below 1: the first page)."""
+    try:
+        number = int(page or 1)
+    except (TypeError, ValueError) as error:
+        raise FeedbackError(f"a page number is a whole number, not {page!r}") from error
+    return (max(1, number) - 1) * PAGE_SIZE
+
+
+def page_info(page: QueuePage) -> str:
+    """The line under the queue: which rows of how many, and how many pages."""
+    if not page.total:
+        return "No flagged reply matches these filters."
+    pages = -(-page.total // PAGE_SIZE)
+    return (f"Rows {page.offset + 1}-{page.offset + len(page.items)} of {page.total} flagged replies "
+            f"(page {page.offset // PAGE_SIZE + 1} of {pages}, {PAGE_SIZE} per page)")
 
 
 def _stat_values(stats: FeedbackStats) -> tuple[Any, ...]:
@@ -136,8 +154,9 @@ class ReviewPage:
             with gr.Tab("Stats") as stats_tab:
                 self._render_stats()
             stats_tab.select(self.load_stats, None, self.stat_outputs, api_visibility="private")
-            page.load(self.refresh_all, [self.reason, self.model, self.since, self.until, self.status],
-                      [self.table, self.row_ids, self.reason, self.model, *self.stat_outputs],
+            page.load(self.refresh_all, [self.reason, self.model, self.since, self.until, self.status,
+                                         self.page_number],
+                      [self.table, self.row_ids, self.page_info, self.reason, self.model, *self.stat_outputs],
                       api_visibility="private")
             gr.api(self.queue_items, api_name="queue_items")
             gr.api(self.decide_api, api_name="decide")
@@ -150,8 +169,10 @@ class ReviewPage:
             self.since = gr.Textbox(label="Flagged since (YYYY-MM-DD)")
             self.until = gr.Textbox(label="until (YYYY-MM-DD)")
             self.status = gr.Dropdown([ANY, *STATUSES], value="open", label="Status")
+            self.page_number = gr.Number(1, precision=0, minimum=1, label="Page", scale=0)
             refresh = gr.Button("Refresh", scale=0)
         self.table = gr.Dataframe(headers=TABLE_COLUMNS, interactive=False, label="Queue (newest first)", wrap=True)
+        self.page_info = gr.Markdown()
         self.row_ids = gr.State([])
         self.selected = gr.State(None)
         with gr.Row():
@@ -163,14 +184,15 @@ class ReviewPage:
                 note = gr.Textbox(label="Note (optional)")
                 submit = gr.Button("Record decision", variant="primary")
                 self.result = gr.Markdown()
-        filters = [self.reason, self.model, self.since, self.until, self.status]
-        for trigger in (refresh.click, self.status.change, self.reason.change, self.model.change):
-            trigger(self.load_queue, filters, [self.table, self.row_ids], api_visibility="private")
+        filters = [self.reason, self.model, self.since, self.until, self.status, self.page_number]
+        shown = [self.table, self.row_ids, self.page_info]
+        for trigger in (refresh.click, self.status.change, self.reason.change, self.model.change,
+                        self.page_number.submit):
+            trigger(self.load_queue, filters, shown, api_visibility="private")
         self.table.select(self.select, [self.row_ids], [self.selected, self.chat, self.details],
                           api_visibility="private")
         submit.click(self.record_decision, [self.selected, decision, corrected, note], [self.result, self.details],
-                     api_visibility="private").then(self.load_queue, filters, [self.table, self.row_ids],
-                                                    api_visibility="private")
+                     api_visibility="private").then(self.load_queue, filters, shown, api_visibility="private")
 
     def _render_stats(self) -> None:
         self.open_count = gr.Markdown()
@@ -188,36 +210,33 @@ class ReviewPage:
 
     # -- handlers --------------------------------------------------------------------------
 
-    def load_queue(self, reason: str, model: str, since: str, until: str, status: str,
-                   request: gr.Request, profile: gr.OAuthProfile | None = None) -> tuple[list[list[Any]], list[str]]:
-        """The queue table rows and their message ids, for the filters."""
+    def load_queue(self, reason: str, model: str, since: str, until: str, status: str, page: Any,
+                   request: gr.Request, profile: gr.OAuthProfile | None = None) -> tuple[list[list[Any]], list[str], str]:
+        """One page of the queue table, its rows' message ids and the page line, for the filters."""
         self.reviewer(request, profile)
         try:
-            items = self.desk.queue(make_filter(reason, model, since, until, status))
+            shown = self.desk.page(make_filter(reason, model, since, until, status), offset=page_offset(page))
         except FeedbackError as error:
             raise refusal(error) from error
-        return [item_row(item) for item in items], [item.message_id for item in items]
+        return [item_row(item) for item in shown.items], [item.message_id for item in shown.items], page_info(shown)
 
     def load_stats(self, request: gr.Request, profile: gr.OAuthProfile | None = None) -> tuple[Any, ...]:
         """The Stats tab's values."""
         self.reviewer(request, profile)
-        return _stat_values(compute_stats(self.desk.records()))
+        return _stat_values(self.desk.stats())
 
-    def refresh_all(self, reason: str, model: str, since: str, until: str, status: str,
+    def refresh_all(self, reason: str, model: str, since: str, until: str, status: str, page: Any,
                     request: gr.Request, profile: gr.OAuthProfile | None = None) -> tuple[Any, ...]:
-        """On page load: the queue, the filter choices, and the stats (the data dir read once)."""
+        """On page load: a queue page, the filter choices, and the stats (the source read once)."""
         self.reviewer(request, profile)
-        records = self.desk.records()
-        everything = build_queue(records)
         try:
-            items = filter_queue(everything, make_filter(reason, model, since, until, status))
+            seen = self.desk.overview(make_filter(reason, model, since, until, status), offset=page_offset(page))
         except FeedbackError as error:
             raise refusal(error) from error
-        reasons = sorted({r for item in everything for r in item.reason_counts})
-        models = sorted({item.turn.model for item in everything})
-        return ([item_row(item) for item in items], [item.message_id for item in items],
-                gr.Dropdown(choices=[ANY, *reasons]), gr.Dropdown(choices=[ANY, *models]),
-                *_stat_values(compute_stats(records)))
+        items = seen.page.items
+        return ([item_row(item) for item in items], [item.message_id for item in items], page_info(seen.page),
+                gr.Dropdown(choices=[ANY, *seen.reasons]), gr.Dropdown(choices=[ANY, *seen.models]),
+                *_stat_values(seen.stats))
 
     def select(self, row_ids: list[str], event: gr.SelectData, request: gr.Request,
                profile: gr.OAuthProfile | None = None) -> tuple[str, list[dict[str, str]], str]:
@@ -249,14 +268,15 @@ class ReviewPage:
     # -- API -------------------------------------------------------------------------------
 
     def queue_items(self, reason: str = "", model: str = "", since: str = "", until: str = "", status: str = "open",
-                    request: gr.Request = None) -> list[dict[str, Any]]:  # type: ignore[assignment]
-        """The queue as JSON (reviewers only): one :func:`item_summary` per flagged reply, newest first."""
+                    page: int = 1, request: gr.Request = None) -> list[dict[str, Any]]:  # type: ignore[assignment]
+        """A page of the queue as JSON (reviewers only): one :func:`item_summary` per flagged reply, newest
+        first, ``PAGE_SIZE`` (50) per page; ``page`` counts from 1 (an empty list past the last page)."""
         self.reviewer(request)
         try:
-            items = self.desk.queue(make_filter(reason, model, since, until, status or None))
+            shown = self.desk.page(make_filter(reason, model, since, until, status or None), offset=page_offset(page))
         except FeedbackError as error:
             raise refusal(error) from error
-        return [item_summary(item) for item in items]
+        return [item_summary(item) for item in shown.items]
 
     def decide_api(self, message_id: str, decision: str, corrected_reply: str = "", note: str = "",
                    request: gr.Request = None) -> dict[str, Any]:  # type: ignore[assignment]

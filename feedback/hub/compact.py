@@ -1,0 +1,191 @@
+"""Compaction of a dataset repo: the closed days' many small files merged into one Parquet file per day
+and record kind, and the ``flagged`` review view rewritten.
+
+Every push of the sync adds one small Parquet file per record kind (:mod:`feedback.hub.layout`), about
+288 a day and replica at the default 5 minutes. Compaction keeps the repo within the Hub's limits (about
+10,000 entries per folder, 100,000 files per repo, 100 files per commit):
+
+- A day partition ``{kind}/{day}/`` is compacted once the day ended more than a day ago (its shards are
+  closed: a shard lives at most ``shard_max_age``). Its files, in path order (file order), are merged in
+  groups of at most 99 into one file (the name of the group's first shard plus ``~c`` and a content
+  hash, so it sorts where its records were), each group **one commit** adding the merged file and
+  deleting its sources: every commit holds each record exactly once. A day of more than 99 files takes
+  a second round (merging the merged files). JSONL shards of the flat layout of earlier versions are
+  converted the same way.
+- A commit never rewrites a file another writer could be adding: replicas only add new shards of the
+  current days. Two compactions of one repo at once (two replicas) cannot double a record either: the
+  commit of the second deletes files the first already deleted, the Hub refuses it whole, and that
+  partition is left for the next run.
+- ``flagged/`` is then rewritten from the records at the new head (:mod:`feedback.hub.flagged`).
+
+The local data dir is never touched: it keeps its JSONL shards (the write path and what the recorder,
+the exports and the review index read); only the repo is rewritten. The sync's push ledger
+(``feedback.hub.files.PushLedger``) keeps a restarted app from pushing compacted shards again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
+from huggingface_hub.errors import HfHubHTTPError
+from loguru import logger
+
+from feedback.hub.flagged import flagged_table
+from feedback.hub.layout import COMPACTED_MARK, FLAGGED, PARQUET, parquet_bytes, partition_day, stem, utc_today
+from feedback.hub.remote import HubRepo, HubSource
+from schemas.records import RECORD_TYPES
+
+MAX_COMMIT_FILES = 100
+"""Files one commit may add and delete together."""
+FLAGGED_ROWS_PER_FILE = 100_000
+
+
+@dataclass
+class CompactionReport:
+    """What a compaction did: commits made, source files merged, merged files written, partitions left
+    for the next run (a concurrent compaction got there first), and the ``flagged`` rows written."""
+
+    commits: list[str] = field(default_factory=list)
+    merged: int = 0
+    written: int = 0
+    skipped: list[str] = field(default_factory=list)
+    flagged_rows: int | None = None
+
+    def summary(self) -> str:
+        """One line for the terminal and the log."""
+        flagged = "" if self.flagged_rows is None else f", flagged view: {self.flagged_rows} rows"
+        skipped = f", {len(self.skipped)} partitions left for the next run" if self.skipped else ""
+        return (f"{len(self.commits)} commits: {self.merged} files merged into {self.written}{flagged}{skipped}")
+
+
+def _due(path: str, today: date, min_age_days: int) -> bool:
+    day = partition_day(path)
+    return path.endswith(".jsonl") or day is None or day < today - timedelta(days=min_age_days)
+
+
+def _partition(path: str) -> str:
+    parts = path.split("/")
+    day = partition_day(path)
+    return f"{parts[0]}/{day.isoformat() if day else 'undated'}"
+
+
+def _merge(repo: HubRepo, kind: str, paths: list[str]) -> tuple[str, bytes, int]:
+    """The records of ``paths`` (in order) as one Parquet file; returns its repo path, bytes and rows."""
+    from feedback.export.read import parse_jsonl
+    from feedback.features import record_schema
+
+    schema = record_schema(kind)
+    tables = []
+    for path in paths:
+        if path.endswith(PARQUET):
+            tables.append(repo.read_columns(path, schema.names).cast(schema))
+        else:
+            tables.append(parse_jsonl(repo.cat(path), schema, origin=f"{repo.repo_id}/{path}")[0])
+    table = pa.concat_tables(tables)
+    data = parquet_bytes(table, kind)
+    first = stem(paths[0]).split("~", 1)[0]
+    digest = hashlib.sha256(data).hexdigest()[:8]
+    return f"{_partition(paths[0])}/{first}{COMPACTED_MARK}{digest}{PARQUET}", data, table.num_rows
+
+
+def _compact_partition(repo: HubRepo, kind: str, paths: list[str], report: CompactionReport) -> None:
+    """Merge one partition's files, at most ``MAX_COMMIT_FILES - 1`` per commit, until one is left."""
+    while len(paths) > 1 or (paths and not paths[0].endswith(PARQUET)):
+        merged_paths = []
+        for start in range(0, len(paths), MAX_COMMIT_FILES - 1):
+            group = paths[start:start + MAX_COMMIT_FILES - 1]
+            if len(group) == 1 and group[0].endswith(PARQUET):
+                merged_paths.append(group[0])
+                continue
+            target, data, rows = _merge(repo, kind, group)
+            operations = [CommitOperationAdd(path_in_repo=target, path_or_fileobj=data),
+                          *(CommitOperationDelete(path_in_repo=path) for path in group)]
+            try:
+                info = repo.api.create_commit(repo.repo_id, repo_type="dataset", operations=operations,
+                                              commit_message=f"Compact {len(group)} {kind} files of "
+                                                             f"{_partition(group[0])} ({rows} records)")
+            except HfHubHTTPError as error:
+                if error.response is None or error.response.status_code not in (404, 409, 412):
+                    raise
+                logger.info("{} changed meanwhile (another compaction?), left for the next run: {}",
+                            _partition(group[0]), error)
+                report.skipped.append(_partition(group[0]))
+                return
+            report.commits.append(info.oid)
+            report.merged += len(group)
+            report.written += 1
+            merged_paths.append(target)
+        paths = merged_paths  # fewer each round: a day of more than 99 files takes a second round
+
+
+def compact_repo(repo_id: str, *, api: HfApi | None = None, token: str | None = None, today: date | None = None,
+                 min_age_days: int = 1, flagged: bool = True) -> CompactionReport:
+    """Compact a dataset repo (see the module docstring).
+
+    Args:
+        repo_id: ``owner/name``.
+        api: a configured ``HfApi`` (default: one for ``$HF_ENDPOINT`` and the token).
+        today: the current UTC day (tests).
+        min_age_days: compact a day once it ended more than this many days ago.
+        flagged: rewrite the ``flagged`` view too.
+    Raises:
+        FileNotFoundError: the repo cannot be read.
+        huggingface_hub.errors.HfHubHTTPError: the Hub refuses a commit for another reason than a
+            concurrent change.
+    """
+    repo = HubRepo(repo_id, token=token, api=api)
+    repo.pin()
+    report, today = CompactionReport(), today or utc_today()
+    for kind in RECORD_TYPES:
+        partitions: dict[str, list[str]] = defaultdict(list)
+        for path, _, _ in repo.listing(kind):
+            if _due(path, today, min_age_days):
+                partitions[_partition(path)].append(path)
+        for name in sorted(partitions):
+            _compact_partition(repo, kind, partitions[name], report)
+    if flagged:
+        report.flagged_rows = write_flagged(repo)
+    logger.info("compacted {}: {}", repo_id, report.summary())
+    return report
+
+
+def write_flagged(repo: HubRepo) -> int:
+    """Rewrite ``flagged/`` from the repo's records at its current head, in one commit; returns its rows."""
+    from feedback.review.index import ReviewIndex
+    from feedback.review.queue import QueueFilter, queue_page
+
+    repo.pin()
+    source = HubSource(repo)
+    with tempfile.TemporaryDirectory(prefix="flagged-index-") as folder:
+        index = ReviewIndex(source, Path(folder) / "index.duckdb")
+        with index.connect() as con:
+            items = queue_page(con, source, QueueFilter(status=None), limit=None).items
+    table = flagged_table(items)
+    old = [path for path in repo.fs.ls(repo.url(FLAGGED), detail=False)] if _has_folder(repo, FLAGGED) else []
+    operations = []
+    for number, start in enumerate(range(0, max(table.num_rows, 1), FLAGGED_ROWS_PER_FILE)):
+        data = parquet_bytes(table.slice(start, FLAGGED_ROWS_PER_FILE), FLAGGED)
+        name = f"{FLAGGED}/{FLAGGED}-{hashlib.sha256(data).hexdigest()[:8]}-{number:05d}{PARQUET}"
+        operations.append(CommitOperationAdd(path_in_repo=name, path_or_fileobj=data))
+    added = {op.path_in_repo for op in operations}
+    old_paths = [p.split(f"@{repo.sha}/", 1)[-1] for p in old]
+    operations += [CommitOperationDelete(path_in_repo=p) for p in old_paths if p not in added]
+    if added == set(old_paths):
+        return table.num_rows  # the same rows as already there
+    repo.api.create_commit(repo.repo_id, repo_type="dataset", operations=operations[:MAX_COMMIT_FILES],
+                           commit_message=f"Rewrite the flagged view ({table.num_rows} flagged replies)")
+    return table.num_rows
+
+
+def _has_folder(repo: HubRepo, folder: str) -> bool:
+    try:
+        return repo.fs.isdir(repo.url(folder))
+    except (OSError, HfHubHTTPError):
+        return False
