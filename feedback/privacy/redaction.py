@@ -136,6 +136,7 @@ def build_analyzer() -> AnalyzerEngine:
     import spacy
     import tldextract
     from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer, RecognizerRegistry
+    from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
     from presidio_analyzer.nlp_engine import SpacyNlpEngine
     from presidio_analyzer.predefined_recognizers import (
         CreditCardRecognizer,
@@ -163,6 +164,18 @@ def build_analyzer() -> AnalyzerEngine:
         def validate_result(self, pattern_text: str) -> bool:
             return offline_tlds(pattern_text).fqdn != ""
 
+    class NoContextEnhancer(ContextAwareEnhancer):
+        """Findings as the recognizers scored them. Presidio's context enhancer only raises a score
+        when words like "phone" stand nearby, and every kind kept already scores above
+        :data:`SCORE_THRESHOLD`, so it would change nothing here; it also looks up each finding's
+        tokens from the start of the text, which makes a long message cost quadratic time."""
+
+        def __init__(self) -> None:
+            super().__init__(0.0, 0.0, 0, 0)
+
+        def enhance_using_context(self, text, raw_results, nlp_artifacts, recognizers, context=None):  # noqa: ANN001, ANN201
+            return raw_results
+
     credential_urls = PatternRecognizer(
         supported_entity="CREDENTIAL_URL",
         name="CredentialUrlRecognizer",
@@ -176,7 +189,9 @@ def build_analyzer() -> AnalyzerEngine:
         credential_urls,
     ):
         registry.add_recognizer(recognizer)
-    return AnalyzerEngine(nlp_engine=engine, registry=registry, supported_languages=["en"])
+    return AnalyzerEngine(
+        nlp_engine=engine, registry=registry, supported_languages=["en"], context_aware_enhancer=NoContextEnhancer()
+    )
 
 
 class Redactor:
