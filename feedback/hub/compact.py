@@ -119,6 +119,7 @@ def _compact_partition(repo: HubRepo, kind: str, paths: list[str], report: Compa
                 report.skipped.append(_partition(group[0]))
                 return
             report.commits.append(info.oid)
+            repo.sha = info.oid  # read the merged file (and the rest, unchanged) at the new commit
             report.merged += len(group)
             report.written += 1
             merged_paths.append(target)

@@ -57,7 +57,7 @@ class HubRepo:
     def __init__(self, repo_id: str, *, revision: str | None = None, token: str | None = None,
                  api: HfApi | None = None) -> None:
         self.repo_id, self.revision = repo_id, revision or "main"
-        self.token = hub_token(token)
+        self.token = hub_token(token if token or api is None else api.token)
         self.api = api or hub_api(self.token)
         self.sha: str | None = None
 

@@ -1,0 +1,228 @@
+"""The repo's layout and its compaction against the test Hub: every record exactly once before and after
+(also while replicas push and while two compactions race), no commit over 100 files, ``load_dataset`` and
+the card's configs return the same records, a restart never re-pushes a compacted shard, the ``flagged``
+view is the review queue and the card's SQL runs."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections import Counter
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from conftest import TOKEN, AppProcess, hub_env
+from huggingface_hub import HfApi
+from hubserver import HubServer
+from test_sync import chat_rate_flag
+
+from feedback.export.read import records_to_jsonl
+from feedback.hub.card import dataset_card, review_queries
+from feedback.hub.compact import compact_repo
+from feedback.hub.layout import FLAGGED
+from feedback.hub.transfer import push_folder
+from feedback.review.queue import QueueFilter, build_queue, filter_queue
+from schemas.records import RECORD_TYPES, ChatMessage, Flag, Rating, Review, Turn
+
+KINDS = tuple(RECORD_TYPES)
+TODAY = date(2026, 3, 10)
+
+
+def api(hub: HubServer) -> HfApi:
+    return HfApi(endpoint=hub.endpoint, token=TOKEN)
+
+
+def write_day(data_dir: Path, day: date, shards: int, per_shard: int = 2, writer: str = "aaaaaaaaaaaa") -> list:
+    """``shards`` JSONL shards per record kind started on ``day``, as ``FeedbackStore`` names them; returns
+    the records."""
+    records = []
+    for number in range(shards):
+        stamp = f"{day:%Y%m%d}T{number // 3600 % 24:02d}{number // 60 % 60:02d}{number % 60:02d}000000Z"
+        batch = {kind: [] for kind in KINDS}
+        for i in range(per_shard):
+            n = f"{day:%m%d}{number:04d}{i}"
+            when = f"{day.isoformat()}T{number // 3600 % 24:02d}:{number // 60 % 60:02d}:{number % 60:02d}.{i:06d}Z"
+            turn = Turn(conversation_id=f"conv-{n}", message_id=f"msg-{n}", turn_index=0,
+                        messages=[ChatMessage(role="user", content=f"question {n}")], response=f"answer {n}",
+                        model="m1" if i % 2 else "m2", latency_ms=1.0, timestamp=when)
+            batch["turns"].append(turn)
+            batch["ratings"].append(Rating(conversation_id=turn.conversation_id, message_id=turn.message_id,
+                                           rating="like" if number % 3 else "dislike", timestamp=when))
+            if i == 0:
+                batch["flags"].append(Flag(conversation_id=turn.conversation_id, message_id=turn.message_id,
+                                           reasons=["Inaccurate", "Harmful"][: 1 + number % 2], comment=f"c{n}",
+                                           timestamp=when))
+            if i == 0 and number % 4 == 0:
+                batch["reviews"].append(Review(conversation_id=turn.conversation_id, message_id=turn.message_id,
+                                               decision="confirmed", reviewer="ann", timestamp=when))
+        for kind, group in batch.items():
+            if group:
+                folder = data_dir / kind
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / f"{stamp}-{writer}-{number:04d}.jsonl").write_bytes(records_to_jsonl(group))
+                records.extend(group)
+    return records
+
+
+def repo_state(hub: HubServer, repo_id: str) -> dict[str, Counter]:
+    """Every record in the repo, by kind, as a multiset of its JSON text."""
+    state: dict[str, Counter] = {kind: Counter() for kind in KINDS}
+    for path, data in hub.files(repo_id).items():
+        kind = path.split("/", 1)[0]
+        if kind in state and path.endswith(".parquet"):
+            rows = pq.read_table(io.BytesIO(data)).to_pylist()
+            state[kind].update(json.dumps(json.loads(line), sort_keys=True)
+                               for line in records_to_jsonl(rows).splitlines())
+    return state
+
+
+def as_state(records: list) -> dict[str, Counter]:
+    state: dict[str, Counter] = {kind: Counter() for kind in KINDS}
+    for record in records:
+        state[record.kind][json.dumps(json.loads(record.model_dump_json()), sort_keys=True)] += 1
+    return state
+
+
+def files_per_folder(hub: HubServer, repo_id: str) -> Counter:
+    return Counter(path.rsplit("/", 1)[0] for path in hub.files(repo_id) if "/" in path)
+
+
+def load_dataset_rows(hub: HubServer, tmp_path: Path, repo_id: str, configs: tuple[str, ...]) -> dict[str, list]:
+    """``datasets.load_dataset(repo, config)`` rows (sorted JSON) per config, in a subprocess on the test Hub."""
+    code = (
+        "import json, sys, datasets\n"
+        "out = {}\n"
+        "for name in sys.argv[2:]:\n"
+        "    ds = datasets.load_dataset(sys.argv[1], name, split='train')\n"
+        "    out[name] = sorted(json.dumps(r, sort_keys=True, default=str) for r in ds)\n"
+        "print(json.dumps(out))\n"
+    )
+    env = {**os.environ, **hub_env(hub, tmp_path), "HF_DATASETS_CACHE": str(tmp_path / f"ds-{len(os.listdir(tmp_path))}")}
+    result = subprocess.run([sys.executable, "-c", code, repo_id, *configs], env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def pushed(hub, tmp_path) -> tuple[str, list]:
+    """Three days of records (the middle one of 120 shards per kind) pushed to a repo with its card."""
+    data_dir = tmp_path / "data"
+    records = []
+    for offset, shards in ((-3, 4), (-2, 120), (0, 3)):
+        records += write_day(data_dir, TODAY + timedelta(days=offset), shards)
+    (data_dir / "README.md").write_text(dataset_card(repo_id="test-user/logs", license="other", consent="ok"))
+    push_folder(data_dir, "test-user/logs", api=api(hub))
+    return "test-user/logs", records
+
+
+def test_pushes_and_compaction_keep_every_record_exactly_once_in_commits_of_at_most_100_files(hub, tmp_path, pushed):
+    repo_id, records = pushed
+    assert repo_state(hub, repo_id) == as_state(records)
+    before = files_per_folder(hub, repo_id)
+    assert before["ratings/2026-03-08"] == 120 and before["turns/2026-03-10"] == 3
+    report = compact_repo(repo_id, api=api(hub), today=TODAY)
+    assert repo_state(hub, repo_id) == as_state(records)
+    after = files_per_folder(hub, repo_id)
+    assert {after[f"{kind}/{day}"] for kind in KINDS for day in ("2026-03-07", "2026-03-08")} == {1}
+    assert after["turns/2026-03-10"] == 3  # not a day old yet: left as pushed
+    assert report.merged and not report.skipped and report.flagged_rows == len(build_queue(records))
+    for commit in hub.commits(repo_id):
+        assert commit["files_added"] + commit["files_deleted"] <= 100, commit["summary"]
+    # a second run has nothing left to merge
+    again = compact_repo(repo_id, api=api(hub), today=TODAY)
+    assert again.commits == [] and repo_state(hub, repo_id) == as_state(records)
+
+
+def test_load_dataset_and_the_card_configs_return_the_same_records_before_and_after(hub, tmp_path, pushed):
+    repo_id, records = pushed
+    configs = ("turns", "ratings", "flags", "reviews")
+    card = yaml.safe_load(hub.files(repo_id)["README.md"].decode().split("---")[1])
+    assert [c["config_name"] for c in card["configs"]] == [*configs, FLAGGED]
+    before = load_dataset_rows(hub, tmp_path, repo_id, configs)
+    assert {name: len(rows) for name, rows in before.items()} == {k: sum(as_state(records)[k].values()) for k in configs}
+    compact_repo(repo_id, api=api(hub), today=TODAY)
+    after = load_dataset_rows(hub, tmp_path, repo_id, (*configs, FLAGGED))
+    assert {name: after[name] for name in configs} == before
+    assert len(after[FLAGGED]) == len(build_queue(records))
+
+
+def test_the_flagged_view_is_the_review_queue_and_the_card_queries_run(hub, tmp_path, pushed):
+    repo_id, records = pushed
+    compact_repo(repo_id, api=api(hub), today=TODAY)
+    files = hub.files(repo_id)
+    local = tmp_path / "repo"
+    for path, data in files.items():
+        (local / path).parent.mkdir(parents=True, exist_ok=True)
+        (local / path).write_bytes(data)
+    flagged = pq.read_table(local / FLAGGED).to_pylist()
+    queue = build_queue(records)
+    assert [(r["message_id"], r["status"], r["flag_count"], r["rating"]) for r in flagged] == [
+        (i.message_id, i.status, len(i.flags), i.rating) for i in queue]
+    first = flagged[0]
+    assert first["messages"][-1]["content"].startswith("question") and first["response"].startswith("answer")
+    assert first["flag_comments"] and first["reasons"][0]["count"] == 1
+    con = duckdb.connect()
+    answers = {}
+    for title, sql in review_queries(repo_id):
+        answers[title] = con.execute(sql.replace(f"hf://datasets/{repo_id}", str(local))
+                                     .replace("'MODEL NAME'", "'m2'").replace("now()", "TIMESTAMP '2026-03-10 12:00'")
+                                     ).fetchall()
+    by_reason = dict((reason, n) for reason, n, _ in answers["Open flags by reason"])
+    open_items = filter_queue(queue, QueueFilter())
+    assert by_reason == dict(Counter(r for item in open_items for r in item.reason_counts))
+    model_week = answers["A model's flagged replies this week (set the model's name)"]
+    assert len(model_week) == sum(1 for i in queue if i.turn.model == "m2"
+                                  and i.last_flagged.date() >= date(2026, 3, 3))
+
+
+def test_a_restart_never_pushes_a_compacted_shard_again(hub, tmp_path, pushed):
+    repo_id, records = pushed
+    compact_repo(repo_id, api=api(hub), today=TODAY)
+    commits = len(hub.commits(repo_id))
+    assert push_folder(tmp_path / "data", repo_id, api=api(hub)) is None  # the ledger: nothing new
+    assert len(hub.commits(repo_id)) == commits and repo_state(hub, repo_id) == as_state(records)
+
+
+def test_two_compactions_at_once_and_replicas_pushing_meanwhile_lose_and_double_nothing(hub, tmp_path):
+    repo_id = "test-user/busy"
+    data_dir = tmp_path / "old"
+    records = write_day(data_dir, TODAY - timedelta(days=5), 60)
+    push_folder(data_dir, repo_id, api=api(hub))
+    apps = [AppProcess({**hub_env(hub, tmp_path), "FEEDBACK_DATA_DIR": str(tmp_path / f"replica{i}"),
+                        "FEEDBACK_DATASET_REPO": repo_id, "FEEDBACK_SYNC_EVERY": "0.005"},
+                       tmp_path / f"replica{i}.log").wait_ready() for i in range(2)]
+    try:
+        chatting = [threading.Thread(target=chat_rate_flag, args=(app.url, 8)) for app in apps]
+        for thread in chatting:
+            thread.start()
+        # compact today's partition too (the day "ended": min_age_days=-1) while the replicas push into it
+        results: list = []
+        racing = [threading.Thread(target=lambda: results.append(
+            compact_repo(repo_id, api=api(hub), min_age_days=-1, flagged=False))) for _ in range(2)]
+        for thread in racing:
+            thread.start()
+        for thread in [*racing, *chatting]:
+            thread.join(240)
+        assert [app.terminate() for app in apps] == [0, 0]
+    finally:
+        for app in apps:
+            app.kill()
+    from test_sync import local_records
+
+    expected = as_state(records)
+    for i in range(2):
+        for kind, rows in local_records(tmp_path / f"replica{i}").items():
+            expected[kind].update(json.dumps(row, sort_keys=True) for row in rows)
+    assert repo_state(hub, repo_id) == expected
+    assert len(results) == 2 and sum(len(r.commits) for r in results) >= 1
+    final = compact_repo(repo_id, api=api(hub), min_age_days=-1, flagged=False)
+    assert repo_state(hub, repo_id) == expected and not final.skipped
