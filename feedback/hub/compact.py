@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -39,7 +40,7 @@ from loguru import logger
 
 from feedback.hub.flagged import flagged_table
 from feedback.hub.layout import COMPACTED_MARK, FLAGGED, PARQUET, parquet_bytes, partition_day, stem, utc_today
-from feedback.hub.remote import HubRepo, HubSource
+from feedback.hub.remote import PARALLEL_READS, HubRepo, HubSource
 from schemas.records import RECORD_TYPES
 
 MAX_COMMIT_FILES = 100
@@ -82,13 +83,14 @@ def _merge(repo: HubRepo, kind: str, paths: list[str]) -> tuple[str, bytes, int]
     from feedback.features import record_schema
 
     schema = record_schema(kind)
-    tables = []
-    for path in paths:
+
+    def read(path: str) -> pa.Table:
         if path.endswith(PARQUET):
-            tables.append(repo.read_columns(path, schema.names).cast(schema))
-        else:
-            tables.append(parse_jsonl(repo.cat(path), schema, origin=f"{repo.repo_id}/{path}")[0])
-    table = pa.concat_tables(tables)
+            return repo.read_columns(path, schema.names).cast(schema)
+        return parse_jsonl(repo.cat(path), schema, origin=f"{repo.repo_id}/{path}")[0]
+
+    with ThreadPoolExecutor(PARALLEL_READS) as pool:
+        table = pa.concat_tables(list(pool.map(read, paths)))
     data = parquet_bytes(table, kind)
     first = stem(paths[0]).split("~", 1)[0]
     digest = hashlib.sha256(data).hexdigest()[:8]

@@ -20,6 +20,7 @@ import os
 import tempfile
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
 
@@ -38,6 +39,11 @@ from schemas.records import RECORD_TYPES, Record
 
 STUB_FILE = ".hf-source.json"
 """The file that makes a folder stand for a dataset repo (see :func:`remote_stub`)."""
+WHOLE_FILE_BYTES = 4 << 20
+"""A Parquet file up to this size is fetched in one request and read in memory; a larger one by ranges
+(its footer, then the column chunks asked for)."""
+PARALLEL_READS = 8
+"""Requests in flight at once: a remote read is bound by the network's latency, not the CPU."""
 REMOTE_FOLDER = "chat-feedback-remote"
 """The folder (in the temporary directory) that holds the stubs."""
 
@@ -60,6 +66,7 @@ class HubRepo:
         self.token = hub_token(token if token or api is None else api.token)
         self.api = api or hub_api(self.token)
         self.sha: str | None = None
+        self.sizes: dict[str, int] = {}
 
     @cached_property
     def fs(self) -> HfFileSystem:
@@ -85,19 +92,30 @@ class HubRepo:
             found = [(e.path, e.blob_id, e.size) for e in entries if hasattr(e, "blob_id") and is_record_file(e.path)]
         except EntryNotFoundError:
             return []
+        self.sizes.update({path: size for path, _, size in found})
         return sorted(found)
 
     def url(self, path: str) -> str:
         """The ``HfFileSystem`` path of a repo file at the pinned commit."""
         return f"datasets/{self.repo_id}@{self.sha}/{path}"
 
+    def open(self, path: str):  # noqa: ANN201 - an HfFileSystemFile
+        """A repo file opened for range reads (one request per read; its size from the listing, so no
+        look-up first)."""
+        return self.fs.open(self.url(path), "rb", block_size=1 << 20, cache_type="none", size=self.sizes.get(path))
+
     def cat(self, path: str, start: int | None = None, end: int | None = None) -> bytes:
-        """Bytes of a repo file (a range of them)."""
-        return self.fs.cat_file(self.url(path), start=start, end=end)
+        """Bytes of a repo file (a range of them), in one request."""
+        with self.open(path) as handle:
+            handle.seek(start or 0)
+            return handle.read(-1 if end is None else end - (start or 0))
 
     def parquet(self, path: str) -> pq.ParquetFile:
-        """A Parquet file of the repo, opened for range reads."""
-        return pq.ParquetFile(self.fs.open(self.url(path), "rb", block_size=1 << 20, cache_type="none"))
+        """A Parquet file of the repo: a small one fetched whole, a large one opened for range reads."""
+        size = self.sizes.get(path)
+        if size is not None and size <= WHOLE_FILE_BYTES:
+            return pq.ParquetFile(pa.BufferReader(self.cat(path)))
+        return pq.ParquetFile(self.open(path))
 
     def read_columns(self, path: str, columns: list[str]) -> pa.Table:
         """Only ``columns`` of a Parquet file (missing ones null)."""
@@ -131,7 +149,7 @@ class HubSource:
         prefix: put before every path (to tell its files from a local source's in a combined one).
     """
 
-    parallel = 8
+    parallel = PARALLEL_READS
     """Files read at once (network latency, not CPU, bounds a remote read)."""
 
     def __init__(self, repo: HubRepo, prefix: str = "") -> None:
@@ -161,18 +179,22 @@ class HubSource:
         by_file: dict[str, list[int]] = defaultdict(list)
         for position, (path, _, _) in enumerate(locators):
             by_file[path].append(position)
-        for path, positions in by_file.items():
-            inner = path[len(self.prefix):]
+
+        def read(path: str) -> list | None:
+            inner, positions = path[len(self.prefix):], by_file[path]
             try:
                 if inner.endswith(PARQUET):
-                    rows = self.repo.rows(inner, [locators[p][1] for p in positions])
-                else:
-                    rows = [self.repo.cat(inner, locators[p][1], locators[p][1] + locators[p][2]) for p in positions]
+                    return self.repo.rows(inner, [locators[p][1] for p in positions])
+                return [self.repo.cat(inner, locators[p][1], locators[p][1] + locators[p][2]) for p in positions]
             except (OSError, HfHubHTTPError) as error:
                 logger.warning("cannot read {} of {}: {}", path, self.repo.repo_id, error)
-                continue
-            for position, row in zip(positions, rows, strict=True):
-                out[position] = parse_record(kind, row, f"{self.repo.repo_id}/{path}")
+                return None
+
+        with ThreadPoolExecutor(PARALLEL_READS) as pool:
+            for path, rows in zip(by_file, pool.map(read, by_file), strict=True):
+                for position, row in zip(by_file[path], rows or [None] * len(by_file[path]), strict=True):
+                    if row is not None:
+                        out[position] = parse_record(kind, row, f"{self.repo.repo_id}/{path}")
         return out
 
 
