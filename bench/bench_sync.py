@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from huggingface_hub import HfApi  # noqa: E402
-from hubserver import HubServer  # noqa: E402
+from support.hub import HubServer  # noqa: E402
 
 from feedback.hub.sync import FeedbackScheduler  # noqa: E402
 from feedback.store import FeedbackStore  # noqa: E402

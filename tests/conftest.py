@@ -156,8 +156,8 @@ TOKEN = "hf_test_secret_token_123"
 
 @pytest.fixture
 def hub(tmp_path: Path):
-    """The local Hub-compatible test server (``tests/hubserver.py``), data in ``tmp_path/hub``."""
-    from hubserver import HubServer
+    """The local Hub-compatible test server (``tests/support/hub/``), data in ``tmp_path/hub``."""
+    from support.hub import HubServer
 
     server = HubServer(tmp_path / "hub").start()
     try:

@@ -21,7 +21,7 @@ import pytest
 import yaml
 from conftest import TOKEN, AppProcess, hub_env
 from huggingface_hub import HfApi
-from hubserver import HubServer
+from support.hub import HubServer
 from test_sync import chat_rate_flag
 
 from feedback.export.read import records_to_jsonl

@@ -11,7 +11,7 @@ import yaml
 from huggingface_hub import HfApi, constants
 
 from feedback.export import ExportOptions, export_data_dir, resolve_source, run_export
-from hubserver import running_hub
+from support.hub import running_hub
 from test_export import SCENARIOS, Log, many_conversations
 
 TOKEN = "hf_test"

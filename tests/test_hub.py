@@ -14,7 +14,7 @@ import pytest
 from conftest import TOKEN, free_port, hub_env
 from faultproxy import FaultProxy
 from huggingface_hub import HfApi, constants
-from hubserver import HubServer
+from support.hub import HubServer
 
 from feedback.hub.client import failure_reason, hub_timeout, hub_token, is_repo_id
 from feedback.hub.transfer import push_folder

@@ -1,4 +1,4 @@
-"""Tests of the test-suite Hub server (tests/hubserver.py) driven by the real Hub clients."""
+"""Tests of the test-suite Hub server (tests/support/hub/) driven by the real Hub clients."""
 
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from hubserver import GITATTRIBUTES, HubServer, git_blob_sha1, running_hub
+from support.hub import HubServer, git_blob_sha1, running_hub
+from support.hub.storage import GITATTRIBUTES
 
 TOKEN = "hf_test"
 REPO = "alice/feedback"

@@ -317,7 +317,7 @@ def drive(app: AppProcess, model: OpenAICompatServer, run: Run) -> None:
 def run(tmp_path_factory) -> Run:
     """One session against ``python app.py`` (openai responder on the hostile server, sync to a
     local Hub, reviewer logins), stopped with SIGTERM, and everything it left behind."""
-    from hubserver import HubServer
+    from support.hub import HubServer
 
     folder = tmp_path_factory.mktemp("secrets")
     repo_id = "test-user/feedback"

@@ -16,7 +16,7 @@ import pytest
 from conftest import TOKEN, AppProcess, hub_env, read_records
 from gradio_client import Client
 from huggingface_hub import HfApi
-from hubserver import HubServer
+from support.hub import HubServer
 
 import pyarrow.parquet as pq
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import TOKEN, AppProcess, hub_env
 from faultproxy import FaultProxy
-from hubserver import HubServer
+from support.hub import HubServer
 from test_sync import chat_rate_flag, local_records, repo_records, same_records, wait_until
 
 EVERY = "0.01"
