@@ -290,3 +290,14 @@ def test_declined_conversations_reach_neither_the_data_dir_nor_the_hub(hub, tmp_
     assert b"agreed file 0a4d" in pushed.values()  # the agreed upload, stored and pushed
     assert [r["conversation_id"] for r in read_records(data, "turns")] == [agreed["conversation_id"]]
     assert [r["conversation_id"] for r in read_records(data, "ratings")] == [agreed["conversation_id"]]
+
+
+def test_a_page_whose_session_expired_asks_again_and_records_nothing_meanwhile(tmp_path):
+    data = tmp_path / "data"
+    session = page_on(data, "required")
+    session.fire(button(session, DECLINE), "click")
+    session.send("declined 4b7c")
+    expired = PageSession(session.http, "browser-1-after-expiry")  # the server forgot the session's state
+    with pytest.raises(AssertionError, match="reload the page"):
+        expired.send("after expiry 4b7c")  # Gradio's chat history is gone too: a new conversation
+    assert b"4b7c" not in everything_in(data)

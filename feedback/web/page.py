@@ -503,13 +503,20 @@ class FeedbackChatInterface(gr.ChatInterface):
         """The session's consent answer for the conversation this message goes to (a chat reopened
         from the history panel goes on in its own); whether its records and files are written.
 
+        A page whose session expired (or was dropped) goes on with the answer its conversation got.
+
         Raises:
             gr.Error: with ``consent="required"`` and no answer yet (e.g. an example clicked first).
         """
-        if self.consent.mode == "required" and session.consent is None:
-            raise gr.Error(f"First choose above whether this chat may be recorded ({AGREE!r} or {DECLINE!r}).",
-                           print_exception=False)
         self.turns.resume(session, history)
+        if session.consent is None:
+            session.consent = self.consent.status(session.conversation_id)
+        if self.consent.mode == "required" and session.consent is None:
+            raise gr.Error(
+                f"First choose above whether this chat may be recorded ({AGREE!r} or {DECLINE!r}); "
+                "if the choice is not shown, reload the page.",
+                print_exception=False,
+            )
         has_history = bool(self.recorder.path(session.conversation_id))
         return self.consent.answer(session.conversation_id, session.consent, has_history=has_history)
 
