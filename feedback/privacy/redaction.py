@@ -258,8 +258,8 @@ class Redactor:
         return None if value is None else self.text(value)
 
     def _inputs(self, params: GenerationParams) -> GenerationParams:
-        """Text typed into the app's additional inputs (a textbox) is redacted; numbers and
-        choices are kept."""
+        """The strings among the app's additional input values (what was typed into a textbox, a
+        dropdown's choice) are redacted; numbers and true/false are kept."""
         if not params.inputs:
             return params
         inputs = tuple(InputValue(name=i.name, value=_redact_json(i.value, self.text)) for i in params.inputs)
