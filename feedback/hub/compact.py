@@ -97,12 +97,33 @@ def _merge(repo: HubRepo, kind: str, paths: list[str]) -> tuple[str, bytes, int]
     return f"{_partition(paths[0])}/{first}{COMPACTED_MARK}{digest}{PARQUET}", data, table.num_rows
 
 
+def due_partitions(paths: list[str], today: date, min_age_days: int = 1) -> dict[str, list[str]]:
+    """The partitions to compact (``{kind}/{day}`` -> its files in path order): days that ended more than
+    ``min_age_days`` ago, and every JSONL shard of the flat layout."""
+    partitions: dict[str, list[str]] = defaultdict(list)
+    for path in sorted(paths):
+        if _due(path, today, min_age_days):
+            partitions[_partition(path)].append(path)
+    return dict(partitions)
+
+
+def merge_groups(paths: list[str]) -> list[list[str]]:
+    """One round of a partition's compaction: its files in groups of at most ``MAX_COMMIT_FILES - 1``
+    (each merged into one file by one commit); a group that is already one Parquet file stays as it is.
+    Rounds go on until one file is left (:func:`needs_compaction`)."""
+    return [paths[start:start + MAX_COMMIT_FILES - 1] for start in range(0, len(paths), MAX_COMMIT_FILES - 1)]
+
+
+def needs_compaction(paths: list[str]) -> bool:
+    """True while a partition holds more than one file, or a JSONL shard of the flat layout."""
+    return len(paths) > 1 or bool(paths and not paths[0].endswith(PARQUET))
+
+
 def _compact_partition(repo: HubRepo, kind: str, paths: list[str], report: CompactionReport) -> None:
     """Merge one partition's files, at most ``MAX_COMMIT_FILES - 1`` per commit, until one is left."""
-    while len(paths) > 1 or (paths and not paths[0].endswith(PARQUET)):
+    while needs_compaction(paths):
         merged_paths = []
-        for start in range(0, len(paths), MAX_COMMIT_FILES - 1):
-            group = paths[start:start + MAX_COMMIT_FILES - 1]
+        for group in merge_groups(paths):
             if len(group) == 1 and group[0].endswith(PARQUET):
                 merged_paths.append(group[0])
                 continue
@@ -147,10 +168,7 @@ def compact_repo(repo_id: str, *, api: HfApi | None = None, token: str | None = 
     repo.pin()
     report, today = CompactionReport(), today or utc_today()
     for kind in RECORD_TYPES:
-        partitions: dict[str, list[str]] = defaultdict(list)
-        for path, _, _ in repo.listing(kind):
-            if _due(path, today, min_age_days):
-                partitions[_partition(path)].append(path)
+        partitions = due_partitions([path for path, _, _ in repo.listing(kind)], today, min_age_days)
         for name in sorted(partitions):
             _compact_partition(repo, kind, partitions[name], report)
     if flagged:

@@ -15,11 +15,12 @@ a record.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
@@ -110,17 +111,25 @@ class HubRepo:
             handle.seek(start or 0)
             return handle.read(-1 if end is None else end - (start or 0))
 
-    def parquet(self, path: str) -> pq.ParquetFile:
-        """A Parquet file of the repo: a small one fetched whole, a large one opened for range reads."""
+    def parquet(self, path: str) -> tuple[pq.ParquetFile, SpanFile | None]:
+        """A Parquet file of the repo: a small one fetched whole; a large one with its footer fetched and
+        the rest read by spans (see :class:`SpanFile`; None for a file fetched whole)."""
         size = self.sizes.get(path)
         if size is not None and size <= WHOLE_FILE_BYTES:
-            return pq.ParquetFile(pa.BufferReader(self.cat(path)))
-        return pq.ParquetFile(self.open(path))
+            return pq.ParquetFile(pa.BufferReader(self.cat(path))), None
+        if size is None:
+            size = self.fs.info(self.url(path))["size"]
+        spans = SpanFile(lambda start, end: self.cat(path, start, end), size)
+        spans.prefetch([(max(0, size - FOOTER_BYTES), size)])
+        return pq.ParquetFile(spans), spans
 
     def read_columns(self, path: str, columns: list[str]) -> pa.Table:
-        """Only ``columns`` of a Parquet file (missing ones null)."""
-        handle = self.parquet(path)
+        """Only ``columns`` of a Parquet file (missing ones null): one request per row group (the columns
+        the review index reads are written first, side by side)."""
+        handle, spans = self.parquet(path)
         present = [c for c in columns if c in handle.schema_arrow.names]
+        if spans is not None:
+            spans.prefetch(_column_spans(handle, range(handle.num_row_groups), present))
         table = handle.read(columns=present, use_threads=False) if present else pa.table({})
         rows = handle.metadata.num_rows
         for name in columns:
@@ -129,16 +138,87 @@ class HubRepo:
         return table.select(columns)
 
     def rows(self, path: str, numbers: Sequence[int]) -> list[dict]:
-        """Whole rows of a Parquet file by row number, reading only their row groups."""
-        handle = self.parquet(path)
+        """Whole rows of a Parquet file by row number: one request per row group holding any of them."""
+        handle, spans = self.parquet(path)
         sizes = [handle.metadata.row_group(i).num_rows for i in range(handle.num_row_groups)]
         starts = np.cumsum([0, *sizes])
         group_of = {n: int(np.searchsorted(starts, n, side="right") - 1) for n in numbers}
         groups = sorted(set(group_of.values()))
+        if spans is not None:
+            spans.prefetch(_column_spans(handle, groups, None))
         read_at = dict(zip(groups, np.cumsum([0, *(sizes[g] for g in groups)]).tolist(), strict=False))
         table = handle.read_row_groups(groups, use_threads=False)
         picks = [read_at[group_of[n]] + n - int(starts[group_of[n]]) for n in numbers]
         return table.take(pa.array(picks, pa.int64())).to_pylist()
+
+
+FOOTER_BYTES = 256 << 10
+"""Bytes fetched from the end of a large Parquet file at once: its footer (metadata) in one request."""
+
+
+def _column_spans(handle: pq.ParquetFile, groups: Iterable[int], columns: list[str] | None) -> list[tuple[int, int]]:
+    """The byte ranges of ``columns`` (None: all) in row groups ``groups``, adjacent ones merged."""
+    names = None if columns is None else set(columns)
+    spans = []
+    for group in groups:
+        meta = handle.metadata.row_group(group)
+        for index in range(meta.num_columns):
+            chunk = meta.column(index)
+            if names is not None and chunk.path_in_schema.split(".", 1)[0] not in names:
+                continue
+            start = chunk.data_page_offset
+            if chunk.has_dictionary_page and chunk.dictionary_page_offset is not None:
+                start = min(start, chunk.dictionary_page_offset)
+            spans.append((start, start + chunk.total_compressed_size))
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1] + 4096:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(start, end) for start, end in merged]
+
+
+class SpanFile(io.RawIOBase):
+    """A read-only file of ``size`` bytes for pyarrow, served from byte spans fetched ahead (in parallel,
+    one request each); a read outside them is fetched on its own."""
+
+    def __init__(self, fetch: Callable[[int, int], bytes], size: int) -> None:
+        super().__init__()
+        self.fetch, self.size, self.position = fetch, size, 0
+        self.spans: list[tuple[int, bytes]] = []
+
+    def prefetch(self, ranges: Sequence[tuple[int, int]]) -> None:
+        """Fetch ``(start, end)`` byte ranges, in parallel."""
+        wanted = [(start, end) for start, end in ranges if end > start]
+        with ThreadPoolExecutor(min(PARALLEL_READS, max(1, len(wanted)))) as pool:
+            self.spans += list(zip((s for s, _ in wanted), pool.map(lambda r: self.fetch(*r), wanted), strict=True))
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.size}[whence]
+        self.position = base + offset
+        return self.position
+
+    def read(self, size: int = -1) -> bytes:
+        end = self.size if size is None or size < 0 else min(self.size, self.position + size)
+        start, self.position = self.position, end
+        if end <= start:
+            return b""
+        for offset, data in self.spans:
+            if offset <= start and end <= offset + len(data):
+                return data[start - offset:end - offset]
+        data = self.fetch(start, end)
+        self.spans.append((start, data))
+        return data
 
 
 class HubSource:

@@ -115,13 +115,31 @@ def _line_by_line(data: bytes, starts: np.ndarray, ends: np.ndarray, schema: pa.
 
 
 def parse_record(kind: str, raw: bytes | dict, origin: str) -> Record | None:
-    """One record of ``kind`` from a JSON line or a row dict; None (logged) when it is not valid."""
+    """One record of ``kind`` from a JSON line or a row dict; None (logged) when it is not valid.
+
+    A row of a Parquet file has every column, null where its JSON line had no key (a field with a
+    default, e.g. ``params.inputs`` of an earlier record): nulls inside nested values are left out
+    when the row is not valid as it is.
+    """
     try:
         payload = orjson.loads(raw) if isinstance(raw, bytes) else raw
-        return RECORD_TYPES[kind].model_validate(payload)
+        try:
+            return RECORD_TYPES[kind].model_validate(payload)
+        except ValidationError:
+            if not isinstance(payload, dict):
+                raise
+            return RECORD_TYPES[kind].model_validate({k: _without_nulls(v) for k, v in payload.items()})
     except (ValueError, ValidationError) as error:
         logger.warning("skipping a {} record in {}: {}", kind, origin, str(error).splitlines()[0])
         return None
+
+
+def _without_nulls(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
 
 
 class ShardSource:
@@ -240,9 +258,11 @@ class CombinedSource:
                 source.snapshot()
 
     def fetch(self, kind: str, locators: Sequence[tuple[str, int, int]]) -> list[Record | None]:
-        """The records, each from the source of its file."""
-        out: list[Record | None] = []
-        for locator in locators:
-            source = self._owner.get(locator[0])
-            out.extend(source.fetch(kind, [locator]) if source else [None])
+        """The records, each from the source of its file (one call per source)."""
+        out: list[Record | None] = [None] * len(locators)
+        for source in self.sources:
+            mine = [n for n, locator in enumerate(locators) if self._owner.get(locator[0]) is source]
+            if mine:
+                for n, record in zip(mine, source.fetch(kind, [locators[n] for n in mine]), strict=True):
+                    out[n] = record
         return out
