@@ -226,3 +226,35 @@ def test_two_compactions_at_once_and_replicas_pushing_meanwhile_lose_and_double_
     assert len(results) == 2 and sum(len(r.commits) for r in results) >= 1
     final = compact_repo(repo_id, api=api(hub), min_age_days=-1, flagged=False)
     assert repo_state(hub, repo_id) == expected and not final.skipped
+
+
+def commits(hub: HubServer, repo_id: str) -> list[dict]:
+    """The repo's commits (none while it does not exist yet)."""
+    try:
+        return hub.commits(repo_id)
+    except KeyError:
+        return []
+
+
+def test_the_app_compacts_its_repo_on_its_own(hub, tmp_path, monkeypatch):
+    import time
+
+    from feedback.hub import sync
+    from feedback.store import FeedbackStore
+
+    monkeypatch.setattr(sync, "COMPACT_FIRST_SECONDS", 0.5)
+    data_dir = tmp_path / "data"
+    records = write_day(data_dir, date.today() - timedelta(days=4), 5)
+    hub_sync = sync.HubSync(FeedbackStore(data_dir), repo_id="test-user/self", token=TOKEN, every=600,
+                            hf_api=api(hub), compact_hours=1)
+    hub_sync.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not any(c["summary"].startswith("Rewrite the flagged view") for c in commits(hub, "test-user/self")):
+            assert time.monotonic() < deadline, [c["summary"] for c in commits(hub, "test-user/self")]
+            time.sleep(0.2)
+    finally:
+        hub_sync.close()
+    assert any(c["summary"].startswith("Compact 5 turns files") for c in hub.commits("test-user/self"))
+    assert repo_state(hub, "test-user/self") == as_state(records)
+    assert {n for folder, n in files_per_folder(hub, "test-user/self").items() if folder.split("/")[0] in KINDS} == {1}
