@@ -28,9 +28,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from feedback.hub.compact import MAX_COMMIT_FILES, due_partitions, merge_groups, needs_compaction  # noqa: E402
-from feedback.hub.layout import COMPACTED_MARK, FLAGGED, PARQUET, repo_path  # noqa: E402
-from schemas.records import RECORD_TYPES  # noqa: E402
+from feedback.hub.compact import (
+    MAX_COMMIT_FILES,
+    due_partitions,
+    merge_groups,
+    needs_compaction,
+)
+from feedback.hub.layout import COMPACTED_MARK, FLAGGED, PARQUET, repo_path
+from schemas.records import RECORD_TYPES
 
 LIMITS = {"folder": 10_000, "repo": 100_000, "commit": MAX_COMMIT_FILES, "hour": 128}
 """The Hub's limits: entries per folder, files per repo, files per commit (recommended), commits per hour."""

@@ -3,10 +3,9 @@ repo read in place giving the same queue, stats and exports as the data dir it w
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,6 @@ from feedback.review.queue import PAGE_SIZE, QueueFilter, build_queue, filter_qu
 from feedback.review.stats import compute_stats
 from feedback.store import FeedbackStore
 from feedback.web.review_page import ReviewPage, page_info
-from schemas.records import RECORD_TYPES
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -76,7 +74,7 @@ def test_stats_prints_a_filtered_queue_page(tmp_path):
     records = seeded(tmp_path / "data")
     command = [sys.executable, "-m", "feedback", "stats", "--source", str(tmp_path / "data"), "--reason", "Harmful",
                "--status", "any", "--page", "1"]
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     harmful = [i for i in build_queue(records) if "Harmful" in i.reason_counts]
     assert f"Review queue: rows 1-{min(PAGE_SIZE, len(harmful))} of {len(harmful)}" in result.stdout
@@ -127,7 +125,7 @@ def test_an_export_of_a_repo_read_in_place_equals_the_local_export(hub, tmp_path
 
 
 def test_review_of_a_repo_merges_the_decisions_written_locally(hub, tmp_path, repo, monkeypatch):
-    repo_id, records = repo
+    repo_id, _ = repo
     for key, value in hub_env(hub, tmp_path).items():
         monkeypatch.setenv(key, value)
     from feedback.cli.review import open_desk

@@ -5,11 +5,20 @@ any records hypothesis makes, and the same records read from a data dir's shards
 from __future__ import annotations
 
 from collections import Counter
+from typing import ClassVar
 
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
-from test_rules import MIDS, OWNER, RECORDS, flags_strategy, ratings_strategy, reviews_strategy, turn
+from test_rules import (
+    MIDS,
+    OWNER,
+    RECORDS,
+    flags_strategy,
+    ratings_strategy,
+    reviews_strategy,
+    turn,
+)
 
 from feedback.review.index import INDEX_NAME, ReviewIndex
 from feedback.review.queue import QueueFilter, build_queue, filter_queue, queue_page
@@ -21,7 +30,7 @@ from schemas.records import Record
 EVERY_STATUS = QueueFilter(status=None)
 
 
-def sql_queue_and_stats(source, index_path=None, queue_filter=EVERY_STATUS):  # noqa: ANN001, ANN201
+def sql_queue_and_stats(source, index_path=None, queue_filter=EVERY_STATUS):
     index = ReviewIndex(source, index_path)
     with index.connect() as con:
         return queue_page(con, source, queue_filter, limit=None), index_stats(con)
@@ -33,7 +42,7 @@ def same_stats(a: FeedbackStats, b: FeedbackStats) -> None:
         assert list(left.columns) == list(right.columns), name
         pd.testing.assert_frame_equal(left.reset_index(drop=True), right.reset_index(drop=True), check_dtype=False,
                                       obj=name)
-    reasons = lambda s: dict(zip(s.flags_per_reason.reason, s.flags_per_reason["count"], strict=True))  # noqa: E731
+    reasons = lambda s: dict(zip(s.flags_per_reason.reason, s.flags_per_reason["count"], strict=True))
     assert reasons(a) == reasons(b)
     assert list(a.flags_per_reason["count"]) == sorted(a.flags_per_reason["count"], reverse=True)
     assert a.open_queue == b.open_queue
@@ -66,7 +75,7 @@ def test_sql_and_arrow_agree_on_any_records(ratings, flags, reviews):
     same_stats(stats, compute_stats(records))
 
 
-def write(data_dir, records: list[Record]) -> None:  # noqa: ANN001
+def write(data_dir, records: list[Record]) -> None:
     store = FeedbackStore(data_dir, shard_max_bytes=1500)  # many shards
     for record in records:
         store.append(record)
@@ -105,9 +114,9 @@ def test_the_index_catches_up_with_new_changed_and_removed_shards(tmp_path):
 
 def test_a_page_reads_only_its_replies_records(tmp_path):
     class Counting(RecordsSource):
-        fetched: Counter = Counter()
+        fetched: ClassVar[Counter] = Counter()
 
-        def fetch(self, kind, locators):  # noqa: ANN001, ANN202
+        def fetch(self, kind, locators):
             self.fetched[kind] += len(locators)
             return super().fetch(kind, locators)
 

@@ -39,7 +39,15 @@ from huggingface_hub.errors import HfHubHTTPError
 from loguru import logger
 
 from feedback.hub.flagged import flagged_table
-from feedback.hub.layout import COMPACTED_MARK, FLAGGED, PARQUET, parquet_bytes, partition_day, stem, utc_today
+from feedback.hub.layout import (
+    COMPACTED_MARK,
+    FLAGGED,
+    PARQUET,
+    parquet_bytes,
+    partition_day,
+    stem,
+    utc_today,
+)
 from feedback.hub.remote import PARALLEL_READS, HubRepo, HubSource
 from schemas.records import RECORD_TYPES
 

@@ -35,7 +35,13 @@ from loguru import logger
 
 from feedback.hub.client import hub_api, hub_endpoint, hub_token, use_hub_timeout
 from feedback.hub.layout import PARQUET, is_record_file
-from feedback.review.sources import FileVersion, _located, jsonl_rows, parse_record, rule_schema
+from feedback.review.sources import (
+    FileVersion,
+    _located,
+    jsonl_rows,
+    parse_record,
+    rule_schema,
+)
 from schemas.records import RECORD_TYPES, Record
 
 STUB_FILE = ".hf-source.json"
@@ -100,7 +106,7 @@ class HubRepo:
         """The ``HfFileSystem`` path of a repo file at the pinned commit."""
         return f"datasets/{self.repo_id}@{self.sha}/{path}"
 
-    def open(self, path: str):  # noqa: ANN201 - an HfFileSystemFile
+    def open(self, path: str):
         """A repo file opened for range reads (one request per read; its size from the listing, so no
         look-up first)."""
         return self.fs.open(self.url(path), "rb", block_size=1 << 20, cache_type="none", size=self.sizes.get(path))

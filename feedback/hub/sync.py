@@ -36,7 +36,14 @@ from huggingface_hub import CommitInfo, CommitScheduler, HfApi
 from loguru import logger
 
 from feedback.hub.client import fail_fast_here, failure_reason, hub_api, use_hub_timeout
-from feedback.hub.files import SYNC_PATTERNS, FileToUpload, PushLedger, count_by_folder, scan_folder, write_card
+from feedback.hub.files import (
+    SYNC_PATTERNS,
+    FileToUpload,
+    PushLedger,
+    count_by_folder,
+    scan_folder,
+    write_card,
+)
 from feedback.redaction import register_secret
 from feedback.store import FILES_DIR, FeedbackStore
 from schemas.records import RECORD_TYPES

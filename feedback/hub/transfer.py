@@ -12,14 +12,25 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pyarrow.parquet as pq
 from huggingface_hub import HfApi, snapshot_download
 
-from feedback.hub.card import dataset_card
-from feedback.hub.client import hub_api, hub_endpoint, hub_token, is_repo_id, use_hub_timeout
-import pyarrow.parquet as pq
-
 from feedback.export.read import records_to_jsonl
-from feedback.hub.files import SYNC_PATTERNS, FileToUpload, PushLedger, scan_folder, write_card
+from feedback.hub.card import dataset_card
+from feedback.hub.client import (
+    hub_api,
+    hub_endpoint,
+    hub_token,
+    is_repo_id,
+    use_hub_timeout,
+)
+from feedback.hub.files import (
+    SYNC_PATTERNS,
+    FileToUpload,
+    PushLedger,
+    scan_folder,
+    write_card,
+)
 from feedback.hub.layout import is_record_file, stem
 from feedback.hub.sync import MAX_COMMIT_FILES
 from schemas.records import RECORD_TYPES

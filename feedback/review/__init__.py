@@ -2,9 +2,9 @@
 (read through :mod:`feedback.rules`; the page is :mod:`feedback.web.review_page`)."""
 
 from feedback.review.desk import ReviewDesk
-from schemas.records import DECISIONS
 from feedback.review.queue import QueueFilter, QueueItem, build_queue, filter_queue
 from feedback.review.stats import FeedbackStats, compute_stats
+from schemas.records import DECISIONS
 
 __all__ = [
     "DECISIONS",

@@ -11,7 +11,14 @@ from loguru import logger
 from feedback.errors import FeedbackError
 from feedback.recorder import MAX_COMMENT_CHARS, FeedbackRecorder
 from feedback.review.index import ReviewIndex
-from feedback.review.queue import PAGE_SIZE, QueueFilter, QueueItem, QueuePage, queue_choices, queue_page
+from feedback.review.queue import (
+    PAGE_SIZE,
+    QueueFilter,
+    QueueItem,
+    QueuePage,
+    queue_choices,
+    queue_page,
+)
 from feedback.review.sources import RecordSource, ShardSource
 from feedback.review.stats import FeedbackStats, index_stats
 from feedback.store import FeedbackStore
@@ -73,20 +80,21 @@ class ReviewDesk:
             raise FeedbackError(f"{username} is not a reviewer (FEEDBACK_REVIEWERS)")
         return username
 
-    def queue(self, queue_filter: QueueFilter = QueueFilter()) -> list[QueueItem]:
-        """Every flagged reply ``queue_filter`` matches, newest flag first."""
+    def queue(self, queue_filter: QueueFilter | None = None) -> list[QueueItem]:
+        """Every flagged reply ``queue_filter`` (default: the open ones) matches, newest flag first."""
         return self.page(queue_filter, limit=None).items
 
-    def page(self, queue_filter: QueueFilter = QueueFilter(), *, offset: int = 0,
+    def page(self, queue_filter: QueueFilter | None = None, *, offset: int = 0,
              limit: int | None = PAGE_SIZE) -> QueuePage:
-        """``limit`` flagged replies (None: all) from ``offset`` of those ``queue_filter`` matches."""
+        """``limit`` flagged replies (None: all) from ``offset`` of those ``queue_filter`` (default: the
+        open ones) matches."""
         with self.index.connect() as con:
-            return queue_page(con, self.source, queue_filter, offset=max(0, offset), limit=limit)
+            return queue_page(con, self.source, queue_filter or QueueFilter(), offset=max(0, offset), limit=limit)
 
-    def overview(self, queue_filter: QueueFilter = QueueFilter(), *, offset: int = 0) -> Overview:
+    def overview(self, queue_filter: QueueFilter | None = None, *, offset: int = 0) -> Overview:
         """A queue page, the filter choices and the stats, from one look at the source."""
         with self.index.connect() as con:
-            page = queue_page(con, self.source, queue_filter, offset=max(0, offset))
+            page = queue_page(con, self.source, queue_filter or QueueFilter(), offset=max(0, offset))
             reasons, models = queue_choices(con)
             return Overview(page, reasons, models, index_stats(con))
 

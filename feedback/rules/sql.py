@@ -138,7 +138,7 @@ def queue_conditions(*, reason: str | None = None, model: str | None = None, sin
     where: list[str] = []
     params: list[object] = []
     if reason is not None:
-        where.append(f"EXISTS (SELECT 1 FROM flag_reasons f WHERE f.conversation_id = queue.conversation_id "
+        where.append("EXISTS (SELECT 1 FROM flag_reasons f WHERE f.conversation_id = queue.conversation_id "
                      "AND f.message_id = queue.message_id AND f.reason = ?)")
         params.append(reason)
     for condition, value in (("model = ?", model), ("CAST(last_flagged_at AS DATE) >= ?", since),
