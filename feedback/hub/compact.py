@@ -26,6 +26,7 @@ the exports and the review index read); only the repo is rewritten. The sync's p
 from __future__ import annotations
 
 import hashlib
+import io
 import tempfile
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -34,15 +35,18 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 from huggingface_hub.errors import HfHubHTTPError
 from loguru import logger
 
-from feedback.hub.flagged import flagged_table
+from feedback.hub.flagged import FLAGGED_FEATURES, flagged_table
 from feedback.hub.layout import (
     COMPACTED_MARK,
     FLAGGED,
     PARQUET,
+    ROW_GROUP_ROWS,
+    ordered,
     parquet_bytes,
     partition_day,
     stem,
@@ -54,6 +58,8 @@ from schemas.records import RECORD_TYPES
 MAX_COMMIT_FILES = 100
 """Files one commit may add and delete together."""
 FLAGGED_ROWS_PER_FILE = 100_000
+FLAGGED_BATCH = 5_000
+"""Flagged replies read and written at a time when the ``flagged`` view is rewritten."""
 
 
 @dataclass
@@ -186,31 +192,54 @@ def compact_repo(repo_id: str, *, api: HfApi | None = None, token: str | None = 
 
 
 def write_flagged(repo: HubRepo) -> int:
-    """Rewrite ``flagged/`` from the repo's records at its current head, in one commit; returns its rows."""
+    """Rewrite ``flagged/`` from the repo's records at its current head, in one commit; returns its rows.
+
+    The rows are built :data:`FLAGGED_BATCH` at a time (a page of the queue each), so memory holds one
+    batch of records and the compressed files, not the whole view."""
     from feedback.review.index import ReviewIndex
-    from feedback.review.queue import QueueFilter, queue_page
 
     repo.pin()
     source = HubSource(repo)
-    with tempfile.TemporaryDirectory(prefix="flagged-index-") as folder:
-        index = ReviewIndex(source, Path(folder) / "index.duckdb")
-        with index.connect() as con:
-            items = queue_page(con, source, QueueFilter(status=None), limit=None).items
-    table = flagged_table(items)
-    old = [path for path in repo.fs.ls(repo.url(FLAGGED), detail=False)] if _has_folder(repo, FLAGGED) else []
-    operations = []
-    for number, start in enumerate(range(0, max(table.num_rows, 1), FLAGGED_ROWS_PER_FILE)):
-        data = parquet_bytes(table.slice(start, FLAGGED_ROWS_PER_FILE), FLAGGED)
-        name = f"{FLAGGED}/{FLAGGED}-{hashlib.sha256(data).hexdigest()[:8]}-{number:05d}{PARQUET}"
-        operations.append(CommitOperationAdd(path_in_repo=name, path_or_fileobj=data))
+    with tempfile.TemporaryDirectory(prefix="flagged-index-") as folder, \
+            ReviewIndex(source, Path(folder) / "index.duckdb").connect() as con:
+        files, rows = _flagged_files(con, source)
+    old = list(repo.fs.ls(repo.url(FLAGGED), detail=False)) if _has_folder(repo, FLAGGED) else []
+    operations = [CommitOperationAdd(path_in_repo=f"{FLAGGED}/{FLAGGED}-{hashlib.sha256(data).hexdigest()[:8]}-"
+                                                  f"{number:05d}{PARQUET}", path_or_fileobj=data)
+                  for number, data in enumerate(files)]
     added = {op.path_in_repo for op in operations}
     old_paths = [p.split(f"@{repo.sha}/", 1)[-1] for p in old]
     operations += [CommitOperationDelete(path_in_repo=p) for p in old_paths if p not in added]
     if added == set(old_paths):
-        return table.num_rows  # the same rows as already there
+        return rows  # the same rows as already there
     repo.api.create_commit(repo.repo_id, repo_type="dataset", operations=operations[:MAX_COMMIT_FILES],
-                           commit_message=f"Rewrite the flagged view ({table.num_rows} flagged replies)")
-    return table.num_rows
+                           commit_message=f"Rewrite the flagged view ({rows} flagged replies)")
+    return rows
+
+
+def _flagged_files(con: object, source: HubSource) -> tuple[list[bytes], int]:
+    """The ``flagged`` view as Parquet files of at most :data:`FLAGGED_ROWS_PER_FILE` rows, and its rows."""
+    from feedback.review.queue import QueueFilter, queue_page
+
+    schema = ordered(FLAGGED_FEATURES.arrow_schema.empty_table()).schema
+    files: list[bytes] = []
+    sink, writer, in_file, rows, offset = None, None, 0, 0, 0
+    while True:
+        page = queue_page(con, source, QueueFilter(status=None), offset=offset, limit=FLAGGED_BATCH)
+        if writer is None or in_file >= FLAGGED_ROWS_PER_FILE:
+            if writer is not None:
+                writer.close()
+                files.append(sink.getvalue())
+            sink = io.BytesIO()
+            writer, in_file = pq.ParquetWriter(sink, schema, compression="zstd"), 0
+        table = ordered(flagged_table(page.items))
+        writer.write_table(table, row_group_size=ROW_GROUP_ROWS[FLAGGED])
+        in_file, rows, offset = in_file + table.num_rows, rows + table.num_rows, offset + FLAGGED_BATCH
+        if offset >= page.total:
+            break
+    writer.close()
+    files.append(sink.getvalue())
+    return files, rows
 
 
 def _has_folder(repo: HubRepo, folder: str) -> bool:
