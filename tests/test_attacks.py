@@ -89,8 +89,14 @@ def page_event(
     return joined.status_code, "\n".join(texts)
 
 
+PARAMETERS = {"chat": 3, "regenerate": 3}
+"""How many parameters the endpoints with optional trailing ones take (Gradio's ``/run`` wants a
+value for each; ``null`` for ``consent`` means "not given")."""
+
+
 def api_call(client: httpx.Client, name: str, data: list[Any]) -> tuple[int, Any]:
     """``POST /gradio_api/run/<name>``: the plain API, as any HTTP client can call it."""
+    data = [*data, *[None] * (PARAMETERS.get(name, len(data)) - len(data))]
     response = client.post(f"/gradio_api/run/{name}", json={"data": data})
     try:
         return response.status_code, response.json()
