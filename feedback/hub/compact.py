@@ -43,11 +43,11 @@ from loguru import logger
 from feedback.hub.flagged import FLAGGED_FEATURES, flagged_table
 from feedback.hub.layout import (
     COMPACTED_MARK,
+    DEFAULT_ROW_GROUP_ROWS,
     FLAGGED,
     PARQUET,
     ROW_GROUP_ROWS,
     ordered,
-    parquet_bytes,
     partition_day,
     stem,
     utc_today,
@@ -57,6 +57,8 @@ from schemas.records import RECORD_TYPES
 
 MAX_COMMIT_FILES = 100
 """Files one commit may add and delete together."""
+MERGED_BYTES = 512 << 20
+"""A merged file holds at most this many bytes of source files (a day larger than that keeps several)."""
 FLAGGED_ROWS_PER_FILE = 100_000
 FLAGGED_BATCH = 5_000
 """Flagged replies read and written at a time when the ``flagged`` view is rewritten."""
@@ -91,24 +93,33 @@ def _partition(path: str) -> str:
     return f"{parts[0]}/{day.isoformat() if day else 'undated'}"
 
 
-def _merge(repo: HubRepo, kind: str, paths: list[str]) -> tuple[str, bytes, int]:
-    """The records of ``paths`` (in order) as one Parquet file; returns its repo path, bytes and rows."""
+def _merge(repo: HubRepo, kind: str, paths: list[str], folder: Path) -> tuple[str, Path, int]:
+    """The records of ``paths`` (in order) as one Parquet file written to ``folder`` a source file at a
+    time (memory holds a few source files, never the merged one); returns its repo path, file and rows."""
     from feedback.export.read import parse_jsonl
     from feedback.features import record_schema
 
     schema = record_schema(kind)
+    target = folder / f"merged-{len(list(folder.iterdir()))}{PARQUET}"
 
     def read(path: str) -> pa.Table:
         if path.endswith(PARQUET):
-            return repo.read_columns(path, schema.names).cast(schema)
-        return parse_jsonl(repo.cat(path), schema, origin=f"{repo.repo_id}/{path}")[0]
+            return ordered(repo.read_columns(path, schema.names).cast(schema))
+        return ordered(parse_jsonl(repo.cat(path), schema, origin=f"{repo.repo_id}/{path}")[0])
 
-    with ThreadPoolExecutor(PARALLEL_READS) as pool:
-        table = pa.concat_tables(list(pool.map(read, paths)))
-    data = parquet_bytes(table, kind)
+    rows = 0
+    with pq.ParquetWriter(target, ordered(schema.empty_table()).schema, compression="zstd") as writer, \
+            ThreadPoolExecutor(PARALLEL_READS) as pool:
+        for start in range(0, len(paths), PARALLEL_READS):
+            for table in pool.map(read, paths[start:start + PARALLEL_READS]):
+                writer.write_table(table, row_group_size=ROW_GROUP_ROWS.get(kind, DEFAULT_ROW_GROUP_ROWS))
+                rows += table.num_rows
+    digest = hashlib.sha256()
+    with open(target, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
     first = stem(paths[0]).split("~", 1)[0]
-    digest = hashlib.sha256(data).hexdigest()[:8]
-    return f"{_partition(paths[0])}/{first}{COMPACTED_MARK}{digest}{PARQUET}", data, table.num_rows
+    return f"{_partition(paths[0])}/{first}{COMPACTED_MARK}{digest.hexdigest()[:8]}{PARQUET}", target, rows
 
 
 def due_partitions(paths: list[str], today: date, min_age_days: int = 1) -> dict[str, list[str]]:
@@ -121,38 +132,46 @@ def due_partitions(paths: list[str], today: date, min_age_days: int = 1) -> dict
     return dict(partitions)
 
 
-def merge_groups(paths: list[str]) -> list[list[str]]:
-    """One round of a partition's compaction: its files in groups of at most ``MAX_COMMIT_FILES - 1``
-    (each merged into one file by one commit); a group that is already one Parquet file stays as it is.
-    Rounds go on until one file is left (:func:`needs_compaction`)."""
-    return [paths[start:start + MAX_COMMIT_FILES - 1] for start in range(0, len(paths), MAX_COMMIT_FILES - 1)]
+def merge_groups(paths: list[str], sizes: dict[str, int] | None = None) -> list[list[str]]:
+    """One round of a partition's compaction: its files, in order, in groups of at most
+    ``MAX_COMMIT_FILES - 1`` files and :data:`MERGED_BYTES` (``sizes``: bytes per path; a file that
+    large stays alone), each merged into one file by one commit. Rounds go on while
+    :func:`needs_compaction`."""
+    sizes = sizes or {}
+    groups: list[list[str]] = []
+    total = 0
+    for path in paths:
+        size = sizes.get(path, 0)
+        if not groups or len(groups[-1]) >= MAX_COMMIT_FILES - 1 or total + size > MERGED_BYTES:
+            groups.append([])
+            total = 0
+        groups[-1].append(path)
+        total += size
+    return groups
 
 
-def needs_compaction(paths: list[str]) -> bool:
-    """True while a partition holds more than one file, or a JSONL shard of the flat layout."""
-    return len(paths) > 1 or bool(paths and not paths[0].endswith(PARQUET))
+def needs_compaction(paths: list[str], sizes: dict[str, int] | None = None) -> bool:
+    """True while a round would merge something: a group of several files, or a JSONL shard of the flat
+    layout."""
+    return any(len(group) > 1 or not group[0].endswith(PARQUET) for group in merge_groups(paths, sizes))
 
 
 def _compact_partition(repo: HubRepo, kind: str, paths: list[str], report: CompactionReport) -> None:
-    """Merge one partition's files, at most ``MAX_COMMIT_FILES - 1`` per commit, until one is left."""
-    while needs_compaction(paths):
+    """Merge one partition's files, at most ``MAX_COMMIT_FILES - 1`` per commit, until nothing is left to merge."""
+    while needs_compaction(paths, repo.sizes):
         merged_paths = []
-        for group in merge_groups(paths):
+        for group in merge_groups(paths, repo.sizes):
             if len(group) == 1 and group[0].endswith(PARQUET):
                 merged_paths.append(group[0])
                 continue
-            target, data, rows = _merge(repo, kind, group)
-            operations = [CommitOperationAdd(path_in_repo=target, path_or_fileobj=data),
-                          *(CommitOperationDelete(path_in_repo=path) for path in group)]
-            try:
-                info = repo.api.create_commit(repo.repo_id, repo_type="dataset", operations=operations,
-                                              commit_message=f"Compact {len(group)} {kind} files of "
-                                                             f"{_partition(group[0])} ({rows} records)")
-            except HfHubHTTPError as error:
-                if error.response is None or error.response.status_code not in (404, 409, 412):
-                    raise
-                logger.info("{} changed meanwhile (another compaction?), left for the next run: {}",
-                            _partition(group[0]), error)
+            with tempfile.TemporaryDirectory(prefix="compact-") as folder:
+                target, merged, rows = _merge(repo, kind, group, Path(folder))
+                operations = [CommitOperationAdd(path_in_repo=target, path_or_fileobj=str(merged)),
+                              *(CommitOperationDelete(path_in_repo=path) for path in group)]
+                info = _commit(repo, operations, f"Compact {len(group)} {kind} files of {_partition(group[0])} "
+                                                 f"({rows} records)")
+                repo.sizes[target] = merged.stat().st_size
+            if info is None:
                 report.skipped.append(_partition(group[0]))
                 return
             report.commits.append(info.oid)
@@ -161,6 +180,18 @@ def _compact_partition(repo: HubRepo, kind: str, paths: list[str], report: Compa
             report.written += 1
             merged_paths.append(target)
         paths = merged_paths  # fewer each round: a day of more than 99 files takes a second round
+
+
+def _commit(repo: HubRepo, operations: list, message: str) -> object | None:
+    """Commit ``operations``; None when the Hub refuses because the files changed meanwhile."""
+    try:
+        return repo.api.create_commit(repo.repo_id, repo_type="dataset", operations=operations,
+                                      commit_message=message)
+    except HfHubHTTPError as error:
+        if error.response is None or error.response.status_code not in (404, 409, 412):
+            raise
+        logger.info("the repo changed meanwhile (another compaction?), left for the next run: {}", error)
+        return None
 
 
 def compact_repo(repo_id: str, *, api: HfApi | None = None, token: str | None = None, today: date | None = None,

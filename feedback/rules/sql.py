@@ -69,18 +69,22 @@ def _quoted(values: Iterable[str]) -> str:
     return ", ".join("'" + value.replace("'", "''") + "'" for value in values)
 
 
-RULE_VIEWS: dict[str, str] = {
-    "replies": f"""
-        SELECT {_KEY}, first.timestamp, first.model, first.turn_index, first._file, first._line
-        FROM (SELECT {_KEY}, arg_min({{'timestamp': timestamp, 'model': model, 'turn_index': turn_index,
-                                      '_file': _file, '_line': _line}}, (_file, _line)) AS first
-              FROM turns WHERE conversation_id IS NOT NULL AND message_id IS NOT NULL GROUP BY ALL)""",
-    "latest_ratings": f"""
+def _latest_ratings(ratings: str) -> str:
+    """The latest valid rating record of each reply of ``ratings`` (a table or a subquery), undone ones out."""
+    return f"""
         SELECT * FROM (
-            SELECT {_KEY}, timestamp, rating, option, comment, _file, _line FROM ratings
+            SELECT {_KEY}, timestamp, rating, option, comment, _file, _line FROM {ratings}
             WHERE {_HAS_KEY} AND (rating IS NULL OR rating IN ({_quoted(RATING_VALUES)}))
             QUALIFY row_number() OVER (PARTITION BY {_KEY} ORDER BY timestamp DESC, _file DESC, _line DESC) = 1)
-        WHERE rating IS NOT NULL""",
+        WHERE rating IS NOT NULL"""
+
+
+RULE_VIEWS: dict[str, str] = {
+    "replies": f"""
+        SELECT {_KEY}, timestamp, model, turn_index, _file, _line FROM turns
+        WHERE conversation_id IS NOT NULL AND message_id IS NOT NULL
+        QUALIFY row_number() OVER (PARTITION BY {_KEY} ORDER BY _file, _line) = 1""",
+    "latest_ratings": _latest_ratings("ratings"),
     "flag_events": f"""
         SELECT {_KEY}, timestamp, reasons, comment, _file, _line FROM flags
         WHERE {_HAS_KEY} AND coalesce(len(reasons), 0) > 0
@@ -104,10 +108,10 @@ RULE_VIEWS: dict[str, str] = {
         SELECT {_KEY}, t.model, t.turn_index, t._file, t._line, s.flag_count, s.first_flagged_at,
                s.last_flagged_at, r.rating, v.decision, coalesce(v.decision, '{OPEN}') AS status
         FROM flag_summary s
-        JOIN (SELECT {_KEY}, arg_min({{'model': model, 'turn_index': turn_index, '_file': _file, '_line': _line}},
-                                    (_file, _line)) AS t
-              FROM turns SEMI JOIN flag_summary USING ({_KEY}) GROUP BY ALL) USING ({_KEY})
-        LEFT JOIN latest_ratings r USING ({_KEY})
+        JOIN (SELECT {_KEY}, model, turn_index, _file, _line FROM turns SEMI JOIN flag_summary USING ({_KEY})
+              QUALIFY row_number() OVER (PARTITION BY {_KEY} ORDER BY _file, _line) = 1) t USING ({_KEY})
+        LEFT JOIN ({_latest_ratings(f"(SELECT * FROM ratings SEMI JOIN flag_summary USING ({_KEY}))")}) r
+            USING ({_KEY})
         LEFT JOIN latest_reviews v USING ({_KEY})""",
 }
 """The rules, one view each (see the module docstring); later views read earlier ones."""
@@ -149,22 +153,27 @@ def queue_conditions(*, reason: str | None = None, model: str | None = None, sin
     return where, params
 
 
+STATS_PREPARE = f"""
+    CREATE OR REPLACE TEMP TABLE rated_replies AS
+    SELECT t.conversation_id, t.message_id, t.model, t.turn_index, r.rating, r.timestamp AS rated_at
+    FROM replies t LEFT JOIN latest_ratings r USING ({_KEY})"""
+"""Run before :data:`STATS_SQL`: every reply with its latest rating, computed once for all the numbers."""
 STATS_SQL: dict[str, str] = {
-    "ratings_per_day": f"""
-        SELECT strftime(CAST(r.timestamp AS DATE), '%Y-%m-%d') AS day, r.rating, count(*) AS count
-        FROM latest_ratings r SEMI JOIN replies USING ({_KEY}) GROUP BY ALL ORDER BY day, r.rating""",
-    "per_model": f"""
-        SELECT t.model, count(*) AS replies, count(*) FILTER (r.rating = 'like') AS likes,
-               count(*) FILTER (r.rating = 'dislike') AS dislikes,
-               CASE WHEN count(r.rating) > 0 THEN count(*) FILTER (r.rating = 'like') / count(r.rating)
+    "ratings_per_day": """
+        SELECT strftime(CAST(rated_at AS DATE), '%Y-%m-%d') AS day, rating, count(*) AS count
+        FROM rated_replies WHERE rating IS NOT NULL GROUP BY ALL ORDER BY day, rating""",
+    "per_model": """
+        SELECT model, count(*) AS replies, count(*) FILTER (rating = 'like') AS likes,
+               count(*) FILTER (rating = 'dislike') AS dislikes,
+               CASE WHEN count(rating) > 0 THEN count(*) FILTER (rating = 'like') / count(rating)
                     ELSE 'NaN'::DOUBLE END AS like_rate
-        FROM replies t LEFT JOIN latest_ratings r USING ({_KEY}) GROUP BY ALL ORDER BY t.model""",
+        FROM rated_replies GROUP BY ALL ORDER BY model""",
     "flags_per_reason": f"""
-        SELECT reason, sum(n)::BIGINT AS count FROM flag_reasons SEMI JOIN replies USING ({_KEY})
+        SELECT reason, sum(n)::BIGINT AS count FROM flag_reasons SEMI JOIN rated_replies USING ({_KEY})
         GROUP BY ALL ORDER BY count DESC, min(first_seen), reason""",
     "conversation_lengths": """
         SELECT turns, count(*) AS conversations
-        FROM (SELECT conversation_id, max(turn_index) + 1 AS turns FROM replies GROUP BY ALL)
+        FROM (SELECT conversation_id, max(turn_index) + 1 AS turns FROM rated_replies GROUP BY ALL)
         GROUP BY ALL ORDER BY turns""",
     "open_queue": f"SELECT count(*) FROM queue WHERE status = '{OPEN}'",
 }
