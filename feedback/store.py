@@ -61,6 +61,16 @@ class BadLine:
     reason: str
 
 
+@dataclass(frozen=True)
+class LineSpan:
+    """Where one appended line sits in its shard: bytes ``start`` (inclusive) to ``end``
+    (exclusive, just past its newline)."""
+
+    path: Path
+    start: int
+    end: int
+
+
 @dataclass
 class ReadReport:
     """What a read skipped; filled in by :meth:`FeedbackStore.iter_records`."""
@@ -116,6 +126,14 @@ class FeedbackStore:
                 left behind: the shard is cut back to its last complete line and closed, and
                 the next record starts a new one.
         """
+        return self.append_span(record).path
+
+    def append_span(self, record: Record) -> LineSpan:
+        """:meth:`append`, returning where the line went: its shard and byte range.
+
+        Raises:
+            OSError: as :meth:`append`.
+        """
         line = (record.model_dump_json() + "\n").encode("utf-8")
         with self.lock:
             shard = self._shard_for(record.kind, len(line))
@@ -125,8 +143,8 @@ class FeedbackStore:
             except OSError:
                 self._abandon(record.kind)
                 raise
-            shard.size += len(line)
-            return shard.path
+            start, shard.size = shard.size, shard.size + len(line)
+            return LineSpan(shard.path, start, shard.size)
 
     def _abandon(self, kind: str) -> None:
         """Close a shard whose last write failed and cut off the part of the line that reached it."""
@@ -231,6 +249,39 @@ class FeedbackStore:
         if kind not in RECORD_TYPES:
             raise ValueError(f"unknown record kind {kind!r}; expected one of {sorted(RECORD_TYPES)}")
         return sorted((self.root / kind).glob("*.jsonl"))
+
+    def shard_sizes(self, kind: str) -> list[tuple[Path, int]]:
+        """``(path, size in bytes)`` of each shard of one record kind, in :meth:`shards` order
+        (a shard removed while listing is left out)."""
+        sizes = []
+        for path in self.shards(kind):
+            with contextlib.suppress(FileNotFoundError):
+                sizes.append((path, path.stat().st_size))
+        return sizes
+
+    def is_writing(self, path: Path) -> bool:
+        """True while this store appends to ``path`` (its last line may be half written)."""
+        return any(shard.path == path for shard in list(self._open.values()))
+
+    def read_lines_from(self, path: Path, offset: int, *, block: int = 4 * 1024 * 1024) -> Iterator[tuple[int, bytes]]:
+        """The complete lines of a shard from byte ``offset`` on, as ``(end, line)``: ``end`` is the
+        offset just past the line's newline, ``line`` its bytes without the newline. A last line
+        with no newline (torn by a crash, or being written) is not yielded. Memory: one ``block``
+        (bytes) plus the longest line.
+
+        Raises:
+            OSError: when the shard cannot be read (e.g. removed meanwhile).
+        """
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            pending, start = b"", offset
+            while chunk := handle.read(block):
+                data = pending + chunk
+                lines = data.split(b"\n")
+                pending = lines.pop()
+                for line in lines:
+                    start += len(line) + 1
+                    yield start, line
 
     def iter_records(self, kind: str, report: ReadReport | None = None) -> Iterator[Record]:
         """Every valid record of one kind, shard by shard, in file order.
