@@ -7,15 +7,18 @@ allowed, and nothing is written for a refused request. :meth:`FeedbackRecorder.w
 place a record passes before it reaches a shard; its ``gate`` steps may change it (redaction) or
 keep it out (no consent).
 
-Conversations are rebuilt from the turns in the data dir at start, so an API client continues a
-conversation by id after an app restart. A conversation's *current path* is its latest turn at
-each index: a turn at index ``i`` replaces the turn at ``i`` and drops any later ones (a retry or
-an edit of an earlier message branches the conversation; the old replies can still be rated).
+Conversations are looked up in the data dir's conversation index (:mod:`feedback.index`, a
+SQLite file updated as each turn is written and caught up at start with only what is new), so an
+API client continues a conversation by id after an app restart, and start-up does not depend on
+the size of the history. A conversation's *current path* is its latest turn at each index: a turn
+at index ``i`` replaces the turn at ``i`` and drops any later ones (a retry or an edit of an
+earlier message branches the conversation; the old replies can still be rated).
 """
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,12 +27,15 @@ from typing import TypeVar
 from loguru import logger
 
 from feedback.errors import FeedbackError, SaveError, clip
+from feedback.index import TurnIndex, TurnRef
 from feedback.store import FeedbackStore
 from schemas.records import RATING_VALUES, ChatMessage, Flag, Rating, Record, Source, Turn, is_valid_id, new_id
 
 MAX_COMMENT_CHARS = 10_000
 MAX_REASONS = 32
 """The most reasons one flag may give (before duplicates are dropped)."""
+_FRESH_IDS = 100_000
+"""How many conversation ids made by this process are remembered while the index catches up."""
 
 
 R = TypeVar("R", bound=Record)
@@ -44,47 +50,6 @@ class _PendingReply:
 
     conversation_id: str
     records: list[Record] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class TurnRef:
-    """What the index keeps of a turn: enough to rebuild the prompt and to validate feedback."""
-
-    message_id: str
-    turn_index: int
-    user: ChatMessage
-    response: str
-
-
-class ConversationIndex:
-    """In-memory map of conversations: their current path and every reply id they ever had.
-
-    Memory is one small entry per turn (the last user message and the reply, not the prompt).
-    Not thread-safe on its own; :class:`FeedbackRecorder` guards it.
-    """
-
-    def __init__(self) -> None:
-        self._paths: dict[str, list[TurnRef]] = {}
-        self._owner: dict[str, str] = {}  # message_id -> conversation_id
-
-    def add(self, turn: Turn) -> None:
-        """Put ``turn`` on its conversation's path at ``turn.turn_index``, truncating what follows."""
-        path = self._paths.setdefault(turn.conversation_id, [])
-        user = next((m for m in reversed(turn.messages) if m.role == "user"), turn.messages[-1])
-        del path[turn.turn_index :]
-        path.append(TurnRef(turn.message_id, turn.turn_index, user, turn.response))
-        self._owner[turn.message_id] = turn.conversation_id
-
-    def path(self, conversation_id: str) -> list[TurnRef]:
-        """The current path of a conversation (empty for an unknown one)."""
-        return list(self._paths.get(conversation_id, ()))
-
-    def owner(self, message_id: str) -> str | None:
-        """The conversation a reply belongs to, or None for an unknown reply."""
-        return self._owner.get(message_id)
-
-    def __len__(self) -> int:
-        return len(self._paths)
 
 
 def history_messages(path: Iterable[TurnRef]) -> list[ChatMessage]:
@@ -105,6 +70,8 @@ class FeedbackRecorder:
         max_message_chars: the longest user message accepted, in characters.
         max_comment_chars: the longest comment accepted, in characters.
         gate: the write gate's steps (see :meth:`write`), run on every record before it is written.
+        index: the conversation index; default: a :class:`~feedback.index.TurnIndex` in the
+            store's data dir, caught up on a background thread from now on (see :meth:`close`).
     """
 
     def __init__(
@@ -115,6 +82,7 @@ class FeedbackRecorder:
         max_message_chars: int = 100_000,
         max_comment_chars: int = MAX_COMMENT_CHARS,
         gate: Sequence[GateStep] = (),
+        index: TurnIndex | None = None,
     ) -> None:
         self.store = store
         self.gate = tuple(gate)
@@ -123,12 +91,15 @@ class FeedbackRecorder:
         self.max_message_chars = max_message_chars
         self.max_comment_chars = max_comment_chars
         self._lock = threading.Lock()
-        self.index = ConversationIndex()
-        turns = sorted(store.iter_records("turns"), key=lambda t: t.timestamp)
-        for turn in turns:  # in time order: shards of several writers interleave
-            self.index.add(turn)  # type: ignore[arg-type]
-        if len(self.index):
-            logger.info("loaded {} conversations from {}", len(self.index), store.root)
+        self._fresh: OrderedDict[str, None] = OrderedDict()  # ids made here while the index catches up
+        if index is None:
+            index = TurnIndex(store)
+            index.start_catch_up()
+        self.index = index
+
+    def close(self) -> None:
+        """Stop the index's catch-up and close the index file (the store is closed by its owner)."""
+        self.index.close()
 
     # -- checks ----------------------------------------------------------------------------
 
@@ -139,13 +110,24 @@ class FeedbackRecorder:
             FeedbackError: when ``value`` is not 8-64 characters of ``[A-Za-z0-9_-]``.
         """
         if value is None or value == "":
-            return new_id()
+            return self.new_conversation_id()
         if not isinstance(value, str):
             raise FeedbackError(f"conversation_id must be a string, not {type(value).__name__}")
         if not is_valid_id(value):
             raise FeedbackError(
                 f"conversation_id {clip(value)!r} is malformed: use 8-64 characters of A-Z, a-z, 0-9, '_' or '-'"
             )
+        return value
+
+    def new_conversation_id(self) -> str:
+        """A fresh conversation id. Its path is known to be empty, so looking it up never waits for
+        the index's catch-up (see :meth:`path`)."""
+        value = new_id()
+        if not self.index.ready:
+            with self._lock:
+                self._fresh[value] = None
+                if len(self._fresh) > _FRESH_IDS:
+                    self._fresh.popitem(last=False)
         return value
 
     def check_message(self, text: object) -> str:
@@ -175,11 +157,7 @@ class FeedbackRecorder:
             raise FeedbackError(f"message_id must be a string, not {type(message_id).__name__}")
         if not is_valid_id(message_id):
             raise FeedbackError(f"message_id {clip(message_id)!r} is missing or malformed")
-        with self._lock:
-            owner = self.index.owner(message_id)
-            if owner is None and message_id in self._pending:
-                owner = self._pending[message_id].conversation_id
-        if owner != conversation_id:
+        if self.owner(message_id) != conversation_id:
             raise FeedbackError(f"message {message_id} is not a reply in conversation {conversation_id}")
         return conversation_id, message_id
 
@@ -206,18 +184,27 @@ class FeedbackRecorder:
     # -- reads -----------------------------------------------------------------------------
 
     def path(self, conversation_id: str) -> list[TurnRef]:
-        """The current path of a conversation: one :class:`TurnRef` per answered turn."""
+        """The current path of a conversation: one :class:`TurnRef` per answered turn.
+
+        While the index catches up at start, this waits for it, except for a conversation made
+        by :meth:`new_conversation_id` (no shard can hold turns of it that the index has not seen).
+        """
         with self._lock:
-            return self.index.path(conversation_id)
+            fresh = conversation_id in self._fresh
+        return self.index.path(conversation_id, wait=not fresh)
 
     def owner(self, message_id: object) -> str | None:
-        """The conversation of a reply (logged, or still being generated), or None for an unknown one."""
+        """The conversation of a reply (logged, or still being generated), or None for an unknown one.
+
+        An id the index does not know yet waits for its catch-up at start (see :meth:`path`).
+        """
         if not is_valid_id(message_id):
             return None
-        with self._lock:
-            owner = self.index.owner(message_id)  # type: ignore[arg-type]
+        with self._lock:  # first the replies being generated: record_turn indexes a reply, then un-pends it
             pending = self._pending.get(message_id)  # type: ignore[arg-type]
-        return owner or (pending.conversation_id if pending else None)
+        if pending is not None:
+            return self.index.owner(message_id, wait=False) or pending.conversation_id  # type: ignore[arg-type]
+        return self.index.owner(message_id)  # type: ignore[arg-type]
 
     def turn_ref(self, conversation_id: str, message_id: str) -> TurnRef | None:
         """The turn of ``message_id`` if it is on the conversation's current path."""
@@ -229,7 +216,8 @@ class FeedbackRecorder:
         """The write gate: every record of every kind reaches the data dir through here.
 
         Each of :attr:`gate` runs in order and may return the record changed (e.g. redacted) or
-        None to keep it out (e.g. no consent); then the record is appended to the store.
+        None to keep it out (e.g. no consent); then the record is appended to the store, and a
+        turn is added to the conversation index.
 
         Returns:
             The record as written, or None when a gate step kept it out.
@@ -243,12 +231,14 @@ class FeedbackRecorder:
                 return None
             record = changed
         try:
-            self.store.append(record)
+            span = self.store.append_span(record)
         except OSError as error:
             logger.bind(conversation_id=record.conversation_id).error(
                 "could not write a {} record to {}: {}", record.kind, self.store.root, error.strerror or error
             )
             raise SaveError() from error
+        if isinstance(record, Turn):
+            self.index.add(record, span)
         return record
 
     def store_upload(self, path: Path) -> str:
@@ -285,24 +275,27 @@ class FeedbackRecorder:
         """Write ``record``, or keep it until its reply's turn is recorded (see :meth:`begin_reply`)."""
         with self._lock:
             pending = self._pending.get(record.message_id)  # type: ignore[attr-defined]
-            if pending is not None and self.index.owner(record.message_id) is None:  # type: ignore[attr-defined]
+            if pending is not None and self.index.owner(record.message_id, wait=False) is None:  # type: ignore[attr-defined]
                 pending.records.append(record)
                 return record
         return self.write(record) or record
 
     def record_turn(self, turn: Turn) -> Turn:
-        """Write a turn and add it to its conversation. Returns ``turn``.
+        """Write a turn and add it to its conversation (the index row is written in the same lock
+        as the shard line, see :meth:`write`). Returns ``turn``.
 
         Raises:
             SaveError: when the store cannot write it (the conversation is left as it was).
         """
         with self._lock:
             try:
-                turn = self.write(turn) or turn
+                written = self.write(turn)
             except SaveError:
                 self._pending.pop(turn.message_id, None)  # the reply is lost, and so are its clicks
                 raise
-            self.index.add(turn)  # also when the gate kept it out: the conversation goes on in this process
+            if written is None:  # the gate kept it out: the conversation goes on in this process only
+                self.index.add(turn, None)
+            turn = written or turn
             pending = self._pending.pop(turn.message_id, None)
         for record in pending.records if pending else ():  # clicks made while the reply streamed
             self.write(record)
