@@ -79,6 +79,7 @@ class FeedbackApp:
                 run(self.server(), host, port)
         finally:
             self.store.close()
+            self.recorder.close()
             if self.sync is not None:
                 self.sync.close()
 
@@ -131,6 +132,7 @@ def create_app(settings: Settings) -> FeedbackApp:
         title=settings.title,
         multimodal=True,
         fill_height=True,
+        session_ttl=settings.session_ttl,
     )
     review = _review_mount(settings, recorder)
     return FeedbackApp(settings, store, recorder, demo, review, _make_sync(settings, store))

@@ -77,6 +77,7 @@ class Settings(BaseSettings):
 
     shard_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, le=1024**3, description="bytes")
     shard_max_age: float = Field(default=3600.0, ge=1, le=7 * 86400, allow_inf_nan=False, description="seconds")
+    session_ttl: float = Field(default=3600.0, ge=10, le=7 * 86400, allow_inf_nan=False, description="seconds idle")
     log_level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("flag_reasons", mode="before")

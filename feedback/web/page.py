@@ -23,6 +23,7 @@ from loguru import logger
 
 from feedback.web.api import ChatAPI, uploaded_path
 from feedback.web.inputs import ExtraInputs
+from feedback.web.sessions import install_session_expiry
 from feedback.web.callbacks import DISLIKE, LIKE, option_from_like
 from feedback.chat import PendingTurn, TextStream, log_failure, responder_stream
 from feedback.web.messages import (
@@ -79,11 +80,12 @@ def next_session(session: ChatSession | None) -> ChatSession:
     return ChatSession(consent=session.consent if isinstance(session, ChatSession) else None)
 
 
-def session_state() -> gr.State:
+def session_state(time_to_live: float | None = None) -> gr.State:
     """The per-browser-session state. It starts empty and each handler makes a :class:`ChatSession`
     (a new conversation id) when there is none, so every browser session gets its own; an empty
-    default also keeps Gradio from adding a public load endpoint for it."""
-    return gr.State(None)
+    default also keeps Gradio from adding a public load endpoint for it. Gradio drops it
+    ``time_to_live`` seconds after it was last set (None: an hour after its tab is closed)."""
+    return gr.State(None, time_to_live=time_to_live)
 
 
 class LikeHandler:
@@ -390,6 +392,10 @@ class FeedbackChatInterface(gr.ChatInterface):
         model: the model name recorded with each turn (default: the responder's, or ``fn``'s name).
         api: add the API endpoints.
         api_concurrency_limit: how many ``/chat`` and ``/regenerate`` calls run at once.
+        session_ttl: seconds a page session may stay idle before it expires and its memory is
+            freed (see :mod:`feedback.web.sessions`); the next message of an expired page starts
+            a new conversation. None: Gradio's default (the session's state goes an hour after
+            its tab is closed, Gradio's copy of the chat only when 10,000 newer sessions push it out).
         **kwargs: passed to ``gr.ChatInterface``.
     """
 
@@ -406,6 +412,7 @@ class FeedbackChatInterface(gr.ChatInterface):
         model: str | None = None,
         api: bool = True,
         api_concurrency_limit: int | None = 16,
+        session_ttl: float | None = None,
         **kwargs: Any,
     ) -> None:
         menu_given = kwargs.get("flagging_options") is not None or kwargs.get("flagging_mode") is not None
@@ -428,7 +435,7 @@ class FeedbackChatInterface(gr.ChatInterface):
         self.model_name = model or (self.responder.model if self.responder else getattr(fn, "__name__", "chat"))
         self.params = dict(self.responder.params) if self.responder else {}
         self._multimodal = bool(kwargs.get("multimodal", False))
-        session = self.session = session_state()
+        session = self.session = session_state(session_ttl)
         user_inputs = _as_list(kwargs.pop("additional_inputs", None))
         self.extra_inputs = ExtraInputs.of(user_inputs)
         if not any(not component.is_rendered for component in user_inputs):
@@ -445,6 +452,8 @@ class FeedbackChatInterface(gr.ChatInterface):
         kwargs["validator"] = self._validator(kwargs.get("validator"))
         kwargs.update(api_name="chat_ui", api_visibility="private", flagging_mode="never")
         super().__init__(self._chat, additional_inputs=[*user_inputs, session], **kwargs)
+        if session_ttl is not None:
+            install_session_expiry(self, session_ttl)
         with self:
             self.comment = gr.Textbox(label="Comment", placeholder=COMMENT_PLACEHOLDER, max_lines=4)
             self.likes.attach(self.chatbot, session, self.comment)
