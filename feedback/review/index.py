@@ -27,17 +27,51 @@ import pyarrow as pa
 from loguru import logger
 
 from feedback.review.sources import FileVersion, RecordSource, rule_schema
-from feedback.rules.sql import KINDS, create_rule_views
+from feedback.rules.sql import KINDS, create_rule_views, rated_replies_sql
 
 INDEX_NAME = ".review-index.duckdb"
 """The index's file name in a local data dir."""
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 """Bumped when the index's tables change: an index of another version is rebuilt."""
 LOCATOR = pa.schema([("_pos", pa.int64()), ("_len", pa.int64())])
 MEMORY_LIMIT = "512MB"
 """DuckDB's memory limit: the queue and stats stay well inside the app's RSS budget."""
 LOCK_WAIT = 60.0
 """Seconds to wait for another process's lock on the index file."""
+
+
+@contextmanager
+def registered(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> Iterator[None]:
+    """``table`` visible to ``con``'s SQL as ``name`` for the duration of the block."""
+    con.register(name, table)
+    try:
+        yield
+    finally:
+        con.unregister(name)
+
+
+KEYS_PER_PASS = 200_000
+"""Reply keys recomputed per pass when ``rated_replies_m`` catches up (a first build does all of them)."""
+AFFECTING = ("turns", "ratings")
+"""The kinds whose records change ``rated_replies_m`` (a reply's turn, its latest rating)."""
+
+
+def _update_rated_replies(con: duckdb.DuckDBPyConnection) -> None:
+    """Recompute ``rated_replies_m`` (:func:`feedback.rules.sql.rated_replies_sql`) for the reply keys
+    the refresh's new or removed turns and ratings name: the rules run over every record of those keys."""
+    if not con.execute("SELECT count(*) FROM _affected").fetchall()[0][0]:
+        return
+    keys = "conversation_id, message_id"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _keys AS SELECT DISTINCT {keys} FROM _affected "
+                "WHERE conversation_id IS NOT NULL AND message_id IS NOT NULL")
+    con.execute("DELETE FROM rated_replies_m AS m USING _keys AS k "
+                "WHERE m.conversation_id = k.conversation_id AND m.message_id = k.message_id")
+    count = con.execute("SELECT count(*) FROM _keys").fetchall()[0][0]
+    buckets = max(1, -(-count // KEYS_PER_PASS))
+    for bucket in range(buckets):  # a bounded share of the keys at a time: memory stays within the limit
+        part = f"(SELECT * FROM _keys WHERE hash(conversation_id) % {buckets} = {bucket})"
+        turns, ratings = (f"(SELECT * FROM {kind} SEMI JOIN {part} USING ({keys}))" for kind in AFFECTING)
+        con.execute(f"INSERT INTO rated_replies_m {rated_replies_sql(turns, ratings)}")
 
 
 def _table_schema(kind: str) -> pa.Schema:
@@ -77,7 +111,7 @@ class ReviewIndex:
             try:
                 if refresh:
                     self.refresh(con)
-                create_rule_views(con)
+                create_rule_views(con, rated_replies="rated_replies_m")
                 yield con
             finally:
                 if con is not self._memory:
@@ -100,19 +134,22 @@ class ReviewIndex:
     def _configure(self, con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
         con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
         con.execute(f"SET threads = {self.threads}")
+        con.execute("SET preserve_insertion_order = false")  # tables keep _file/_line: row order is not needed
         con.execute("SET TimeZone = 'UTC'")
         con.execute("CREATE TABLE IF NOT EXISTS _index (version INTEGER)")
-        version = con.execute("SELECT max(version) FROM _index").fetchone()[0]
+        version = con.execute("SELECT max(version) FROM _index").fetchall()[0][0]
         if version != INDEX_VERSION:
             for kind in KINDS:
                 con.execute(f"DROP TABLE IF EXISTS {kind}")
             con.execute("DROP TABLE IF EXISTS _files")
+            con.execute("DROP TABLE IF EXISTS rated_replies_m")
             con.execute("DELETE FROM _index")
             con.execute("INSERT INTO _index VALUES (?)", [INDEX_VERSION])
         for kind in KINDS:
-            empty = _table_schema(kind).empty_table()  # noqa: F841 - read by the statement below
-            con.execute(f"CREATE TABLE IF NOT EXISTS {kind} AS SELECT * FROM empty")
+            with registered(con, "_empty", _table_schema(kind).empty_table()):
+                con.execute(f"CREATE TABLE IF NOT EXISTS {kind} AS SELECT * FROM _empty")
         con.execute("CREATE TABLE IF NOT EXISTS _files (kind VARCHAR, path VARCHAR, version VARCHAR, final BOOLEAN)")
+        con.execute(f"CREATE TABLE IF NOT EXISTS rated_replies_m AS SELECT * FROM ({rated_replies_sql()}) LIMIT 0")
         return con
 
     def refresh(self, con: duckdb.DuckDBPyConnection) -> dict[str, int]:
@@ -121,8 +158,16 @@ class ReviewIndex:
         snapshot = getattr(self.source, "snapshot", None)
         if snapshot is not None:  # a remote source pins one state for the whole refresh
             snapshot()
-        for kind in KINDS:
-            read[kind] = self._refresh_kind(con, kind)
+        con.execute("CREATE OR REPLACE TEMP TABLE _affected (conversation_id VARCHAR, message_id VARCHAR)")
+        con.execute("BEGIN")
+        try:
+            for kind in KINDS:
+                read[kind] = self._refresh_kind(con, kind)
+            _update_rated_replies(con)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
         if any(read.values()):
             logger.debug("review index: read {} in {:.2f} s", read, time.perf_counter() - started)
         return read
@@ -138,23 +183,22 @@ class ReviewIndex:
                        and not known[file.path].final and file.version == known[file.path].version]
         if not stale and not new and not newly_final:
             return 0
-        con.execute("BEGIN")
-        try:
-            if stale:
-                gone = pa.table({"path": pa.array(stale, pa.string())})  # noqa: F841 - read below
-                con.execute(f"DELETE FROM {kind} WHERE _file IN (SELECT path FROM gone)")
-                con.execute("DELETE FROM _files WHERE kind = ? AND path IN (SELECT path FROM gone)", [kind])
-            if newly_final:
-                done = pa.table({"path": pa.array(newly_final, pa.string())})  # noqa: F841
-                con.execute("UPDATE _files SET final = TRUE WHERE kind = ? AND path IN (SELECT path FROM done)", [kind])
-            self._insert(con, kind, new)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+        affects = kind in AFFECTING
+        if stale:
+            with registered(con, "_gone", pa.table({"path": pa.array(stale, pa.string())})):
+                if affects:
+                    con.execute(f"INSERT INTO _affected SELECT conversation_id, message_id FROM {kind} "
+                                "WHERE _file IN (SELECT path FROM _gone)")
+                con.execute(f"DELETE FROM {kind} WHERE _file IN (SELECT path FROM _gone)")
+                con.execute("DELETE FROM _files WHERE kind = ? AND path IN (SELECT path FROM _gone)", [kind])
+        if newly_final:
+            with registered(con, "_done", pa.table({"path": pa.array(newly_final, pa.string())})):
+                con.execute("UPDATE _files SET final = TRUE WHERE kind = ? AND path IN (SELECT path FROM _done)",
+                            [kind])
+        self._insert(con, kind, new, affects)
         return len(new)
 
-    def _insert(self, con: duckdb.DuckDBPyConnection, kind: str, files: list[FileVersion]) -> None:
+    def _insert(self, con: duckdb.DuckDBPyConnection, kind: str, files: list[FileVersion], affects: bool) -> None:
         schema = _table_schema(kind)
         pending: list[pa.Table] = []
         rows = 0
@@ -162,8 +206,10 @@ class ReviewIndex:
         def flush() -> None:
             nonlocal pending, rows
             if pending:
-                batch = pa.concat_tables(pending).select(schema.names).cast(schema)  # noqa: F841
-                con.execute(f"INSERT INTO {kind} BY NAME SELECT * FROM batch")
+                with registered(con, "_batch", pa.concat_tables(pending).select(schema.names).cast(schema)):
+                    con.execute(f"INSERT INTO {kind} BY NAME SELECT * FROM _batch")
+                    if affects:
+                        con.execute("INSERT INTO _affected SELECT conversation_id, message_id FROM _batch")
             pending, rows = [], 0
 
         with ThreadPoolExecutor(getattr(self.source, "parallel", self.threads)) as pool:
@@ -174,6 +220,7 @@ class ReviewIndex:
                     flush()
         flush()
         if files:
-            listing = pa.table({"kind": [kind] * len(files), "path": [f.path for f in files],  # noqa: F841
+            listing = pa.table({"kind": [kind] * len(files), "path": [f.path for f in files],
                                 "version": [f.version for f in files], "final": [f.final for f in files]})
-            con.execute("INSERT INTO _files BY NAME SELECT * FROM listing")
+            with registered(con, "_listing", listing):
+                con.execute("INSERT INTO _files BY NAME SELECT * FROM _listing")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 from loguru import logger
 
+from feedback.review.index import registered
 from feedback.rules import JudgedRecords, Reply, judge_records
 from feedback.rules.sql import OPEN, queue_conditions, queue_page_sql
 from schemas.records import DECISIONS, RATING_VALUES, Record
@@ -132,12 +133,12 @@ _DETAILS = {
                 AND lag(r.rating) OVER w IS NOT DISTINCT FROM r.rating
                 AND lag(r.option) OVER w IS NOT DISTINCT FROM r.option
                 AND lag(r.comment) OVER w IS NOT DISTINCT FROM r.comment AS copy
-            FROM ratings r JOIN page p USING ({_KEY})
+            FROM ratings r JOIN _page p USING ({_KEY})
             WHERE r.timestamp IS NOT NULL AND (r.rating IS NULL OR r.rating IN ({", ".join(f"'{v}'" for v in RATING_VALUES)}))
             WINDOW w AS (PARTITION BY {_KEY} ORDER BY r.timestamp, r._file, r._line))
         WHERE copy IS NOT TRUE ORDER BY n, timestamp, _file, _line""",
     "flags": f"""
-        SELECT p.n, f._file, f._pos, f._len FROM flag_events e JOIN page p USING ({_KEY})
+        SELECT p.n, f._file, f._pos, f._len FROM flag_events e JOIN _page p USING ({_KEY})
         JOIN flags f ON f._file = e._file AND f._line = e._line
         ORDER BY p.n, e.timestamp, e._file, e._line""",
     "reviews": f"""
@@ -145,11 +146,10 @@ _DETAILS = {
             SELECT p.n, r.*, lag(r.timestamp) OVER w = r.timestamp
                 AND lag(r.decision) OVER w IS NOT DISTINCT FROM r.decision
                 AND lag(r.corrected_reply) OVER w IS NOT DISTINCT FROM r.corrected_reply AS copy
-            FROM reviews r JOIN page p USING ({_KEY})
+            FROM reviews r JOIN _page p USING ({_KEY})
             WHERE r.timestamp IS NOT NULL AND r.decision IN ({", ".join(f"'{d}'" for d in DECISIONS)})
             WINDOW w AS (PARTITION BY {_KEY} ORDER BY r.timestamp, r._file, r._line))
         WHERE copy IS NOT TRUE ORDER BY n, timestamp, _file, _line""",
-    "turns": "SELECT p.n, t._file, t._pos, t._len FROM page p JOIN turns t USING (_file, _line) ORDER BY p.n",
 }
 """Per kind, the records of the page's replies as the rules count them (copies out, in time order)."""
 
@@ -167,15 +167,22 @@ def queue_page(con: duckdb.DuckDBPyConnection, source: RecordSource, queue_filte
     rows = [dict(zip(names, row, strict=True)) for row in result.fetchall()]
     if not rows:
         total = 0 if offset == 0 else con.execute(
-            f"SELECT count(*) FROM queue WHERE {' AND '.join(where) or 'TRUE'}", params).fetchone()[0]
+            f"SELECT count(*) FROM queue WHERE {' AND '.join(where) or 'TRUE'}", params).fetchall()[0][0]
         return QueuePage([], total, offset)
     return QueuePage(_items(con, source, rows), rows[0]["total"], offset)
 
 
 def _items(con: duckdb.DuckDBPyConnection, source: RecordSource, rows: list[dict[str, Any]]) -> list[QueueItem]:
-    page = pa.table({"n": list(range(len(rows))), **{c: [r[c] for r in rows]  # noqa: F841 - read by SQL
+    page = pa.table({"n": list(range(len(rows))), **{c: [r[c] for r in rows]
                      for c in ("conversation_id", "message_id", "_file", "_line")}})
+    with registered(con, "_page", page):
+        return _assemble(con, source, rows)
+
+
+def _assemble(con: duckdb.DuckDBPyConnection, source: RecordSource, rows: list[dict[str, Any]]) -> list[QueueItem]:
     records: dict[str, list[list[Record]]] = {}
+    turns = source.fetch("turns", [(r["_file"], r["_pos"], r["_len"]) for r in rows])
+    records["turns"] = [[turn] if turn is not None else [] for turn in turns]
     for kind, sql in _DETAILS.items():
         found = con.execute(sql).fetchall()
         fetched = source.fetch(kind, [(f, p, n) for _, f, p, n in found])
@@ -186,7 +193,7 @@ def _items(con: duckdb.DuckDBPyConnection, source: RecordSource, rows: list[dict
         records[kind] = grouped
     reasons: list[Counter[str]] = [Counter() for _ in rows]
     for number, reason, count in con.execute(
-            f"SELECT p.n, f.reason, f.n FROM flag_reasons f JOIN page p USING ({_KEY}) "
+            f"SELECT p.n, f.reason, f.n FROM flag_reasons f JOIN _page p USING ({_KEY}) "
             "ORDER BY p.n, f.n DESC, f.first_seen").fetchall():
         reasons[number][reason] = count
     items = []

@@ -13,7 +13,7 @@ import pandas as pd
 
 from feedback.review.queue import OPEN, queue_of
 from feedback.rules import Reply, judge_records
-from feedback.rules.sql import STATS_PREPARE, STATS_SQL
+from feedback.rules.sql import STATS_SQL
 from schemas.records import Record, Turn
 
 if TYPE_CHECKING:
@@ -76,14 +76,13 @@ def compute_stats(records: Iterable[Record]) -> FeedbackStats:
 def index_stats(con: duckdb.DuckDBPyConnection) -> FeedbackStats:
     """:class:`FeedbackStats` from a review index (``con``, rule views created): the rules as SQL
     (:data:`feedback.rules.sql.STATS_SQL`), the same numbers as :func:`compute_stats` on the same records."""
-    con.execute(STATS_PREPARE)
     frames = {name: con.execute(sql).df() for name, sql in STATS_SQL.items() if name != "open_queue"}
     frames["per_model"]["like_rate"] = frames["per_model"]["like_rate"].astype(float)
     for frame in frames.values():
         for column in frame.columns:
             if frame[column].dtype.kind in "iu":
                 frame[column] = frame[column].astype("int64")
-    return FeedbackStats(**frames, open_queue=int(con.execute(STATS_SQL["open_queue"]).fetchone()[0]))
+    return FeedbackStats(**frames, open_queue=int(con.execute(STATS_SQL["open_queue"]).fetchall()[0][0]))
 
 
 def _ratings_per_day(replies: list[Reply]) -> pd.DataFrame:

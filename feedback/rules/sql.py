@@ -3,8 +3,9 @@ of records without reading them into Python objects.
 
 The queries read four tables (or views), one per record kind, with the columns of :data:`SQL_COLUMNS`
 (``timestamp`` a UTC ``TIMESTAMP``) and two more that give the *file order* the rules break ties with:
-``_file`` (the shard's path; files sort by it) and ``_line`` (the record's position in its file). Any
-other column is ignored. :func:`create_rule_views` adds, over those tables, one view per rule:
+``_file`` (the shard's path; files sort by it) and ``_line`` (the record's position in its file); the
+``turns`` table also has the locator of each turn (``_pos``, ``_len``: where its record is read back),
+which the ``queue`` view passes on. Any other column is ignored. :func:`create_rule_views` adds, over those tables, one view per rule:
 
 ``replies``
     one row per reply key (``conversation_id``, ``message_id``): its turn, the first record of the key
@@ -23,6 +24,8 @@ other column is ignored. :func:`create_rule_views` adds, over those tables, one 
     per flagged reply: ``flag_count``, ``first_flagged_at``, ``last_flagged_at``.
 ``latest_reviews``
     per reply, its latest valid review (by ``timestamp``, then file order).
+``rated_replies``
+    every reply with its turn's fields and its latest rating (:func:`rated_replies_sql`).
 ``queue``
     every flagged reply that has a turn, with its latest rating, latest decision and ``status``
     (``open`` until a reviewer decides).
@@ -79,6 +82,26 @@ def _latest_ratings(ratings: str) -> str:
         WHERE rating IS NOT NULL"""
 
 
+def _first_turns(turns: str) -> str:
+    """The first record of each reply key of ``turns`` in file order (its turn; a later copy is a duplicate)."""
+    return f"""
+        SELECT {_KEY}, timestamp, model, turn_index, _file, _line, _pos, _len FROM {turns}
+        WHERE conversation_id IS NOT NULL AND message_id IS NOT NULL
+        QUALIFY row_number() OVER (PARTITION BY {_KEY} ORDER BY _file, _line) = 1"""
+
+
+def rated_replies_sql(turns: str = "turns", ratings: str = "ratings") -> str:
+    """Every reply (a key with a turn) with its turn's fields and its latest rating (``rating``,
+    ``rated_at``; null when unrated or undone), from ``turns`` and ``ratings`` (tables or subqueries).
+
+    A review index keeps this as a table, recomputed only for the reply keys its new records name
+    (``feedback.review.index``); :func:`create_rule_views` then reads that table."""
+    return f"""
+        SELECT t.conversation_id, t.message_id, t.timestamp, t.model, t.turn_index, t._file, t._line, t._pos,
+               t._len, r.rating, r.timestamp AS rated_at
+        FROM ({_first_turns(turns)}) t LEFT JOIN ({_latest_ratings(ratings)}) r USING ({_KEY})"""
+
+
 RULE_VIEWS: dict[str, str] = {
     "replies": f"""
         SELECT {_KEY}, timestamp, model, turn_index, _file, _line FROM turns
@@ -104,23 +127,23 @@ RULE_VIEWS: dict[str, str] = {
         SELECT {_KEY}, timestamp, decision, corrected_reply, _file, _line FROM reviews
         WHERE {_HAS_KEY} AND decision IN ({_quoted(DECISIONS)})
         QUALIFY row_number() OVER (PARTITION BY {_KEY} ORDER BY timestamp DESC, _file DESC, _line DESC) = 1""",
+    "rated_replies": rated_replies_sql(),
     "queue": f"""
-        SELECT {_KEY}, t.model, t.turn_index, t._file, t._line, s.flag_count, s.first_flagged_at,
-               s.last_flagged_at, r.rating, v.decision, coalesce(v.decision, '{OPEN}') AS status
-        FROM flag_summary s
-        JOIN (SELECT {_KEY}, model, turn_index, _file, _line FROM turns SEMI JOIN flag_summary USING ({_KEY})
-              QUALIFY row_number() OVER (PARTITION BY {_KEY} ORDER BY _file, _line) = 1) t USING ({_KEY})
-        LEFT JOIN ({_latest_ratings(f"(SELECT * FROM ratings SEMI JOIN flag_summary USING ({_KEY}))")}) r
-            USING ({_KEY})
+        SELECT {_KEY}, t.model, t.turn_index, t._file, t._line, t._pos, t._len, s.flag_count, s.first_flagged_at,
+               s.last_flagged_at, t.rating, v.decision, coalesce(v.decision, '{OPEN}') AS status
+        FROM flag_summary s JOIN rated_replies t USING ({_KEY})
         LEFT JOIN latest_reviews v USING ({_KEY})""",
 }
 """The rules, one view each (see the module docstring); later views read earlier ones."""
 
 
-def create_rule_views(con: duckdb.DuckDBPyConnection) -> None:
+def create_rule_views(con: duckdb.DuckDBPyConnection, *, rated_replies: str | None = None) -> None:
     """Create (or replace) the temporary views of :data:`RULE_VIEWS` on ``con``, over its ``turns``,
-    ``ratings``, ``flags`` and ``reviews`` tables or views."""
+    ``ratings``, ``flags`` and ``reviews`` tables or views; ``rated_replies``: a table holding
+    :func:`rated_replies_sql` already (kept up to date by its owner), read instead of computing it."""
     for name, sql in RULE_VIEWS.items():
+        if name == "rated_replies" and rated_replies is not None:
+            sql = f"SELECT * FROM {rated_replies}"
         con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
 
 
@@ -153,11 +176,6 @@ def queue_conditions(*, reason: str | None = None, model: str | None = None, sin
     return where, params
 
 
-STATS_PREPARE = f"""
-    CREATE OR REPLACE TEMP TABLE rated_replies AS
-    SELECT t.conversation_id, t.message_id, t.model, t.turn_index, r.rating, r.timestamp AS rated_at
-    FROM replies t LEFT JOIN latest_ratings r USING ({_KEY})"""
-"""Run before :data:`STATS_SQL`: every reply with its latest rating, computed once for all the numbers."""
 STATS_SQL: dict[str, str] = {
     "ratings_per_day": """
         SELECT strftime(CAST(rated_at AS DATE), '%Y-%m-%d') AS day, rating, count(*) AS count
