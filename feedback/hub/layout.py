@@ -38,7 +38,7 @@ COMPACTED_MARK = "~c"
 """Added to the name of a compacted file (after the name of the first shard it holds)."""
 FLAGGED = "flagged"
 """The folder (and config) of the review view written by compaction."""
-ROW_GROUP_ROWS = {"turns": 2_000, FLAGGED: 1_000}
+ROW_GROUP_ROWS = {"turns": 1_000, FLAGGED: 1_000}
 """Rows per Parquet row group: small for the big rows (the dataset viewer loads a row group per page)."""
 DEFAULT_ROW_GROUP_ROWS = 20_000
 FIRST_COLUMNS = ("schema_version", "timestamp", "conversation_id", "message_id", "turn_index", "model")
