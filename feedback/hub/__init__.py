@@ -8,8 +8,13 @@
 - :mod:`feedback.hub.sync`: the running app's sync (``HubSync``, a ``CommitScheduler`` subclass).
 - :mod:`feedback.hub.transfer`: one-off ``push`` and ``pull`` of a data dir, and pushing an
   export's ``DatasetDict``.
-- :mod:`feedback.hub.source`: a dataset repo as a source of records (read-only in the Hub cache,
-  or a working copy for the reviewer).
+- :mod:`feedback.hub.layout`: where records live in the repo (Parquet, partitioned by day) and the
+  conversion of a pushed shard.
+- :mod:`feedback.hub.compact`: compaction (a closed day's files merged, commits of at most 100 files)
+  and :mod:`feedback.hub.flagged`, the ``flagged`` review view it writes.
+- :mod:`feedback.hub.remote`: a repo read in place through ``HfFileSystem`` (the review index's source,
+  the export's file list).
+- :mod:`feedback.hub.source`: a dataset repo as a source of records (read in place, or a working copy).
 
 Nothing is imported here: ``import feedback.hub.sync`` does not pull in ``datasets``.
 """
