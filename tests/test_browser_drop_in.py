@@ -169,8 +169,10 @@ def test_the_apps_flagging_options_are_the_flag_menu_and_each_pick_is_recorded(b
     page.reply_button(0, "Feedback").click()
     page.reply_button(0, "Wrong").click()
     wait_until(lambda: len(user_app.records("flags")) == 2, what="the Wrong flag")
+    page.page.keyboard.press("Escape")  # close the flag menu
     page.reply_button(0, "Like").click()  # handled after both picks: every event of them is in by now
-    wait_until(lambda: len(user_app.records("ratings")) == 1, what="the like")
+    page.expect(page.reply_button(0, "Liked")).to_be_visible()
+    wait_until(lambda: len(user_app.records("ratings")) == 1, timeout=40, what="the like")
     (turn,) = user_app.records("turns")
     assert [(f["message_id"], f["reasons"]) for f in user_app.records("flags")] == [
         (turn["message_id"], ["Spam"]), (turn["message_id"], ["Wrong"])
