@@ -258,3 +258,17 @@ def test_the_app_compacts_its_repo_on_its_own(hub, tmp_path, monkeypatch):
     assert any(c["summary"].startswith("Compact 5 turns files") for c in hub.commits("test-user/self"))
     assert repo_state(hub, "test-user/self") == as_state(records)
     assert {n for folder, n in files_per_folder(hub, "test-user/self").items() if folder.split("/")[0] in KINDS} == {1}
+
+
+def test_the_compact_command(hub, tmp_path, pushed):
+    repo_id, records = pushed
+    env = {**os.environ, **hub_env(hub, tmp_path), "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    result = subprocess.run([sys.executable, "-m", "feedback", "compact", repo_id, "--min-age-days", "0"],
+                            env=env, capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"compacted {repo_id}: " in result.stdout and "files merged into" in result.stdout
+    assert repo_state(hub, repo_id) == as_state(records)
+    assert TOKEN not in result.stdout + result.stderr
+    bad = subprocess.run([sys.executable, "-m", "feedback", "compact", "not a repo"], env=env, capture_output=True,
+                         text=True, timeout=120, check=False, cwd=tmp_path)
+    assert bad.returncode == 1 and "is not a Hub dataset repo id" in bad.stdout
