@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import shutil
 import subprocess
 import sys
@@ -69,10 +68,11 @@ def add_reviews(data: Path, share: float = 0.2, seed: int = 0) -> int:
     return len(lines)
 
 
-def rss_mib() -> float:
-    """This process's resident set size now (MiB)."""
+def rss_mib(field: str = "VmRSS") -> float:
+    """This process's resident set size now (``VmRSS``) or its peak (``VmHWM``: since this program
+    started, unlike ``ru_maxrss``, which a child inherits from its parent), in MiB."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -105,7 +105,7 @@ def measure(desk, label: str) -> dict:
     figures["stats"] = time.perf_counter() - started
     figures["open_queue"] = stats.open_queue
     figures["rss_mib"] = rss_mib()
-    figures["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    figures["peak_rss_mib"] = rss_mib("VmHWM")
     return figures
 
 

@@ -52,7 +52,7 @@ from feedback.hub.layout import (
     stem,
     utc_today,
 )
-from feedback.hub.remote import PARALLEL_READS, HubRepo, HubSource
+from feedback.hub.remote import PARALLEL_READS, WHOLE_FILE_BYTES, HubRepo, HubSource
 from schemas.records import RECORD_TYPES
 
 MAX_COMMIT_FILES = 100
@@ -107,12 +107,24 @@ def _merge(repo: HubRepo, kind: str, paths: list[str], folder: Path) -> tuple[st
             return ordered(repo.read_columns(path, schema.names).cast(schema))
         return ordered(parse_jsonl(repo.cat(path), schema, origin=f"{repo.repo_id}/{path}")[0])
 
-    rows = 0
+    rows, group_rows = 0, ROW_GROUP_ROWS.get(kind, DEFAULT_ROW_GROUP_ROWS)
+    small = [path for path in paths if repo.sizes.get(path, 0) <= WHOLE_FILE_BYTES]
     with pq.ParquetWriter(target, ordered(schema.empty_table()).schema, compression="zstd") as writer, \
             ThreadPoolExecutor(PARALLEL_READS) as pool:
-        for start in range(0, len(paths), PARALLEL_READS):
-            for table in pool.map(read, paths[start:start + PARALLEL_READS]):
-                writer.write_table(table, row_group_size=ROW_GROUP_ROWS.get(kind, DEFAULT_ROW_GROUP_ROWS))
+        start = 0
+        while start < len(paths):
+            if paths[start] not in small:  # a large (compacted) file: a row group at a time
+                for table in repo.row_groups(paths[start], schema.names):
+                    writer.write_table(ordered(table.cast(schema)), row_group_size=group_rows)
+                    rows += table.num_rows
+                start += 1
+                continue
+            batch = []
+            while start < len(paths) and paths[start] in small and len(batch) < PARALLEL_READS:
+                batch.append(paths[start])
+                start += 1
+            for table in pool.map(read, batch):  # small files: several at once, in order
+                writer.write_table(table, row_group_size=group_rows)
                 rows += table.num_rows
     digest = hashlib.sha256()
     with open(target, "rb") as handle:

@@ -20,7 +20,7 @@ import json
 import os
 import tempfile
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
@@ -142,6 +142,20 @@ class HubRepo:
             if name not in present:
                 table = table.append_column(name, pa.nulls(rows))
         return table.select(columns)
+
+    def row_groups(self, path: str, columns: list[str]) -> Iterator[pa.Table]:
+        """``columns`` of a Parquet file one row group at a time (memory holds one row group)."""
+        handle, spans = self.parquet(path)
+        present = [c for c in columns if c in handle.schema_arrow.names]
+        for group in range(handle.num_row_groups):
+            if spans is not None:
+                spans.spans = spans.spans[:1]  # the footer; the previous row group's bytes are let go
+                spans.prefetch(_column_spans(handle, [group], present))
+            table = handle.read_row_group(group, columns=present, use_threads=False)
+            for name in columns:
+                if name not in present:
+                    table = table.append_column(name, pa.nulls(table.num_rows))
+            yield table.select(columns)
 
     def rows(self, path: str, numbers: Sequence[int]) -> list[dict]:
         """Whole rows of a Parquet file by row number: one request per row group holding any of them."""

@@ -34,7 +34,7 @@ INDEX_NAME = ".review-index.duckdb"
 INDEX_VERSION = 2
 """Bumped when the index's tables change: an index of another version is rebuilt."""
 LOCATOR = pa.schema([("_pos", pa.int64()), ("_len", pa.int64())])
-MEMORY_LIMIT = "512MB"
+MEMORY_LIMIT = "256MB"
 """DuckDB's memory limit: the queue and stats stay well inside the app's RSS budget."""
 LOCK_WAIT = 60.0
 """Seconds to wait for another process's lock on the index file."""
