@@ -60,7 +60,8 @@ class FeedbackApp:
         return make_server(self.demo, limits=limits, review=self.review)
 
     def serve(self, host: str | None = None, port: int | None = None) -> None:
-        """Start the sync and serve every page until Ctrl-C or SIGTERM, then make the final push.
+        """Start the conversation index's catch-up (in the background) and the sync, serve every
+        page until Ctrl-C or SIGTERM, then make the final push.
 
         Stopping takes about 20 s at most, whatever the Hub does: up to 5 s to end serving, then up
         to :data:`feedback.hub.sync.FINAL_PUSH_SECONDS` (15 s) for the final push; what it could not
@@ -71,6 +72,7 @@ class FeedbackApp:
         """
         host = host or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
         port = port or int(os.environ.get("GRADIO_SERVER_PORT", "7860"))
+        self.recorder.index.start_catch_up()  # index what is new in the data dir, in the background
         if self.sync is not None:
             self.sync.start()
         try:

@@ -14,7 +14,8 @@ unreadable or of another format (with a log line). Two tables:
   at the end of a complete line). A row of ``turns`` and the new ``indexed_bytes`` of its shard
   are written in one transaction, so a crash never leaves one without the other.
 
-At start, :meth:`TurnIndex.start_catch_up` reads, on a background thread, only the bytes of each
+At start, :meth:`TurnIndex.start_catch_up` (called by the app at once, else by the first lookup
+that needs it) reads, on a background thread, only the bytes of each
 shard past its ``indexed_bytes``: another replica's shards pulled in while the app was down, the
 part of a shard a crash left unindexed, or everything on the first start. Until it is done,
 lookups that might depend on those bytes wait for it (:meth:`TurnIndex.owner`, :meth:`TurnIndex.path`),
@@ -189,6 +190,8 @@ class TurnIndex:
         self._generation = 0  # bumped by a rebuild or close(): an older catch-up stops
         self._memory = _MemoryTurns()
         self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._started = False
         self._temporary: Path | None = None
         try:
             self._db = self._open()
@@ -251,12 +254,29 @@ class TurnIndex:
         return self._ready.is_set()
 
     def wait_ready(self, timeout: float | None = None) -> bool:
-        """Wait until :attr:`ready` (at most ``timeout`` seconds); returns :attr:`ready`."""
+        """Wait until :attr:`ready` (at most ``timeout`` seconds), starting the catch-up if it has
+        not started; returns :attr:`ready`."""
+        self._ensure_started()
         return self._ready.wait(timeout)
+
+    def _wait(self) -> None:
+        self._ensure_started()
+        self._ready.wait()
+
+    def _ensure_started(self) -> None:
+        with self._start_lock:
+            if not self._started:
+                self._start_locked()
 
     def start_catch_up(self) -> None:
         """Index, on a daemon thread, the bytes of every turn shard past its indexed offset;
-        :attr:`ready` is set when it is done (or failed: lookups then use what the index has)."""
+        :attr:`ready` is set when it is done (or failed: lookups then use what the index has).
+        Without this call, the first lookup that has to wait for it starts it."""
+        with self._start_lock:
+            self._start_locked()
+
+    def _start_locked(self) -> None:
+        self._started = True
         self._ready.clear()
         generation = self._generation
         self._thread = threading.Thread(
@@ -412,7 +432,7 @@ class TurnIndex:
         """
         found = self._read(self._owner, message_id)
         if found is None and wait and not self.ready:
-            self._ready.wait()
+            self._wait()
             found = self._read(self._owner, message_id)
         return found
 
@@ -429,7 +449,7 @@ class TurnIndex:
             sqlite3.OperationalError: when the index file cannot be read (I/O error).
         """
         if wait and not self.ready:
-            self._ready.wait()
+            self._wait()
         return self._read(self._path, conversation_id)
 
     def _path(self, conversation_id: str) -> list[TurnRef]:
@@ -458,13 +478,13 @@ class TurnIndex:
             raise
         except sqlite3.DatabaseError as error:
             self._rebuild(error)
-        self._ready.wait()
+        self._wait()
         with self._lock:
             return query(key)
 
     def __len__(self) -> int:
         """How many conversations the index knows (waits for the catch-up; scans the whole index)."""
-        self._ready.wait()
+        self._wait()
         with self._lock:
             (count,) = self._db.execute("SELECT COUNT(DISTINCT conversation_id) FROM turns").fetchone()
         return count

@@ -71,7 +71,8 @@ class FeedbackRecorder:
         max_comment_chars: the longest comment accepted, in characters.
         gate: the write gate's steps (see :meth:`write`), run on every record before it is written.
         index: the conversation index; default: a :class:`~feedback.index.TurnIndex` in the
-            store's data dir, caught up on a background thread from now on (see :meth:`close`).
+            store's data dir, caught up on a background thread from the first lookup that needs
+            it, or at once with ``recorder.index.start_catch_up()`` (see :meth:`close`).
     """
 
     def __init__(
@@ -92,10 +93,7 @@ class FeedbackRecorder:
         self.max_comment_chars = max_comment_chars
         self._lock = threading.Lock()
         self._fresh: OrderedDict[str, None] = OrderedDict()  # ids made here while the index catches up
-        if index is None:
-            index = TurnIndex(store)
-            index.start_catch_up()
-        self.index = index
+        self.index = index if index is not None else TurnIndex(store)
 
     def close(self) -> None:
         """Stop the index's catch-up and close the index file (the store is closed by its owner)."""

@@ -260,6 +260,18 @@ def test_lookups_wait_for_the_catch_up_but_new_conversations_do_not(tmp_path):
     stop(recorder)
 
 
+def test_a_recorder_that_only_writes_never_reads_the_shards(tmp_path):
+    data = tmp_path / "data"
+    (data / "turns").mkdir(parents=True)
+    replica_shard(data, [make_turn("old-conversation", "old-reply", 0, "old", 1)])
+    recorder = FeedbackRecorder(FeedbackStore(data), flag_reasons=REASONS)  # e.g. the review desk's
+    recorder.record_turn(make_turn("new-conversation", "new-reply", 0, "new", 2))
+    assert not recorder.index.ready  # no catch-up started: nothing asked for an old conversation
+    assert recorder.owner("old-reply") == "old-conversation"  # the first lookup that needs it starts it
+    assert recorder.index.ready
+    stop(recorder)
+
+
 # -- a lost or broken index ------------------------------------------------------------------
 
 
