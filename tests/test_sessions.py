@@ -47,8 +47,8 @@ def test_an_idle_session_expires_and_frees_its_memory_and_the_page_still_works(t
     demo.recorder.close()
 
 
-def test_only_sessions_idle_past_the_ttl_expire():
-    demo = FeedbackChatInterface(answer, model="test-fn", data_dir=None, session_ttl=60)
+def test_only_sessions_idle_past_the_ttl_expire(tmp_path):
+    demo = FeedbackChatInterface(answer, model="test-fn", data_dir=tmp_path / "data", session_ttl=60)
     app = gr.routes.App.create_app(demo)
     holder = app.state_holder
     start = datetime.datetime(2026, 1, 1, 12, 0, 0)
