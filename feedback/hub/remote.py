@@ -254,14 +254,21 @@ class HubSource:
 
     def __init__(self, repo: HubRepo, prefix: str = "") -> None:
         self.repo, self.prefix = repo, prefix
+        self._listings: dict[str, list[tuple[str, str, int]]] = {}
 
     def snapshot(self) -> None:
-        """Pin the repo's current commit: one refresh reads one consistent state."""
+        """Pin the repo's current commit and list every record kind's files at it (the listings at once):
+        one refresh reads one consistent state."""
         self.repo.pin()
+        with ThreadPoolExecutor(len(RECORD_TYPES)) as pool:
+            self._listings = dict(zip(RECORD_TYPES, pool.map(self.repo.listing, RECORD_TYPES), strict=True))
 
     def files(self, kind: str, known: dict[str, FileVersion]) -> list[FileVersion]:
         """The record files of ``kind`` (a file's version is its blob id: a new content is read again)."""
-        return [FileVersion(self.prefix + path, blob) for path, blob, _ in self.repo.listing(kind)]
+        listing = self._listings.pop(kind, None)
+        if listing is None:
+            listing = self.repo.listing(kind)
+        return [FileVersion(self.prefix + path, blob) for path, blob, _ in listing]
 
     def read(self, kind: str, path: str) -> pa.Table:
         """The rule columns of one file and each row's locator (row number; JSONL: byte range)."""

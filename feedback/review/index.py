@@ -17,10 +17,12 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -29,6 +31,8 @@ from loguru import logger
 from feedback.review.sources import FileVersion, RecordSource, rule_schema
 from feedback.rules.sql import KINDS, create_rule_views, rated_replies_sql
 
+T = TypeVar("T")
+R = TypeVar("R")
 INDEX_NAME = ".review-index.duckdb"
 """The index's file name in a local data dir."""
 INDEX_VERSION = 2
@@ -38,6 +42,19 @@ MEMORY_LIMIT = "256MB"
 """DuckDB's memory limit: the queue and stats stay well inside the app's RSS budget."""
 LOCK_WAIT = 60.0
 """Seconds to wait for another process's lock on the index file."""
+
+
+def bounded_map(function: Callable[[T], R], items: list[T], workers: int) -> Iterator[R]:
+    """``map`` on ``workers`` threads, in order, with at most ``workers`` results waiting (memory holds a
+    few files' rows, however many files there are)."""
+    with ThreadPoolExecutor(workers) as pool:
+        pending: deque = deque()
+        for item in items:
+            pending.append(pool.submit(function, item))
+            if len(pending) > workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 @contextmanager
@@ -212,12 +229,12 @@ class ReviewIndex:
                         con.execute("INSERT INTO _affected SELECT conversation_id, message_id FROM _batch")
             pending, rows = [], 0
 
-        with ThreadPoolExecutor(getattr(self.source, "parallel", self.threads)) as pool:
-            for table in pool.map(lambda file: self.source.read(kind, file.path), files):
-                pending.append(table)
-                rows += table.num_rows
-                if rows >= 200_000:
-                    flush()
+        for table in bounded_map(lambda file: self.source.read(kind, file.path), files,
+                                 getattr(self.source, "parallel", self.threads)):
+            pending.append(table)
+            rows += table.num_rows
+            if rows >= 200_000:
+                flush()
         flush()
         if files:
             listing = pa.table({"kind": [kind] * len(files), "path": [f.path for f in files],
