@@ -73,11 +73,24 @@ AFFECTING = ("turns", "ratings")
 """The kinds whose records change ``rated_replies_m`` (a reply's turn, its latest rating)."""
 
 
-def _update_rated_replies(con: duckdb.DuckDBPyConnection) -> None:
+def _in_transaction(con: duckdb.DuckDBPyConnection, work: Callable[[], R]) -> R:
+    con.execute("BEGIN")
+    try:
+        result = work()
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return result
+
+
+def _update_rated_replies(con: duckdb.DuckDBPyConnection) -> int:
     """Recompute ``rated_replies_m`` (:func:`feedback.rules.sql.rated_replies_sql`) for the reply keys
-    the refresh's new or removed turns and ratings name: the rules run over every record of those keys."""
+    that new or removed turns and ratings name (``_affected``, written in the same transaction as those
+    records, so a refresh cut short leaves them for the next one): the rules run over every record of
+    those keys. Returns how many keys."""
     if not con.execute("SELECT count(*) FROM _affected").fetchall()[0][0]:
-        return
+        return 0
     keys = "conversation_id, message_id"
     con.execute(f"CREATE OR REPLACE TEMP TABLE _keys AS SELECT DISTINCT {keys} FROM _affected "
                 "WHERE conversation_id IS NOT NULL AND message_id IS NOT NULL")
@@ -89,6 +102,8 @@ def _update_rated_replies(con: duckdb.DuckDBPyConnection) -> None:
         part = f"(SELECT * FROM _keys WHERE hash(conversation_id) % {buckets} = {bucket})"
         turns, ratings = (f"(SELECT * FROM {kind} SEMI JOIN {part} USING ({keys}))" for kind in AFFECTING)
         con.execute(f"INSERT INTO rated_replies_m {rated_replies_sql(turns, ratings)}")
+    con.execute("DELETE FROM _affected")
+    return count
 
 
 def _table_schema(kind: str) -> pa.Schema:
@@ -160,12 +175,14 @@ class ReviewIndex:
                 con.execute(f"DROP TABLE IF EXISTS {kind}")
             con.execute("DROP TABLE IF EXISTS _files")
             con.execute("DROP TABLE IF EXISTS rated_replies_m")
+            con.execute("DROP TABLE IF EXISTS _affected")
             con.execute("DELETE FROM _index")
             con.execute("INSERT INTO _index VALUES (?)", [INDEX_VERSION])
         for kind in KINDS:
             with registered(con, "_empty", _table_schema(kind).empty_table()):
                 con.execute(f"CREATE TABLE IF NOT EXISTS {kind} AS SELECT * FROM _empty")
         con.execute("CREATE TABLE IF NOT EXISTS _files (kind VARCHAR, path VARCHAR, version VARCHAR, final BOOLEAN)")
+        con.execute("CREATE TABLE IF NOT EXISTS _affected (conversation_id VARCHAR, message_id VARCHAR)")
         con.execute(f"CREATE TABLE IF NOT EXISTS rated_replies_m AS SELECT * FROM ({rated_replies_sql()}) LIMIT 0")
         return con
 
@@ -175,16 +192,9 @@ class ReviewIndex:
         snapshot = getattr(self.source, "snapshot", None)
         if snapshot is not None:  # a remote source pins one state for the whole refresh
             snapshot()
-        con.execute("CREATE OR REPLACE TEMP TABLE _affected (conversation_id VARCHAR, message_id VARCHAR)")
-        con.execute("BEGIN")
-        try:
-            for kind in KINDS:
-                read[kind] = self._refresh_kind(con, kind)
-            _update_rated_replies(con)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+        for kind in KINDS:  # one transaction per kind: a first build never holds every change at once
+            read[kind] = _in_transaction(con, lambda kind=kind: self._refresh_kind(con, kind))
+        _in_transaction(con, lambda: _update_rated_replies(con))
         if any(read.values()):
             logger.debug("review index: read {} in {:.2f} s", read, time.perf_counter() - started)
         return read
