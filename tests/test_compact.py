@@ -285,3 +285,18 @@ def test_large_files_are_read_by_row_group_and_span(hub, tmp_path, pushed, monke
     report = compact_repo(repo_id, api=api(hub), today=TODAY)
     assert report.merged and repo_state(hub, repo_id) == as_state(records)
     assert report.flagged_rows == len(build_queue(records))
+
+
+def test_a_repo_of_the_flat_layout_is_not_pushed_twice_and_compaction_converts_it(hub, tmp_path):
+    """A repo an earlier version filled (``turns/<shard>.jsonl``): pushing the same data dir again sends no
+    record twice, and compaction turns the flat shards into day partitions."""
+    data_dir = tmp_path / "data"
+    records = write_day(data_dir, TODAY - timedelta(days=3), 3)
+    hub_api = api(hub)
+    hub_api.create_repo("test-user/old", repo_type="dataset")
+    hub_api.upload_folder(repo_id="test-user/old", repo_type="dataset", folder_path=data_dir)
+    assert push_folder(data_dir, "test-user/old", api=hub_api) is None or not any(
+        path.endswith(".parquet") for path in hub.files("test-user/old"))
+    compact_repo("test-user/old", api=hub_api, today=TODAY, flagged=False)
+    assert not any(path.endswith(".jsonl") for path in hub.files("test-user/old"))
+    assert repo_state(hub, "test-user/old") == as_state(records)

@@ -61,6 +61,30 @@ class PushLedger:
                 if name and size.isdigit():
                     self.sizes[name] = int(size)
 
+    def seed_from_flat_layout(self, api: object, repo_id: str) -> int:
+        """Note the JSONL shards a repo holds in the flat layout of earlier versions (``{kind}/*.jsonl``,
+        at their size there) as pushed, so upgrading an app never sends them again as Parquet (compaction
+        converts them in the repo). Returns how many (a repo or folder that does not exist: none).
+
+        Raises:
+            huggingface_hub.errors.HfHubHTTPError, HubUnreachable, httpx2.HTTPError: when the Hub cannot
+                be listed (the caller's push fails as any other).
+        """
+        from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
+
+        found = 0
+        for kind in RECORD_TYPES:
+            try:
+                entries = list(api.list_repo_tree(repo_id, path_in_repo=kind, repo_type="dataset"))
+            except (EntryNotFoundError, RepositoryNotFoundError):
+                continue
+            for entry in entries:
+                name = entry.path
+                if name.endswith(".jsonl") and name.count("/") == 1 and hasattr(entry, "size"):
+                    self.sizes.setdefault(name, entry.size)
+                    found += 1
+        return found
+
     def pushed(self, file: FileToUpload) -> bool:
         """True when this shard was pushed at its current (complete-lines) size."""
         return file.is_shard and self.sizes.get(file.local_path.parent.name + "/" + file.local_path.name) == file.size

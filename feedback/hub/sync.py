@@ -98,6 +98,7 @@ class FeedbackScheduler(CommitScheduler):
         self._queue: queue.SimpleQueue[Future | None] = queue.SimpleQueue()
         self._waiting: Future | None = None
         self._worker: threading.Thread | None = None
+        self._seeded = False
         super().__init__(  # starts the tick thread, whose first tick calls trigger()
             repo_id=repo_id,
             folder_path=store.root,
@@ -160,6 +161,9 @@ class FeedbackScheduler(CommitScheduler):
         there was nothing to push or the push failed.
         """
         try:
+            if not self._seeded:  # once: the flat JSONL shards a repo of earlier versions holds count as pushed
+                self.ledger.seed_from_flat_layout(self.api, self.repo_id)
+                self._seeded = True
             with self.store.lock:
                 self.store.rotate_while_locked()
                 files = scan_folder(self.folder_path, self.last_uploaded, self.reported, self.ledger)

@@ -76,6 +76,7 @@ def push_folder(data_dir: Path, repo_id: str, *, token: str | None = None, priva
     if not (data_dir / "README.md").exists():
         write_card(data_dir, dataset_card(repo_id=repo_id, license=license, consent=consent))
     ledger = PushLedger(data_dir, repo_id)
+    ledger.seed_from_flat_layout(api, repo_id)
     files = scan_folder(data_dir, {}, set(), ledger)
     head = api.repo_info(repo_id, repo_type="dataset").sha
     oid = head
