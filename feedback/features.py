@@ -61,8 +61,10 @@ FLAG_FEATURES = Features(
 REVIEW_FEATURES = Features(
     {**_COMMON, "message_id": STRING, "decision": STRING, "corrected_reply": STRING, "note": STRING, "reviewer": STRING}
 )
+DELETION_FEATURES = Features({**_COMMON, "requested_by": STRING, "reviewer": STRING})
 RECORD_FEATURES: dict[str, Features] = {
     "turns": TURN_FEATURES, "ratings": RATING_FEATURES, "flags": FLAG_FEATURES, "reviews": REVIEW_FEATURES,
+    "deletions": DELETION_FEATURES,
 }
 """Features of each record kind, by data-dir folder name (as ``schemas.records.RECORD_TYPES``)."""
 

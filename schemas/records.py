@@ -195,5 +195,24 @@ class Review(Record):
     reviewer: Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
-RECORD_TYPES: dict[str, type[Record]] = {cls.kind: cls for cls in (Turn, Rating, Flag, Review)}
+Requester = Literal["user", "reviewer", "operator"]
+"""Who asked for a deletion: the chat's own user (the page's button, ``/forget``), a signed-in
+reviewer, or an operator (``python -m feedback delete``)."""
+
+
+class Deletion(Record):
+    """A conversation deleted: every record of ``conversation_id`` is ignored from this record on, by
+    every reader (``feedback.rules``), and erased from the data dir and the dataset repo
+    (``feedback.privacy.deletion``, ``feedback.hub.erase``). It carries no text of the conversation.
+
+    ``reviewer`` is the signed-in user name when ``requested_by`` is ``"reviewer"``.
+    """
+
+    kind: ClassVar[str] = "deletions"
+
+    requested_by: Requester
+    reviewer: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+
+
+RECORD_TYPES: dict[str, type[Record]] = {cls.kind: cls for cls in (Turn, Rating, Flag, Review, Deletion)}
 """Record class by data-dir folder name."""

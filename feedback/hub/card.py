@@ -53,6 +53,10 @@ FIELD_DOCS = {
         ("note", "the reviewer's note"),
         ("reviewer", "the reviewer's user name"),
     ],
+    "deletions": [
+        ("requested_by", "who asked for the conversation to be deleted: user, reviewer or operator"),
+        ("reviewer", "the reviewer's user name, when a reviewer deleted it"),
+    ],
 }
 
 
