@@ -16,8 +16,11 @@ Usage::
         hub.fail(503, times=1)          # the next write request answers 503
         hub.files("me/logs")            # {".gitattributes": b"..."}
 
-Wire format reference: ``shared/docs/hub-api.md``.  Not supported: pull requests, branch and tag
-creation, Xet storage (clients must use ``HF_HUB_DISABLE_XET=1`` for files that preupload answers
+Branches: ``create_branch``, ``delete_branch``, ``list_repo_refs`` (conversion branches made by
+:meth:`HubServer.convert_branch` are listed as ``converts``) and ``super_squash_history`` (the commits
+no ref reaches any more are forgotten at once, as the Hub's garbage collection does later).
+
+Wire format reference: ``shared/docs/hub-api.md``.  Not supported: pull requests, tags, Xet storage (clients must use ``HF_HUB_DISABLE_XET=1`` for files that preupload answers
 as ``"lfs"``), multipart LFS uploads, gated repos, ``expand=true`` metadata (last commit, security).
 """
 

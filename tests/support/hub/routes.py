@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 Handler = Callable[..., Awaitable[Response]]
+CONVERT_PREFIX = "refs/convert/"
+"""Conversion branches (``refs/convert/parquet``, ``refs/convert/duckdb``): listed as ``converts``."""
 
 
 class _HubApp:
@@ -51,6 +53,8 @@ class _HubApp:
             ({"GET"}, re.compile(repo), self.repo_info, False),
             ({"GET"}, re.compile(repo + r"/revision/(?P<rev>[^/]+)"), self.repo_info, False),
             ({"GET"}, re.compile(repo + r"/refs"), self.refs, False),
+            ({"POST", "DELETE"}, re.compile(repo + r"/branch/(?P<rev>[^/]+)"), self.branch, True),
+            ({"POST"}, re.compile(repo + r"/super-squash/(?P<rev>[^/]+)"), self.super_squash, True),
             ({"POST"}, re.compile(repo + r"/preupload/(?P<rev>[^/]+)"), self.preupload, True),
             ({"POST"}, re.compile(repo + r"/commit/(?P<rev>[^/]+)"), self.commit, True),
             ({"GET"}, re.compile(repo + r"/tree/(?P<rev>[^/]+)(?:/(?P<path>.*))?"), self.tree, False),
@@ -182,8 +186,48 @@ class _HubApp:
     async def refs(self, request: Request, t: str, owner: str, name: str) -> Response:
         repo = self._repo(t, owner, name, request)
         with self.store.lock:
-            branches = [{"name": b, "ref": f"refs/heads/{b}", "targetCommit": oid} for b, oid in repo.refs.items()]
-        return JSONResponse({"branches": branches, "converts": [], "tags": [], "pullRequests": []})
+            refs = dict(repo.refs)
+        branches = [{"name": b, "ref": f"refs/heads/{b}", "targetCommit": oid} for b, oid in refs.items()
+                    if not b.startswith(CONVERT_PREFIX)]
+        converts = [{"name": b[len(CONVERT_PREFIX):], "ref": b, "targetCommit": oid} for b, oid in refs.items()
+                    if b.startswith(CONVERT_PREFIX)]
+        return JSONResponse({"branches": branches, "converts": converts, "tags": [], "pullRequests": []})
+
+    async def branch(self, request: Request, t: str, owner: str, name: str, rev: str) -> Response:
+        """``create_branch`` (POST, ``{"startingPoint"}``) and ``delete_branch`` (DELETE). As on the Hub, a
+        user may not create a ``refs/...`` branch (the dataset viewer's bot makes the conversion branches:
+        :meth:`HubServer.convert_branch`) nor delete ``main``; a conversion branch may be deleted unless
+        ``HubServer.protect_convert_refs`` (then 403, as when the Hub refuses)."""
+        repo = self._repo(t, owner, name, request)
+        if request.method == "DELETE":
+            if rev == "main":
+                raise HubError(403, "You cannot delete the default branch")
+            if rev.startswith(CONVERT_PREFIX) and self.server.protect_convert_refs:
+                raise HubError(403, f"You are not allowed to delete {rev}")
+            with self.store.lock:
+                if rev not in repo.refs:
+                    raise HubError(404, f"Invalid rev id: {rev}", "RevisionNotFound")
+                self.store.set_ref(repo, rev, None)
+            return JSONResponse({})
+        if rev.startswith("refs/") or not rev:
+            raise HubError(400, f"Invalid reference for a branch: {rev}")
+        body = await _json_body(request)
+        with self.store.lock:
+            if rev in repo.refs:
+                raise HubError(409, f"Reference already exists: refs/heads/{rev}")
+            start = repo.resolve(body.get("startingPoint") or "main")
+            self.store.set_ref(repo, rev, start.oid)
+        return JSONResponse({})
+
+    async def super_squash(self, request: Request, t: str, owner: str, name: str, rev: str) -> Response:
+        """``super_squash_history``: the branch becomes one commit holding its head's files; earlier
+        commits are gone (they no longer resolve, as after the Hub's garbage collection)."""
+        repo = self._repo(t, owner, name, request)
+        if rev.startswith("refs/") and not rev.startswith("refs/heads/"):
+            raise HubError(400, f"Invalid reference for a branch: {rev}")
+        body = await _json_body(request)
+        commit = self.store.squash(repo, rev.removeprefix("refs/heads/"), body.get("message") or "Super-squash")
+        return JSONResponse({"commitId": commit.oid}, headers={"X-Repo-Commit": commit.oid})
 
     async def tree(self, request: Request, t: str, owner: str, name: str, rev: str, path: str = "") -> Response:
         repo = self._repo(t, owner, name, request)

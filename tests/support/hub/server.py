@@ -46,6 +46,9 @@ class HubServer:
             always ``"regular"``). LFS uploads need ``HF_HUB_DISABLE_XET=1`` in the client.
         require_token: write requests without ``Authorization: Bearer ...`` answer 401.
 
+    ``protect_convert_refs`` (an attribute, False by default): when True, deleting a conversion branch
+    (``refs/convert/...``) answers 403, as the Hub does when it refuses.
+
     Observation: :meth:`commits`, :meth:`files`, :attr:`total_upload_bytes`, :attr:`request_log`,
     :meth:`token_was_sent`. Faults: :meth:`fail`, :meth:`hang`, :meth:`clear_faults`.
     Write requests are: repo create/delete, preupload, commit, LFS batch and LFS object PUT.
@@ -58,6 +61,7 @@ class HubServer:
         self.host, self.port, self.user = host, port, user
         self.tree_page_size, self.commits_page_size = tree_page_size, commits_page_size
         self.lfs_threshold, self.require_token = lfs_threshold, require_token
+        self.protect_convert_refs = False
         self.endpoint = ""
         self._faults = _Faults()
         self._held = 0
@@ -197,6 +201,22 @@ class HubServer:
             except HubError:
                 raise KeyError(f"{repo_id}@{revision}") from None
         return {path: self.store.read(entry) for path, entry in sorted(tree.items())}
+
+    def convert_branch(self, repo_id: str, files: dict[str, bytes], *, name: str = "parquet",
+                       revision: str = "main", repo_type: str = "dataset") -> str:
+        """Do what the Hub's dataset viewer does after a commit: make ``refs/convert/<name>`` (from
+        ``revision``'s commit when it does not exist yet) and commit ``files`` to it (its converted copy
+        of the data); returns the new commit oid. Raises KeyError if the repo does not exist."""
+        import base64
+
+        branch = f"refs/convert/{name}"
+        with self.store.lock:
+            repo = self._repo_or_key_error(repo_id, repo_type)
+            if branch not in repo.refs:
+                self.store.set_ref(repo, branch, repo.resolve(revision).oid)
+            ops = [("file", {"path": path, "content": base64.b64encode(data).decode(), "encoding": "base64"})
+                   for path, data in files.items()]
+            return self.store.commit(repo, branch, {"summary": "Update parquet files"}, ops).oid
 
     def head(self, repo_id: str, branch: str = "main", repo_type: str = "dataset") -> str:
         """The commit oid ``branch`` points to. Raises KeyError if missing."""

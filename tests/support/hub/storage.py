@@ -156,6 +156,19 @@ class Repo:
                 return found[0]
         raise HubError(404, f"Invalid rev id: {revision}", "RevisionNotFound")
 
+    def collect_garbage(self) -> int:
+        """Forget the commits no ref reaches any more (after a squash or a branch deletion), as the Hub's
+        git garbage collection does (here at once); returns how many. Their oids no longer resolve."""
+        reachable: set[str] = set()
+        for oid in self.refs.values():
+            while oid is not None and oid not in reachable and oid in self.commits:
+                reachable.add(oid)
+                oid = self.commits[oid].parent
+        gone = [oid for oid in self.commits if oid not in reachable]
+        for oid in gone:
+            del self.commits[oid]
+        return len(gone)
+
     def history(self, head: Commit) -> list[Commit]:
         """``head`` and its ancestors, newest first."""
         chain = [head]
@@ -190,10 +203,17 @@ class HubStore:
             log = meta_file.parent / "commits.jsonl"
             for line in log.read_text().splitlines() if log.exists() else []:
                 self._replay(repo, json.loads(line))
+            repo.collect_garbage()
             self.repos[(repo.repo_type, repo.repo_id)] = repo
 
     @staticmethod
     def _replay(repo: Repo, record: dict[str, Any]) -> None:
+        if "ref" in record:  # a branch created, moved or deleted (see set_ref)
+            if record["oid"] is None:
+                repo.refs.pop(record["ref"], None)
+            else:
+                repo.refs[record["ref"]] = record["oid"]
+            return
         parent = repo.commits[record["parent"]] if record["parent"] else None
         changes = {p: (Entry.from_record(e) if e else None) for p, e in record["changes"].items()}
         commit = Commit(
@@ -327,9 +347,33 @@ class HubStore:
                 raise HubError(400, f"Unknown commit operation {key!r}")
         return changes, regular
 
+    # ---- refs (branches) and history rewrites
+    def set_ref(self, repo: Repo, name: str, oid: str | None) -> None:
+        """Point branch ``name`` at commit ``oid`` (None: delete the branch, then forget the commits no
+        ref reaches), logged so a reload sees the same refs."""
+        with self.lock:
+            with open(repo.directory / "commits.jsonl", "a") as log:
+                log.write(json.dumps({"ref": name, "oid": oid}) + "\n")
+            if oid is None:
+                repo.refs.pop(name, None)
+                repo.collect_garbage()
+            else:
+                repo.refs[name] = oid
+
+    def squash(self, repo: Repo, branch: str, summary: str) -> Commit:
+        """Replace the history of ``branch`` by one root commit holding its head's tree (the Hub's
+        super-squash); the commits no ref reaches any more are forgotten. HubError 404 for no such branch."""
+        with self.lock:
+            if branch not in repo.refs:
+                raise HubError(404, f"Branch not found: {branch}", "RevisionNotFound")
+            head = repo.commits[repo.refs[branch]]
+            commit = self._add_commit(repo, branch, summary, "", dict(head.tree), 0, root=True)
+            repo.collect_garbage()
+            return commit
+
     def _add_commit(self, repo: Repo, branch: str, summary: str, description: str,
-                    changes: dict[str, Entry | None], uploaded: int) -> Commit:
-        parent = repo.commits[repo.refs[branch]] if branch in repo.refs else None
+                    changes: dict[str, Entry | None], uploaded: int, *, root: bool = False) -> Commit:
+        parent = repo.commits[repo.refs[branch]] if branch in repo.refs and not root else None
         now = time.time()
         seed = json.dumps([parent.oid if parent else None, branch, summary, now, sorted(changes)])
         oid = hashlib.sha1(seed.encode() + os.urandom(16)).hexdigest()
