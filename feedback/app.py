@@ -23,6 +23,7 @@ from feedback.hub.card import dataset_card
 from feedback.hub.client import hub_token
 from feedback.hub.sync import HubSync
 from feedback.privacy import ConsentGate, Redactor
+from feedback.privacy.deletion import Eraser
 from feedback.recorder import FeedbackRecorder, GateStep
 from feedback.redaction import MIN_SECRET_CHARS, register_secret
 from feedback.responders import ResponderError, make_responder
@@ -49,6 +50,7 @@ class FeedbackApp:
     demo: FeedbackChatInterface
     review: ReviewMount | None
     sync: HubSync | None
+    eraser: Eraser
 
     def server(self) -> fastapi.FastAPI:
         """The FastAPI application serving every page (see :func:`feedback.web.server.make_server`)."""
@@ -75,11 +77,13 @@ class FeedbackApp:
         self.recorder.index.start_catch_up()  # index what is new in the data dir, in the background
         if self.sync is not None:
             self.sync.start()
+        self.eraser.start()  # finishes an erasure an earlier run left
         try:
             logger.info("serving on http://{}:{}", host, port)
             with _signals_end_serving():
                 run(self.server(), host, port)
         finally:
+            self.eraser.close()
             self.store.close()
             self.recorder.close()
             if self.sync is not None:
@@ -125,6 +129,8 @@ def create_app(settings: Settings) -> FeedbackApp:
     logger.info(
         "responder {} (model {}), logging to {}", responder.name, responder.model, settings.data_dir.resolve()
     )
+    sync = _make_sync(settings, store)
+    eraser = Eraser(recorder, sync=sync)
     demo = FeedbackChatInterface(
         responder,
         recorder=recorder,
@@ -137,7 +143,7 @@ def create_app(settings: Settings) -> FeedbackApp:
         session_ttl=settings.session_ttl,
     )
     review = _review_mount(settings, recorder)
-    return FeedbackApp(settings, store, recorder, demo, review, _make_sync(settings, store))
+    return FeedbackApp(settings, store, recorder, demo, review, sync, eraser)
 
 
 def _privacy_gate(settings: Settings) -> list[GateStep]:

@@ -10,9 +10,14 @@ unreadable or of another format (with a log line). Two tables:
   record's timestamp (``time_us``, microseconds since the epoch), the turn's last user message
   (``user``, a :class:`~schemas.records.ChatMessage` as JSON) and its ``response``: what it takes
   to check a rating and to rebuild the prompt of the next turn. ``seq`` is the arrival order.
-- ``shards``: each turn shard and how many of its bytes are indexed (``indexed_bytes``, always
-  at the end of a complete line). A row of ``turns`` and the new ``indexed_bytes`` of its shard
-  are written in one transaction, so a crash never leaves one without the other.
+- ``shards``: each turn shard (and deletion shard) and how many of its bytes are indexed
+  (``indexed_bytes``, always at the end of a complete line). A row of ``turns`` and the new
+  ``indexed_bytes`` of its shard are written in one transaction, so a crash never leaves one
+  without the other.
+- ``deleted``: the conversations deleted (``schemas.records.Deletion``): their turns are removed
+  from ``turns`` and never added again, so an id of theirs is unknown from then on, and
+  :meth:`TurnIndex.is_deleted` says why. The file is written with SQLite's ``secure_delete`` on and
+  its write-ahead log truncated after a deletion, so no free page or old log frame keeps the text.
 
 At start, :meth:`TurnIndex.start_catch_up` (called by the app at once, else by the first lookup
 that needs it) reads, on a background thread, only the bytes of each
@@ -34,6 +39,7 @@ again at the next start.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sqlite3
 import tempfile
@@ -51,11 +57,11 @@ from loguru import logger
 from pydantic import ValidationError
 
 from feedback.store import FeedbackStore, LineSpan
-from schemas.records import ChatMessage, Turn
+from schemas.records import ChatMessage, Deletion, Turn
 
 INDEX_FILE = ".conversations.sqlite3"
 """The index file in the data dir (hidden; SQLite adds ``-wal`` and ``-shm`` files beside it)."""
-FORMAT = "1"
+FORMAT = "2"
 """The index layout's version: a file of another version is rebuilt from the shards."""
 MEMORY_CONVERSATIONS = 10_000
 """How many conversations of turns kept out of the data dir are remembered (least recently used go first)."""
@@ -77,8 +83,18 @@ CREATE TABLE IF NOT EXISTS turns (
 );
 CREATE INDEX IF NOT EXISTS turns_by_conversation ON turns (conversation_id, time_us, seq);
 CREATE TABLE IF NOT EXISTS shards (path TEXT PRIMARY KEY, indexed_bytes INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS deleted (conversation_id TEXT PRIMARY KEY);
 """
-_INSERT_TURN = "INSERT OR IGNORE INTO turns (message_id, conversation_id, turn_index, time_us, user, response) VALUES (?, ?, ?, ?, ?, ?)"
+INDEXED_KINDS = ("deletions", "turns")
+"""The record kinds the index reads, deletions first (a turn of a deleted conversation is never added)."""
+_INSERT_TURN = (
+    "INSERT OR IGNORE INTO turns (message_id, conversation_id, turn_index, time_us, user, response) "
+    "SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE NOT EXISTS (SELECT 1 FROM deleted WHERE conversation_id = ?2)"
+)
+_FORGET = (
+    "INSERT OR IGNORE INTO deleted (conversation_id) VALUES (?1)",
+    "DELETE FROM turns WHERE conversation_id = ?1",
+)
 # Bytes [0, start) of a shard are indexed when indexed_bytes >= start, so with [start, end) just
 # indexed, [0, max(indexed_bytes, end)) are: the catch-up and live writes may race on a shard.
 _ADVANCE_NEW = """
@@ -154,6 +170,10 @@ class _MemoryTurns:
     def rows(self, conversation_id: str) -> list[tuple[int, _Row]]:
         return list(self._rows.get(conversation_id, ()))
 
+    def forget(self, conversation_id: str) -> None:
+        for _, row in self._rows.pop(conversation_id, ()):
+            self._owner.pop(row.message_id, None)
+
 
 def current_path(rows: Iterable[tuple[int, int, str, int]]) -> list[tuple[str, int]]:
     """The current path from a conversation's turns ``(time_us, seq, message_id, turn_index)``
@@ -223,6 +243,7 @@ class TurnIndex:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")  # the shards are the truth: a commit lost in a crash is read again
             db.execute("PRAGMA cache_size=-8000")  # KiB: at most 8 MB of page cache per connection
+            db.execute("PRAGMA secure_delete=ON")  # a deleted conversation's text is overwritten, not left in free pages
             if check:
                 self._check_format(db)
         except BaseException:
@@ -338,10 +359,11 @@ class TurnIndex:
         return count
 
     def _unindexed(self, db: sqlite3.Connection) -> list[tuple[Path, str, int, int]]:
-        """``(path, key, indexed offset, size)`` of each turn shard with bytes not indexed yet."""
+        """``(path, key, indexed offset, size)`` of each deletion and turn shard with bytes not indexed
+        yet (deletion shards first)."""
         done = dict(db.execute("SELECT path, indexed_bytes FROM shards"))
         todo = []
-        for path, size in self.store.shard_sizes("turns"):
+        for path, size in (entry for kind in INDEXED_KINDS for entry in self.store.shard_sizes(kind)):
             key = path.relative_to(self.store.root).as_posix()
             offset = done.get(key, 0)
             if offset > size:  # replaced by a shorter file: read it again (rows already known are kept)
@@ -355,6 +377,8 @@ class TurnIndex:
 
     def _index_shard(self, db: sqlite3.Connection, path: Path, key: str, offset: int) -> int:
         """Index the complete lines of one shard from ``offset``; returns how many turns were read."""
+        if path.parent.name == "deletions":
+            return self._index_deletions(db, path, key, offset)
         rows: list[tuple[str, str, int, int, str, str]] = []
         start = end = offset
         count = 0
@@ -373,6 +397,30 @@ class TurnIndex:
             count += len(rows)
         self._report_tail(path, end)
         return count
+
+    def _index_deletions(self, db: sqlite3.Connection, path: Path, key: str, offset: int) -> int:
+        """Apply the deletion records of one shard from ``offset`` (see :meth:`forget`); returns 0
+        (no turn is read)."""
+        ids, end = [], offset
+        try:
+            for end, line in self.store.read_lines_from(path, offset):
+                try:
+                    ids.append(Deletion.model_validate_json(line).conversation_id)
+                except ValidationError as error:
+                    logger.warning("skipping {} at byte {}: not a valid deletion ({})", path, end - len(line) - 1,
+                                   error.errors()[0]["msg"])
+        except OSError as error:
+            logger.warning("could not read {} to index it: {}", path, error.strerror or error)
+        if end > offset:
+            with self._lock if db is self._db else contextlib.nullcontext(), _transaction(db):
+                for conversation_id in ids:
+                    for statement in _FORGET:
+                        db.execute(statement, (conversation_id,))
+                _advance(db, key, offset, end)
+        self._report_tail(path, end)
+        if ids:
+            self._forget_in_memory(ids)
+        return 0
 
     def _report_tail(self, path: Path, end: int) -> None:
         """Log a torn last line (a crash mid-write): it stays unindexed, and is looked at again next start."""
@@ -421,7 +469,74 @@ class TurnIndex:
                 )
                 self._memory.add(row)
 
+    def forget(self, conversation_id: str) -> None:
+        """Mark a conversation deleted: its turns leave the index (file and memory), and are never
+        added again, so its ids are unknown from now on. The text is overwritten in the file
+        (``secure_delete``) and the write-ahead log is truncated.
+
+        Raises:
+            sqlite3.DatabaseError: when the index file cannot be written.
+        """
+        with self._lock:
+            with _transaction(self._db):
+                for statement in _FORGET:
+                    self._db.execute(statement, (conversation_id,))
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._forget_in_memory([conversation_id])
+
+    def forget_in_memory(self, conversation_id: str) -> None:
+        """Forget a conversation kept in memory only (its turns were kept out of the data dir)."""
+        self._forget_in_memory([conversation_id])
+
+    def _forget_in_memory(self, conversation_ids: Iterable[str]) -> None:
+        with self._lock:
+            for conversation_id in conversation_ids:
+                self._memory.forget(conversation_id)
+
+    def shard_rewritten(self, path: Path, old_to_new: Callable[[int], int]) -> None:
+        """A turn or deletion shard was rewritten (a deletion erased lines of it): its indexed offset
+        ``o`` becomes ``old_to_new(o)``; a shard removed (``path`` missing) is forgotten.
+
+        Raises:
+            sqlite3.DatabaseError: when the index file cannot be written.
+        """
+        key = path.relative_to(self.store.root).as_posix()
+        with self._lock, _transaction(self._db):
+            row = self._db.execute("SELECT indexed_bytes FROM shards WHERE path = ?", (key,)).fetchone()
+            if row is None:
+                return
+            if not path.exists():
+                self._db.execute("DELETE FROM shards WHERE path = ?", (key,))
+            else:
+                self._db.execute("UPDATE shards SET indexed_bytes = ? WHERE path = ?", (old_to_new(row[0]), key))
+
     # -- reading -----------------------------------------------------------------------------
+
+    def is_deleted(self, conversation_id: str, *, wait: bool = True) -> bool:
+        """True when the conversation was deleted (waits for the catch-up unless ``wait`` is False).
+
+        Raises:
+            sqlite3.OperationalError: when the index file cannot be read (I/O error).
+        """
+        if wait and not self.ready:
+            self._wait()
+        return self._read(self._is_deleted, conversation_id)
+
+    def on_disk(self, conversation_id: str, *, wait: bool = True) -> bool:
+        """True when the index file holds a turn of the conversation (it was written to the data dir).
+
+        Raises:
+            sqlite3.OperationalError: when the index file cannot be read (I/O error).
+        """
+        if wait and not self.ready:
+            self._wait()
+        return self._read(self._on_disk, conversation_id)
+
+    def _on_disk(self, conversation_id: str) -> bool:
+        return self._db.execute("SELECT 1 FROM turns WHERE conversation_id = ? LIMIT 1", (conversation_id,)).fetchone() is not None
+
+    def _is_deleted(self, conversation_id: str) -> bool:
+        return self._db.execute("SELECT 1 FROM deleted WHERE conversation_id = ?", (conversation_id,)).fetchone() is not None
 
     def owner(self, message_id: str, *, wait: bool = True) -> str | None:
         """The conversation ``message_id`` is a reply of, or None for an unknown reply. An id not

@@ -29,7 +29,18 @@ from loguru import logger
 from feedback.errors import FeedbackError, SaveError, clip
 from feedback.index import TurnIndex, TurnRef
 from feedback.store import FeedbackStore
-from schemas.records import RATING_VALUES, ChatMessage, Flag, Rating, Record, Source, Turn, is_valid_id, new_id
+from schemas.records import (
+    RATING_VALUES,
+    ChatMessage,
+    Deletion,
+    Flag,
+    Rating,
+    Record,
+    Source,
+    Turn,
+    is_valid_id,
+    new_id,
+)
 
 MAX_COMMENT_CHARS = 10_000
 MAX_REASONS = 32
@@ -115,6 +126,10 @@ class FeedbackRecorder:
             raise FeedbackError(
                 f"conversation_id {clip(value)!r} is malformed: use 8-64 characters of A-Z, a-z, 0-9, '_' or '-'"
             )
+        with self._lock:
+            fresh = value in self._fresh
+        if self.index.is_deleted(value, wait=not fresh):
+            raise FeedbackError(f"conversation {value} was deleted: start a new conversation")
         return value
 
     def new_conversation_id(self) -> str:
@@ -215,13 +230,17 @@ class FeedbackRecorder:
 
         Each of :attr:`gate` runs in order and may return the record changed (e.g. redacted) or
         None to keep it out (e.g. no consent); then the record is appended to the store, and a
-        turn is added to the conversation index.
+        turn is added to the conversation index. A record of a deleted conversation (a reply that
+        was still streaming when it was deleted) is kept out too.
 
         Returns:
             The record as written, or None when a gate step kept it out.
         Raises:
             SaveError: when the store cannot write it (disk full, read-only); nothing partial is kept.
         """
+        if not isinstance(record, Deletion) and self.index.is_deleted(record.conversation_id, wait=False):
+            logger.bind(conversation_id=record.conversation_id).info("{} record of a deleted conversation not written", record.kind)
+            return None
         for step in self.gate:
             changed = step(record)
             if changed is None:
@@ -291,8 +310,8 @@ class FeedbackRecorder:
             except SaveError:
                 self._pending.pop(turn.message_id, None)  # the reply is lost, and so are its clicks
                 raise
-            if written is None:  # the gate kept it out: the conversation goes on in this process only
-                self.index.add(turn, None)
+            if written is None and not self.index.is_deleted(turn.conversation_id, wait=False):
+                self.index.add(turn, None)  # the gate kept it out: the conversation goes on in this process only
             turn = written or turn
             pending = self._pending.pop(turn.message_id, None)
         for record in pending.records if pending else ():  # clicks made while the reply streamed

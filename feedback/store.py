@@ -226,6 +226,21 @@ class FeedbackStore:
         self._stored[seen] = relative
         return relative
 
+    def forget_file(self, relative: str) -> None:
+        """Remove an uploaded file (``files/<sha256><ext>``, as :meth:`store_file` returns it) and forget
+        that it was stored, so the same upload later is copied again.
+
+        Raises:
+            ValueError: for a path outside ``files/``.
+        """
+        name = relative.removeprefix(f"{FILES_DIR}/")
+        if not relative.startswith(f"{FILES_DIR}/") or not name or "/" in name or name.startswith("."):
+            raise ValueError(f"not an uploaded file's path: {relative!r}")
+        with self.lock:
+            for seen in [key for key, value in self._stored.items() if value == relative]:
+                del self._stored[seen]
+            (self.root / relative).unlink(missing_ok=True)
+
     def check_writable(self, probe_bytes: int = 64 * 1024) -> None:
         """Write, flush to disk and remove a probe file of ``probe_bytes`` in the data dir.
 
