@@ -57,7 +57,7 @@ def conversations(limit: int) -> list[list[tuple[str, str]]]:
     """``[[(role, content), ...], ...]``: hh-rlhf's chosen transcripts, or synthetic ones."""
     try:
         from feedback.replay_data import load_pairs
-        from feedback.sample_data import hh_rlhf_test_file
+        from tests.support.sample_data import hh_rlhf_test_file
 
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         pairs = load_pairs(hh_rlhf_test_file())[:limit]

@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from feedback.cli.replay import ReplayDriver  # noqa: E402
 from feedback.replay_data import ReplayIndex  # noqa: E402
-from feedback.sample_data import hh_rlhf_test_file  # noqa: E402
+from tests.support.sample_data import hh_rlhf_test_file  # noqa: E402 - the tests' finder of ../shared/data
 
 
 def free_port() -> int:

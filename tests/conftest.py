@@ -73,7 +73,7 @@ def client(running_app: RunningApp):  # noqa: ANN201 - gradio_client.Client
 @pytest.fixture(scope="session")
 def hh_rlhf_file() -> Path:
     """The hh-rlhf harmless-base test file from ``../shared/data`` (skips when it is not there)."""
-    from feedback.sample_data import hh_rlhf_test_file
+    from support.sample_data import hh_rlhf_test_file
 
     previous = os.environ.get("HF_HUB_OFFLINE")
     os.environ["HF_HUB_OFFLINE"] = "1"  # tests never download: use ../shared/data or skip

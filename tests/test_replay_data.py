@@ -1,4 +1,4 @@
-"""Tests for feedback.replay_data (replay responder data) and feedback.sample_data."""
+"""Tests for feedback.replay_data (replay responder data) and the tests' sample data finder (tests/support/sample_data.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from feedback import sample_data
+from support import sample_data
 from feedback.replay_data import (
     NoRecordedReply,
     PreferencePair,
@@ -363,7 +363,7 @@ def test_shared_data_dir_prefers_env(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 def test_shared_data_dir_ignores_missing_env_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(sample_data.SHARED_DATA_ENV, str(tmp_path / "missing"))
-    default = Path(sample_data.__file__).resolve().parent.parent.parent / "shared" / "data"
+    default = Path(sample_data.__file__).resolve().parents[3] / "shared" / "data"
     assert sample_data.shared_data_dir() == (default if default.is_dir() else None)
 
 

@@ -17,7 +17,7 @@ FASTCHAT_DUMMY_NAME = "fastchat-dummy-conversation.json"
 HH_RLHF_REPO_ID = "Anthropic/hh-rlhf"
 HH_RLHF_TEST_FILENAME = "harmless-base/test.jsonl.gz"
 
-_REPO_ROOT = Path(__file__).resolve().parent.parent
+_REPO_ROOT = Path(__file__).resolve().parents[2]  # tests/support/sample_data.py -> the repo root
 _TRUE_VALUES = {"1", "ON", "YES", "TRUE"}  # as huggingface_hub reads HF_HUB_OFFLINE
 
 
