@@ -200,6 +200,7 @@ def test_review_page_events_refuse_anonymous_and_non_reviewers(site):
             status, text = page_event(eve, fn_index, ["" for _ in inputs], prefix="/review")
             assert_clean(text, site)
     assert not read_records(site["data"], "reviews")
+    assert not read_records(site["data"], "deletions")  # nor "Delete conversation"
 
 
 def test_api_refuses_server_files_and_urls(site):
@@ -384,6 +385,40 @@ def test_fuzz_flag(site, reply, use_ids, reasons, comment):
     check_answer(site, status, body)
     if status == 200:
         assert set(body["data"][0]["reasons"]) <= {"Inaccurate", "Harmful", "Off-topic", "Other"}
+
+
+@fuzz_settings()
+@given(conversation_id=json_values)
+def test_fuzz_forget(site, reply, conversation_id):
+    with httpx.Client(base_url=site["url"], timeout=30) as client:
+        status, body = api_call(client, "forget", [conversation_id])
+    check_answer(site, status, body)
+    assert status != 200, body  # random values never name a recorded conversation
+
+
+def test_no_chat_page_event_deletes_a_conversation_without_its_id(site, reply):
+    """Every event of the chat page, "Forget this conversation" among them, with plain values (a
+    chat whose replies name ids of no reply, or the conversation's id where a reply's belongs):
+    none deletes the conversation of ``reply``, whose ids they do not carry."""
+    chats = [
+        [{"role": "user", "content": "hi"},
+         {"role": "assistant", "content": "hi", "metadata": {"id": uuid.uuid4().hex}}],
+        [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hi",
+                                             "metadata": {"id": reply["conversation_id"]}}],
+        [],
+    ]
+    with httpx.Client(base_url=site["url"], timeout=30) as client:
+        config = client.get("/config").json()
+        assert any(d.get("api_name") == "forget_ui" for d in config["dependencies"])  # the page's forget event
+        events = dependencies(client)
+        for chat in chats:
+            for fn_index, inputs in events:
+                data = [chat if kind == "chatbot" else "" if kind in ("textbox", "markdown") else None
+                        for kind in inputs]
+                status, text = page_event(client, fn_index, data, {"index": 1, "value": "hi", "liked": True})
+                assert_clean(text, site)
+    assert not read_records(site["data"], "deletions")
+    assert reply["message_id"] in [t["message_id"] for t in read_records(site["data"], "turns")]
 
 
 # -- after everything: nothing leaked, nothing corrupted, still serving ------------------------

@@ -1,4 +1,5 @@
-"""The HTTP API for custom front ends: ``/chat``, ``/regenerate``, ``/rate``, ``/flag``, ``/feedback_options``.
+"""The HTTP API for custom front ends: ``/chat``, ``/regenerate``, ``/rate``, ``/flag``, ``/forget``,
+``/feedback_options``.
 
 Plain ``gr.api`` endpoints, callable from ``@gradio/client`` (JS) and ``gradio_client`` (Python),
 which cannot send the event data a ``.like`` listener needs. The client keeps the
@@ -10,6 +11,7 @@ was wrong, and nothing is written for it.
 from __future__ import annotations
 
 import inspect
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +23,7 @@ from loguru import logger
 from feedback.chat import PendingTurn, TextStream, log_failure
 from feedback.errors import FeedbackError, SaveError, refusal
 from feedback.privacy.consent import ConsentGate, check_consent
+from feedback.privacy.deletion import Eraser, NothingToDelete
 from feedback.recorder import FeedbackRecorder, history_messages
 from feedback.responders.errors import ResponderError
 from feedback.web.inputs import ExtraInputs
@@ -28,6 +31,7 @@ from feedback.web.uploads import UploadError, uploaded_file
 from schemas.records import RATING_VALUES, ChatMessage, is_valid_id
 
 MAX_FILES = 16
+_ERASER_LOCK = threading.Lock()
 TRAILING = ("consent",)
 """Endpoint parameters listed after the app's additional inputs (added later: a client calling
 ``/chat`` positionally with additional inputs keeps working)."""
@@ -49,6 +53,8 @@ class ChatAPI:
             ``notice`` one added to it, see :meth:`ConsentGate.of`); ``/chat`` and ``/regenerate``
             take the user's answer as their ``consent`` argument.
         policy_url: the privacy policy, shown by ``/feedback_options``.
+        eraser: deletes a conversation for ``/forget`` (default: one on ``recorder``, made at the
+            first ``/forget``).
     """
 
     recorder: FeedbackRecorder
@@ -59,6 +65,7 @@ class ChatAPI:
     system_prompt: str | None = None
     consent: ConsentGate | None = None
     policy_url: str | None = None
+    eraser: Eraser | None = None
 
     def __post_init__(self) -> None:
         if self.consent is None:
@@ -70,6 +77,7 @@ class ChatAPI:
         gr.api(self._with_inputs(self.regenerate), api_name="regenerate", concurrency_limit=concurrency_limit)
         gr.api(self.rate, api_name="rate", concurrency_limit=None)
         gr.api(self.flag, api_name="flag", concurrency_limit=None)
+        gr.api(self.forget, api_name="forget", concurrency_limit=None)
         gr.api(self.feedback_options, api_name="feedback_options", concurrency_limit=None)
 
     def chat(
@@ -140,6 +148,34 @@ class ChatAPI:
             self._resume(conversation_id)
             record = self.recorder.flag(conversation_id, message_id, reasons, comment=comment)
             return record.model_dump(mode="json")
+
+    def forget(self, conversation_id: str) -> dict[str, Any]:
+        """Delete a conversation ("Forget this conversation"): its turns, ratings, flags, reviews
+        and uploaded files, here and in the dataset repo; returns ``{"conversation_id": str,
+        "deleted": true}``.
+
+        From the call on, the conversation counts nowhere (exports, review queue, stats) and
+        cannot be continued; its records are erased from the data dir (and the Hub) in the
+        background. Refused (nothing written) for an empty or malformed id, or a conversation
+        with no recorded turn here (never recorded, declined, or already deleted).
+        """
+        with _refusals("forget", conversation_id):
+            if conversation_id is None or conversation_id == "":
+                raise FeedbackError("conversation_id is required: the id of the conversation to delete")
+            if not isinstance(conversation_id, str):
+                raise FeedbackError(f"conversation_id must be a string, not {type(conversation_id).__name__}")
+            assert self.consent is not None
+            if declined_unrecorded(self.consent, conversation_id):
+                raise NothingToDelete(f"nothing of conversation {conversation_id} is recorded: its user declined")
+            self.eraser_or_new().forget(conversation_id, requested_by="user")
+            return {"conversation_id": conversation_id, "deleted": True}
+
+    def eraser_or_new(self) -> Eraser:
+        """The eraser ``/forget`` uses: the one given, or one on the recorder made now."""
+        with _ERASER_LOCK:
+            if self.eraser is None:
+                self.eraser = Eraser(self.recorder)
+            return self.eraser
 
     def feedback_options(self) -> dict[str, Any]:
         """What a front end may send: ``{"ratings": ["like", "dislike"], "reasons": [...],
@@ -231,6 +267,12 @@ class ChatAPI:
         endpoint.__signature__ = inspect.Signature(ordered, return_annotation=Iterator[dict[str, Any]])  # type: ignore[attr-defined]
         endpoint.__annotations__ = {**{p.name: p.annotation for p in ordered}, "return": Iterator[dict[str, Any]]}
         return endpoint
+
+
+def declined_unrecorded(consent: ConsentGate, conversation_id: str) -> bool:
+    """True when the conversation's user declined (in this process) before anything of it was
+    written: there is nothing to delete. A withdrawal (declined after records were written) is not."""
+    return consent.status(conversation_id) is False and conversation_id not in consent.withdrawn()
 
 
 def uploaded_path(file: object) -> Path:

@@ -21,11 +21,18 @@ from typing import Any
 import gradio as gr
 from loguru import logger
 
-from feedback.web.api import ChatAPI, uploaded_path
-from feedback.web.inputs import ExtraInputs
-from feedback.web.sessions import install_session_expiry
-from feedback.web.callbacks import DISLIKE, LIKE, option_from_like
 from feedback.chat import PendingTurn, TextStream, log_failure, responder_stream
+from feedback.errors import FeedbackError, SaveError, refusal
+from feedback.privacy.consent import ConsentGate, ConsentMode
+from feedback.privacy.deletion import Eraser, NothingToDelete
+from feedback.privacy.redaction import Redactor
+from feedback.recorder import FeedbackRecorder
+from feedback.responders.base import Responder
+from feedback.responders.errors import ResponderError
+from feedback.store import FeedbackStore
+from feedback.web.api import ChatAPI, declined_unrecorded, uploaded_path
+from feedback.web.callbacks import DISLIKE, LIKE, option_from_like
+from feedback.web.inputs import ExtraInputs
 from feedback.web.messages import (
     GradioMessage,
     assistant_message,
@@ -39,13 +46,7 @@ from feedback.web.messages import (
     reply_text,
     user_message,
 )
-from feedback.errors import FeedbackError, SaveError, refusal
-from feedback.privacy.consent import ConsentGate, ConsentMode
-from feedback.privacy.redaction import Redactor
-from feedback.recorder import FeedbackRecorder
-from feedback.responders.base import Responder
-from feedback.responders.errors import ResponderError
-from feedback.store import FeedbackStore
+from feedback.web.sessions import install_session_expiry
 from schemas.records import ChatMessage, new_id
 from schemas.settings import DEFAULT_FLAG_REASONS, DEFAULT_NOTICE
 
@@ -55,6 +56,18 @@ AGREE, DECLINE = "Agree and chat", "Chat without recording"
 CHOOSE_PLACEHOLDER = "First choose above whether this chat may be recorded"
 RECORDED = "This chat is recorded: you agreed."
 NOT_RECORDED = "This chat is not recorded: nothing you write, upload, rate or flag here is saved."
+FORGET, CONFIRM_FORGET, KEEP = "Forget this conversation", "Yes, delete it", "Cancel"
+"""The forget step's buttons: the first opens the confirmation, the second deletes."""
+FORGET_QUESTION = (
+    "Delete this conversation from the logs? Its messages, ratings, flags and uploaded files are erased "
+    "(here and in the dataset it is saved to). This cannot be undone."
+)
+FORGOTTEN = "This conversation was deleted from the logs. Your next message starts a new conversation."
+NOTHING_TO_FORGET = (
+    "Nothing of this conversation was recorded, so there is nothing to delete. "
+    "Your next message starts a new conversation."
+)
+NOT_FORGOTTEN = "This conversation could not be deleted: "
 
 
 @dataclass
@@ -396,6 +409,9 @@ class FeedbackChatInterface(gr.ChatInterface):
             freed (see :mod:`feedback.web.sessions`); the next message of an expired page starts
             a new conversation. None: Gradio's default (the session's state goes an hour after
             its tab is closed, Gradio's copy of the chat only when 10,000 newer sessions push it out).
+        eraser: deletes a conversation for the page's "Forget this conversation" button and the
+            API's ``/forget`` (default: an :class:`~feedback.privacy.deletion.Eraser` on the
+            recorder, erasing the data dir only).
         **kwargs: passed to ``gr.ChatInterface``.
     """
 
@@ -413,6 +429,7 @@ class FeedbackChatInterface(gr.ChatInterface):
         api: bool = True,
         api_concurrency_limit: int | None = 16,
         session_ttl: float | None = None,
+        eraser: Eraser | None = None,
         **kwargs: Any,
     ) -> None:
         menu_given = kwargs.get("flagging_options") is not None or kwargs.get("flagging_mode") is not None
@@ -424,6 +441,9 @@ class FeedbackChatInterface(gr.ChatInterface):
                 f"{list(recorder.flag_reasons)}: give them to the recorder"
             )
         self.recorder = _open_recorder(recorder, data_dir, flag_reasons)
+        if eraser is not None and getattr(eraser, "recorder", self.recorder) is not self.recorder:
+            raise ValueError("the eraser must erase through the page's recorder")
+        self.eraser = eraser if eraser is not None else Eraser(self.recorder)
         self.consent = ConsentGate.of(self.recorder, consent)
         self.policy_url = policy_url
         self._consent_text = _notice(notice, policy_url, note=False)
@@ -457,6 +477,7 @@ class FeedbackChatInterface(gr.ChatInterface):
         with self:
             self.comment = gr.Textbox(label="Comment", placeholder=COMMENT_PLACEHOLDER, max_lines=4)
             self.likes.attach(self.chatbot, session, self.comment)
+            self._render_forget(session)
             if self.consent_step is not None:
                 self._attach_consent(self.consent_step, session)
             if self.save_history:  # "New chat" starts a conversation; a chat from the panel goes on in its own
@@ -475,7 +496,67 @@ class FeedbackChatInterface(gr.ChatInterface):
                     system_prompt=self.turns.system_prompt,
                     consent=self.consent,
                     policy_url=policy_url,
+                    eraser=self.eraser,
                 ).register(api_concurrency_limit)
+
+    def _render_forget(self, session: gr.State) -> None:
+        """The "Forget this conversation" button, its confirmation and the line saying what happened."""
+        with gr.Row(elem_classes=["feedback-forget"]):
+            forget = gr.Button(FORGET, size="sm", variant="secondary", scale=0, min_width=220)
+        with gr.Group(visible=False, elem_classes=["feedback-forget-confirm"]) as confirm:
+            gr.Markdown(f"<small>{FORGET_QUESTION}</small>", padding=True)
+            with gr.Row():
+                delete = gr.Button(CONFIRM_FORGET, variant="stop", size="sm")
+                keep = gr.Button(KEEP, size="sm")
+        self.forget_status = gr.Markdown(elem_classes=["feedback-forget-status"])
+        forget.click(lambda: (gr.update(visible=True), ""), None, [confirm, self.forget_status],
+                     api_visibility="private", queue=False, show_progress="hidden")
+        keep.click(lambda: gr.update(visible=False), None, [confirm], api_visibility="private", queue=False,
+                   show_progress="hidden")
+        inputs = [self.chatbot, session]
+        outputs = [session, self.chatbot, self.chatbot_state, self.forget_status, confirm]
+        if self.save_history:  # the forgotten chat leaves the history panel too
+            inputs += [self.conversation_id, self.saved_conversations]
+            outputs += [self.conversation_id, self.saved_conversations]
+        delete.click(self.forget, inputs, outputs, api_name="forget_ui", api_visibility="private",
+                     show_progress="hidden")  # named apart from the API's /forget
+
+    def forget(
+        self, history: list[GradioMessage] | None, session: ChatSession | None, index: Any = None, saved: Any = None
+    ) -> tuple[Any, ...]:
+        """The confirmed "Forget this conversation": delete the conversation the page shows (see
+        :meth:`~feedback.privacy.deletion.Eraser.forget`) and start a new one.
+
+        The conversation is the session's, or that of the chat's logged replies (a chat reopened
+        from the history panel, or a page whose session expired), as for the next message. One
+        with no recorded turn (none sent yet, consent declined) has nothing to delete: the page
+        says so and starts a new conversation all the same. ``index`` and ``saved``
+        (``save_history``): the chat's place in the history panel and the panel's chats; the
+        forgotten chat is removed from it.
+
+        Returns the new session, the emptied chat (twice: the chatbot and Gradio's copy), the
+        line saying what happened, the closed confirmation, and (``save_history``) the panel's
+        index and chats. When the deletion is refused, the chat and session stay as they were.
+        """
+        session = session if isinstance(session, ChatSession) else new_session()
+        history = history if isinstance(history, list) else []
+        panel = (index, saved) if self.save_history else ()
+        recorded = False
+        try:
+            self.turns.resume(session, history)
+            if not declined_unrecorded(self.consent, session.conversation_id):
+                self.eraser.forget(session.conversation_id, requested_by="user")
+                recorded = True
+        except NothingToDelete:
+            pass  # no turn yet (or none recorded): nothing to delete, a new conversation all the same
+        except (FeedbackError, SaveError) as error:
+            logger.bind(conversation_id=session.conversation_id).warning("page forget refused: {}", error)
+            return (session, gr.skip(), gr.skip(), NOT_FORGOTTEN + _plain(error), gr.update(visible=False),
+                    *(gr.skip() for _ in panel))
+        if self.save_history:
+            panel = _without_chat(index, saved)
+        message = FORGOTTEN if recorded else NOTHING_TO_FORGET
+        return (next_session(session), [], [], message, gr.update(visible=False), *panel)
 
     def _render_header(self) -> None:
         """Gradio's title and description, then (``consent="required"``) the consent step."""
@@ -645,6 +726,15 @@ class FeedbackLog:
 def _plain(error: Exception) -> str:
     """A refusal's message without the internal ids it may quote (the page shows it to a person)."""
     return re.sub(r"\b[0-9a-f]{32}\b", "this reply", str(error))
+
+
+def _without_chat(index: Any, saved: Any) -> tuple[None, list[Any]]:
+    """The history panel without the chat at ``index`` (a forgotten one): ``(no current chat, the
+    other chats)``; an index that is not one of the panel's removes nothing."""
+    chats = list(saved) if isinstance(saved, list) else []
+    if isinstance(index, int) and not isinstance(index, bool) and 0 <= index < len(chats):
+        chats.pop(index)
+    return None, chats
 
 
 def _valid_like(data: gr.LikeData) -> bool:

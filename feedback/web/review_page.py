@@ -1,8 +1,10 @@
 """The reviewer page: a "Review" tab (the queue and the decision form) and a "Stats" tab (plots).
 
 It is its own ``gr.Blocks``, served at ``/review`` beside the chat page with its own sign-in (see
-:mod:`feedback.web.server`), so chat users never see it. Every handler, and the ``queue_items`` and
-``decide`` API endpoints, check the signed-in user against the reviewers and refuse anyone else.
+:mod:`feedback.web.server`), so chat users never see it. Every handler, and the ``queue_items``,
+``decide`` and ``delete_conversation`` API endpoints, check the signed-in user against the
+reviewers and refuse anyone else. A reviewer may delete the conversation of the selected reply
+("Delete conversation", confirmed first; see :class:`feedback.privacy.deletion.Eraser`).
 """
 
 from __future__ import annotations
@@ -12,14 +14,20 @@ from typing import Any
 
 import gradio as gr
 
-from feedback.errors import FeedbackError, refusal
+from feedback.errors import FeedbackError, SaveError, clip, refusal
+from feedback.privacy.deletion import Eraser
 from feedback.review.desk import ReviewDesk
-from schemas.records import DECISIONS
 from feedback.review.queue import PAGE_SIZE, STATUSES, QueueFilter, QueueItem, QueuePage
+from feedback.review.sources import ShardSource
 from feedback.review.stats import FeedbackStats
+from schemas.records import DECISIONS, is_valid_id
 
 ANY = "(any)"
 TABLE_COLUMNS = ["last flagged (UTC)", "model", "reasons", "flags", "rating", "status", "reply"]
+DELETE, CONFIRM_DELETE, KEEP = "Delete conversation", "Yes, delete the conversation", "Cancel"
+"""The delete step's buttons: the first asks, the second deletes."""
+NO_DELETION = ("Deleting a conversation is not offered here (the source is not this data dir): "
+               "use `python -m feedback delete --conversation ID`.")
 
 
 def _username(request: gr.Request | None, profile: gr.OAuthProfile | None) -> str | None:
@@ -131,10 +139,18 @@ class ReviewPage:
         oauth: show "Sign in with Hugging Face" (on a Space with OAuth); otherwise the page is
             expected behind Gradio's ``auth`` (user names from ``gr.Request.username``).
         local_reviewer: a fixed reviewer name for a reviewer's own machine (no sign-in).
+        eraser: deletes a conversation for "Delete conversation" and ``/delete_conversation``.
+            Default: one on the desk's recorder when the desk reads that recorder's own data dir
+            (it erases the data dir only); otherwise (a dataset repo read in place) none, and the
+            page offers no deletion.
     """
 
-    def __init__(self, desk: ReviewDesk, *, oauth: bool = False, local_reviewer: str | None = None) -> None:
+    def __init__(self, desk: ReviewDesk, *, oauth: bool = False, local_reviewer: str | None = None,
+                 eraser: Eraser | None = None) -> None:
         self.desk, self.oauth, self.local_reviewer = desk, oauth, local_reviewer
+        if eraser is None and _reads_own_data_dir(desk):
+            eraser = Eraser(desk.recorder)
+        self.eraser = eraser
 
     def reviewer(self, request: gr.Request | None, profile: gr.OAuthProfile | None = None) -> str:
         """The signed-in reviewer. Raises ``gr.Error`` for anyone else."""
@@ -160,6 +176,7 @@ class ReviewPage:
                       api_visibility="private")
             gr.api(self.queue_items, api_name="queue_items")
             gr.api(self.decide_api, api_name="decide")
+            gr.api(self.delete_api, api_name="delete_conversation")
         return page
 
     def _render_queue(self) -> None:
@@ -184,6 +201,12 @@ class ReviewPage:
                 note = gr.Textbox(label="Note (optional)")
                 submit = gr.Button("Record decision", variant="primary")
                 self.result = gr.Markdown()
+                delete = gr.Button(DELETE, variant="stop", size="sm", visible=self.eraser is not None)
+                with gr.Group(visible=False) as self.delete_confirm:
+                    self.delete_question = gr.Markdown(padding=True)
+                    with gr.Row():
+                        confirm = gr.Button(CONFIRM_DELETE, variant="stop", size="sm")
+                        keep = gr.Button(KEEP, size="sm")
         filters = [self.reason, self.model, self.since, self.until, self.status, self.page_number]
         shown = [self.table, self.row_ids, self.page_info]
         for trigger in (refresh.click, self.status.change, self.reason.change, self.model.change,
@@ -193,6 +216,13 @@ class ReviewPage:
                           api_visibility="private")
         submit.click(self.record_decision, [self.selected, decision, corrected, note], [self.result, self.details],
                      api_visibility="private").then(self.load_queue, filters, shown, api_visibility="private")
+        delete.click(self.ask_delete, [self.selected], [self.delete_confirm, self.delete_question],
+                     api_visibility="private")
+        keep.click(lambda: gr.update(visible=False), None, [self.delete_confirm], api_visibility="private",
+                   queue=False)
+        confirm.click(self.delete_selected, [self.selected],
+                      [self.result, self.delete_confirm, self.selected, self.chat, self.details],
+                      api_visibility="private").success(self.load_queue, filters, shown, api_visibility="private")
 
     def _render_stats(self) -> None:
         self.open_count = gr.Markdown()
@@ -265,6 +295,44 @@ class ReviewPage:
         except FeedbackError as error:
             raise refusal(error) from error
 
+    def ask_delete(self, message_id: str | None, request: gr.Request,
+                   profile: gr.OAuthProfile | None = None) -> tuple[Any, str]:
+        """Open the confirmation for deleting the selected reply's conversation (reviewers only)."""
+        self.reviewer(request, profile)
+        conversation_id = self._conversation_of(message_id)
+        return gr.update(visible=True), (
+            f"Delete conversation `{conversation_id}`? Every turn, rating, flag, review and uploaded file "
+            "of it is erased from the data dir and the dataset repo. This cannot be undone."
+        )
+
+    def delete_selected(self, message_id: str | None, request: gr.Request,
+                        profile: gr.OAuthProfile | None = None) -> tuple[Any, ...]:
+        """Delete the conversation of the selected reply, as the signed-in reviewer; clears the
+        selection (the queue is reloaded after it)."""
+        reviewer = self.reviewer(request, profile)
+        conversation_id = self._conversation_of(message_id)
+        self._delete(conversation_id, reviewer)
+        return (f"Deleted conversation `{conversation_id}` (by {reviewer}).", gr.update(visible=False), None, [],
+                "Select a row to review it.")
+
+    def _conversation_of(self, message_id: str | None) -> str:
+        if self.eraser is None:
+            raise gr.Error(NO_DELETION, print_exception=False)
+        if not message_id:
+            raise gr.Error("Select a flagged reply first.", print_exception=False)
+        try:
+            return self.desk.item(message_id).turn.conversation_id
+        except FeedbackError as error:
+            raise gr.Error("That row is gone; refresh the queue.", print_exception=False) from error
+
+    def _delete(self, conversation_id: str, reviewer: str) -> None:
+        if self.eraser is None:
+            raise gr.Error(NO_DELETION, print_exception=False)
+        try:
+            self.eraser.forget(conversation_id, requested_by="reviewer", reviewer=reviewer)
+        except (FeedbackError, SaveError) as error:
+            raise refusal(error) from error
+
     # -- API -------------------------------------------------------------------------------
 
     def queue_items(self, reason: str = "", model: str = "", since: str = "", until: str = "", status: str = "open",
@@ -282,3 +350,19 @@ class ReviewPage:
                    request: gr.Request = None) -> dict[str, Any]:  # type: ignore[assignment]
         """Record a decision (reviewers only); returns the stored review record."""
         return self._decide(message_id, decision, corrected_reply, note, request, None).model_dump(mode="json")
+
+    def delete_api(self, conversation_id: str, request: gr.Request = None) -> dict[str, Any]:  # type: ignore[assignment]
+        """Delete a conversation (reviewers only), as "Delete conversation" does; returns
+        ``{"conversation_id": str, "deleted": true, "reviewer": str}``."""
+        reviewer = self.reviewer(request)
+        if not is_valid_id(conversation_id):
+            raise gr.Error(f"conversation_id {clip(conversation_id)!r} is malformed: use 8-64 characters of "
+                           "A-Z, a-z, 0-9, '_' or '-'", print_exception=False)
+        self._delete(conversation_id, reviewer)
+        return {"conversation_id": conversation_id, "deleted": True, "reviewer": reviewer}
+
+
+def _reads_own_data_dir(desk: ReviewDesk) -> bool:
+    """Whether the desk's queue is its recorder's own data dir (not a dataset repo read in place)."""
+    source = desk.source
+    return isinstance(source, ShardSource) and not source.prefix and source.root.resolve() == desk.store.root.resolve()

@@ -1,11 +1,17 @@
 /**
  * chat-feedback widget: a chat box for any web page, talking to a chat-feedback app through
- * `@gradio/client` (the app's `/chat`, `/regenerate`, `/rate`, `/flag` and `/feedback_options`).
+ * `@gradio/client` (the app's `/chat`, `/regenerate`, `/rate`, `/flag`, `/forget` and
+ * `/feedback_options`).
  *
  * Identity: the widget makes its own `conversation_id` (`crypto.randomUUID()`) once, sends it
  * with every `/chat`, and rates a reply by the `message_id` the app returned for it. With
  * `persist` the id and the transcript are kept in `localStorage`, so a reload continues the
- * conversation; without it, every page load is a new conversation.
+ * conversation; without it, every page load is a new conversation. "Forget this conversation"
+ * (confirmed first) deletes the conversation from the app's logs with `/forget` and starts a new one.
+ *
+ * Consent: with the `consent` option (`data-consent="true"` or `"false"`: the embedding page
+ * asked its user), the widget sends it with every `/chat` and `/regenerate`; without it, the app's
+ * mode decides (see `/feedback_options`).
  *
  * Failures never lose what the user typed: a message that could not be sent goes back into the
  * input, the error is shown in the widget, and the next action reconnects.
@@ -24,6 +30,17 @@ const STORAGE_VERSION = 1;
 const SCRIPT_URL = import.meta.url;
 const CONNECTION_ERRORS = /Connection errored out|Could not resolve app config|Could not get API info|Failed to fetch|NetworkError|Load failed|network error/i;
 const DEFAULT_NOTICE = "Conversations, ratings and flags are recorded to improve the model.";
+const NOT_RECORDED_NOTICE = "This chat is not recorded.";
+const FORGET_QUESTION = "Delete this conversation from the app's logs? Its messages, ratings and flags are erased. This cannot be undone.";
+const FORGOTTEN = "This conversation was deleted from the app's logs. Your next message starts a new conversation.";
+const NOTHING_TO_FORGET = "Nothing of this conversation was recorded, so there is nothing to delete. Your next message starts a new conversation.";
+
+/** The `consent` option from an attribute or a value: true, false, or undefined (not given). */
+function consentOption(value) {
+  if (value === true || value === "true" || value === "") return true;
+  if (value === false || value === "false") return false;
+  return undefined;
+}
 
 /** A new conversation id: a UUID v4 (`crypto.randomUUID()`, or built from `getRandomValues` where
  * `randomUUID` is missing, as on pages served over plain http). */
@@ -91,7 +108,8 @@ function describeError(error) {
  * Options: `appUrl` (default: the app that served this script), `persist` (keep the conversation
  * across reloads in localStorage), `storageKey` (default `feedback-chat:<appUrl>`), `title`,
  * `notice` (the recording notice; "" for none), `placeholder`, `css` (false: do not load the
- * stylesheet that sits next to this script).
+ * stylesheet that sits next to this script), `consent` (true: the user agreed to be recorded,
+ * false: declined; sent with each message; default: not sent).
  */
 export class FeedbackChat {
   constructor(element, options = {}) {
@@ -100,7 +118,8 @@ export class FeedbackChat {
     this.persist = Boolean(options.persist);
     this.storageKey = options.storageKey || `feedback-chat:${this.appUrl}`;
     this.title = options.title ?? "Chat";
-    this.notice = options.notice ?? DEFAULT_NOTICE;
+    this.consent = consentOption(options.consent);
+    this.notice = options.notice ?? (this.consent === false ? NOT_RECORDED_NOTICE : DEFAULT_NOTICE);
     this.placeholder = options.placeholder ?? "Type a message…";
     this.clientPromise = null;
     this.feedbackOptions = null;
@@ -167,9 +186,10 @@ export class FeedbackChat {
     const user = { role: "user", text };
     const reply = { role: "assistant", text: "", messageId: null, rating: null, flagged: null, pending: true };
     this.messages.push(user, reply);
+    this.clearInfo();
     this.renderMessages();
     try {
-      const data = { message: { text, files: [] }, conversation_id: this.conversationId };
+      const data = { message: { text, files: [] }, conversation_id: this.conversationId, ...this.consentField() };
       await this.stream("/chat", data, (item) => {
         reply.text = item.response;
         reply.messageId = item.message_id;
@@ -197,7 +217,7 @@ export class FeedbackChat {
     Object.assign(reply, { text: "", pending: true, rating: null, flagged: null });
     this.updateMessage(reply);
     try {
-      const data = { conversation_id: this.conversationId, message_id: before.messageId };
+      const data = { conversation_id: this.conversationId, message_id: before.messageId, ...this.consentField() };
       await this.stream("/regenerate", data, (item) => {
         reply.text = item.response;
         reply.messageId = item.message_id;
@@ -249,14 +269,63 @@ export class FeedbackChat {
     }
   }
 
+  /** `{consent}` for `/chat` and `/regenerate` when the embedding page gave it, else nothing. */
+  consentField() {
+    return this.consent === undefined ? {} : { consent: this.consent };
+  }
+
   /** Start a new conversation: a new id, an empty transcript. */
   newConversation() {
     if (this.busy) return;
     this.conversationId = newConversationId();
     this.messages = [];
     this.clearError();
+    this.clearInfo();
+    this.askForget(false);
     this.save();
     this.renderMessages();
+  }
+
+  /** Whether the app may hold records of this conversation: a reply it answered, and a consent
+   * that lets it record (not declined; agreed where the app requires it). */
+  recorded() {
+    if (!this.messages.some((m) => m.role === "assistant" && m.messageId && !m.pending)) return false;
+    if (this.consent === false) return false;
+    return !(this.feedbackOptions?.consent === "required" && this.consent !== true);
+  }
+
+  /** Show (or hide) the confirmation of "Forget this conversation". */
+  askForget(open = true) {
+    this.forgetConfirm.hidden = !open;
+    this.forgetButton.setAttribute("aria-expanded", String(open));
+    if (open) {
+      this.clearInfo();
+      this.forgetConfirm.querySelector("button")?.focus();
+    }
+  }
+
+  /** Delete this conversation from the app's logs (`/forget`), then start a new one. A
+   * conversation with nothing recorded is not sent: the widget says so and starts a new one. */
+  async forget() {
+    if (this.busy) return;
+    this.askForget(false);
+    if (!this.recorded()) {
+      this.newConversation();
+      this.showInfo(NOTHING_TO_FORGET);
+      return;
+    }
+    this.setBusy(true);
+    try {
+      const client = await this.connect();
+      await client.predict("/forget", { conversation_id: this.conversationId });
+    } catch (error) {
+      this.fail(error);
+      return;
+    } finally {
+      this.setBusy(false);
+    }
+    this.newConversation();
+    this.showInfo(FORGOTTEN);
   }
 
   lastReply() {
@@ -309,11 +378,22 @@ export class FeedbackChat {
     this.errorBox.textContent = "";
   }
 
+  showInfo(text) {
+    this.infoBox.textContent = text;
+    this.infoBox.hidden = false;
+  }
+
+  clearInfo() {
+    this.infoBox.hidden = true;
+    this.infoBox.textContent = "";
+  }
+
   // -- rendering -------------------------------------------------------------------------
 
   render() {
     this.log = h("ol", { class: "fw-log", role: "log", "aria-live": "polite", "aria-label": "Messages" });
     this.errorBox = h("div", { class: "fw-error", role: "alert", hidden: true });
+    this.infoBox = h("div", { class: "fw-info", role: "status", hidden: true });
     this.input = h("textarea", {
       class: "fw-input",
       rows: 2,
@@ -330,12 +410,35 @@ export class FeedbackChat {
     const form = h("form", { class: "fw-form", onsubmit: (event) => (event.preventDefault(), this.submitInput()) });
     form.append(this.input, this.sendButton);
     this.newButton = h("button", { class: "fw-new", type: "button", onclick: () => this.newConversation() }, "New conversation");
+    this.forgetButton = h(
+      "button",
+      { class: "fw-forget", type: "button", "aria-expanded": "false", onclick: () => this.askForget(this.forgetConfirm.hidden) },
+      "Forget this conversation",
+    );
+    this.forgetConfirm = h(
+      "div",
+      { class: "fw-forget-confirm", role: "group", "aria-label": "Forget this conversation?", hidden: true },
+      h("span", {}, FORGET_QUESTION),
+      h(
+        "div",
+        { class: "fw-forget-buttons" },
+        h("button", { class: "fw-forget-yes", type: "button", onclick: () => this.forget() }, "Delete it"),
+        h("button", { class: "fw-forget-no", type: "button", onclick: () => this.askForget(false) }, "Cancel"),
+      ),
+    );
     this.root = h(
       "section",
       { class: "fw", "aria-label": this.title },
-      h("header", { class: "fw-header" }, h("span", { class: "fw-title" }, this.title), this.newButton),
+      h(
+        "header",
+        { class: "fw-header" },
+        h("span", { class: "fw-title" }, this.title),
+        h("span", { class: "fw-header-buttons" }, this.forgetButton, this.newButton),
+      ),
+      this.forgetConfirm,
       this.notice ? h("p", { class: "fw-notice" }, this.notice) : null,
       this.log,
+      this.infoBox,
       this.errorBox,
       form,
     );
@@ -356,6 +459,8 @@ export class FeedbackChat {
     this.root.dataset.busy = String(busy);
     this.sendButton.disabled = busy;
     this.newButton.disabled = busy;
+    this.forgetButton.disabled = busy;
+    for (const button of this.forgetConfirm.querySelectorAll("button")) button.disabled = busy;
   }
 
   renderMessages() {
@@ -478,6 +583,7 @@ function optionsFrom(element) {
     title: data.title,
     notice: data.notice,
     placeholder: data.placeholder,
+    consent: consentOption(data.consent),
   };
 }
 
