@@ -141,8 +141,9 @@ def create_app(settings: Settings) -> FeedbackApp:
         multimodal=True,
         fill_height=True,
         session_ttl=settings.session_ttl,
+        eraser=eraser,
     )
-    review = _review_mount(settings, recorder)
+    review = _review_mount(settings, recorder, eraser)
     return FeedbackApp(settings, store, recorder, demo, review, sync, eraser)
 
 
@@ -173,7 +174,7 @@ def on_space_with_oauth() -> bool:
     return bool(os.environ.get("SPACE_ID") and os.environ.get("OAUTH_CLIENT_ID"))
 
 
-def _review_mount(settings: Settings, recorder: FeedbackRecorder) -> ReviewMount | None:
+def _review_mount(settings: Settings, recorder: FeedbackRecorder, eraser: Eraser) -> ReviewMount | None:
     """The reviewer page and its sign-in, or None when no reviewer is configured.
 
     On a Space with OAuth: "Sign in with Hugging Face", reviewers from ``FEEDBACK_REVIEWERS``.
@@ -182,12 +183,12 @@ def _review_mount(settings: Settings, recorder: FeedbackRecorder) -> ReviewMount
     """
     desk = ReviewDesk(recorder, reviewers=settings.reviewers)
     if on_space_with_oauth() and settings.reviewers:
-        return ReviewMount(ReviewPage(desk, oauth=True).build(), None, settings.review_lockout)
+        return ReviewMount(ReviewPage(desk, oauth=True, eraser=eraser).build(), None, settings.review_lockout)
     credentials = settings.review_credentials()
     if not credentials:
         logger.info("review page off: set FEEDBACK_REVIEW_AUTH (or, on a Space with OAuth, FEEDBACK_REVIEWERS)")
         return None
-    return ReviewMount(ReviewPage(desk).build(), credentials, settings.review_lockout)
+    return ReviewMount(ReviewPage(desk, eraser=eraser).build(), credentials, settings.review_lockout)
 
 
 def _register_secrets(settings: Settings) -> None:
