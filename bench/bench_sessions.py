@@ -41,7 +41,7 @@ from feedback.app import create_app  # noqa: E402
 from feedback.logs import setup_logging  # noqa: E402
 from feedback.web.sessions import expire_idle_sessions  # noqa: E402
 from schemas.settings import Settings  # noqa: E402
-from test_page import PageSession  # noqa: E402 - the tests' browser session over /gradio_api/run
+from support.page import PageSession  # noqa: E402 - the tests' browser session over /gradio_api/run
 
 
 def rss_mb() -> float:

@@ -16,7 +16,7 @@ from conftest import launch, read_records
 from fastapi.testclient import TestClient
 from gradio_client import Client
 from openai_server import OpenAICompatServer
-from test_page import PageSession
+from support.page import PageSession
 
 from feedback import FeedbackChatInterface
 from feedback.app import build_app

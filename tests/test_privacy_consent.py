@@ -15,7 +15,7 @@ import pytest
 from conftest import AppProcess, hub_env, read_records
 from fastapi.testclient import TestClient
 from gradio_client import Client, handle_file
-from test_page import PageSession
+from support.page import PageSession
 
 from feedback import FeedbackChatInterface
 from feedback.chat import responder_stream

@@ -18,7 +18,7 @@ from conftest import AppProcess, read_records
 from fastapi.testclient import TestClient
 from gradio_client import Client
 from redaction_corpus import examples, score, table
-from test_page import PageSession
+from support.page import PageSession
 
 from feedback import FeedbackChatInterface
 from feedback.chat import responder_stream

@@ -14,7 +14,7 @@ from browser import wait_until
 from conftest import read_records
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
-from test_page import PageSession, answer
+from support.page import PageSession, answer
 
 from feedback import FeedbackChatInterface
 from feedback.web.sessions import expire_idle_sessions
