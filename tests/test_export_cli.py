@@ -16,11 +16,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.export_log import Log, flagged_dislike, regenerated_four_times, run_cli
 
 from feedback.cli import COMMANDS, build_parser, command_of
 from feedback.cli import export as export_command
-from test_export import Log, run_cli
-from test_export_rows import flagged_dislike, regenerated_four_times
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("gradio", "gradio_client", "fastapi", "torch")

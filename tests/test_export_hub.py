@@ -9,10 +9,10 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from huggingface_hub import HfApi, constants
+from support.export_log import SCENARIOS, Log, many_conversations
+from support.hub import running_hub
 
 from feedback.export import ExportOptions, export_data_dir, resolve_source, run_export
-from support.hub import running_hub
-from test_export import SCENARIOS, Log, many_conversations
 
 TOKEN = "hf_test"
 LOGS = "alice/chat-logs"

@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from support.export_log import U1, Log, compact, flagged_dislike, regenerated_four_times
 
 from feedback.export import ExportOptions, export_records, run_export
 from feedback.rules import QUALITY_REASONS
 from schemas.records import Review, Turn
-from test_export import U1, Log, compact
 
 Q = (("user", "What is the capital of France?"),)
 SYSTEM = ("system", "Answer in one word.")
@@ -115,16 +115,6 @@ def test_a_correction_and_a_liked_reply_of_the_same_text_make_one_row():
 
 
 # -- DPO pairing: every pair, or the latest (issue 14, item 3) -----------------------------------
-
-
-def regenerated_four_times(log: Log, conversation: str = "conv-many") -> list[Turn]:
-    """A reply and three regenerations, rated dislike, like, dislike, like."""
-    replies = []
-    for text, rating in (("Lyon.", "dislike"), ("Paris.", "like"), ("Nice.", "dislike"), ("It is Paris.", "like")):
-        reply = log.turn(conversation, 0, U1, text, regenerated_from=replies[0].message_id if replies else None)
-        log.rate(reply, rating)
-        replies.append(reply)
-    return replies
 
 
 def test_every_liked_reply_pairs_with_every_disliked_one_by_default():
@@ -244,13 +234,6 @@ def test_counts_reach_the_files_and_the_stats(tmp_path):
 
 
 # -- a disliked reply flagged for quality stays a negative (issue 14, item 6) --------------------
-
-
-def flagged_dislike(log: Log, *reasons: str) -> None:
-    first = log.turn("conv-flagged", 0, U1, "Lyon.")
-    log.rate(first, "dislike")
-    log.flag(first, *reasons)
-    log.rate(log.turn("conv-flagged", 0, U1, "Paris.", regenerated_from=first.message_id), "like")
 
 
 @pytest.mark.parametrize("reasons", [("Inaccurate",), ("Off-topic",), ("Inaccurate", "Off-topic")])

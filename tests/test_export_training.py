@@ -17,13 +17,13 @@ import pytest
 pytest.importorskip("trl")
 
 from datasets import Dataset, load_dataset  # noqa: E402
+from support.export_log import Log, many_conversations  # noqa: E402
 from tokenizers import Tokenizer, models, pre_tokenizers  # noqa: E402
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast  # noqa: E402
 from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer  # noqa: E402
 
 from feedback.export import ExportOptions, run_export  # noqa: E402
 from schemas.records import Review  # noqa: E402
-from test_export import Log, many_conversations  # noqa: E402
 
 CHATML = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"

@@ -11,6 +11,7 @@ import pytest
 pytest.importorskip("trl")
 
 from datasets import Dataset, DatasetDict  # noqa: E402
+from support.export_log import SCENARIOS, Log, many_conversations  # noqa: E402
 from tokenizers import Tokenizer, models, pre_tokenizers  # noqa: E402
 from transformers import PreTrainedTokenizerFast  # noqa: E402
 from trl.data_utils import (  # noqa: E402
@@ -21,7 +22,6 @@ from trl.data_utils import (  # noqa: E402
 )
 
 from feedback.export import ExportOptions, export_records  # noqa: E402
-from test_export import SCENARIOS, Log, many_conversations  # noqa: E402
 
 CHATML = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
