@@ -130,6 +130,8 @@ def create_app(settings: Settings) -> FeedbackApp:
         "responder {} (model {}), logging to {}", responder.name, responder.model, settings.data_dir.resolve()
     )
     sync = _make_sync(settings, store)
+    if sync is not None:
+        sync.index = recorder.index  # an erasure (HubSync.erase, the repo's deletions) keeps the index right
     eraser = Eraser(recorder, sync=sync)
     demo = FeedbackChatInterface(
         responder,

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stats": ("review", "print ratings, like rates, flags and queue size (and a queue page)"),
     "export": ("export", "build a fine-tuning dataset or the review queue"),
     "compact": ("compact", "compact a dataset repo (days older than a day) and write its flagged view"),
+    "delete": ("delete", "delete conversations from a data dir or a dataset repo"),
 }
 """Command -> (the module of ``feedback.cli`` that adds it, its one-line help), in listing order.
 A module may add several commands (``hub``: push and pull)."""

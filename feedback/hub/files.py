@@ -5,7 +5,9 @@ and writing the card into the data dir."""
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +20,8 @@ from schemas.records import RECORD_TYPES
 SYNC_PATTERNS = [*(f"{kind}/*.jsonl" for kind in RECORD_TYPES), "files/*", "README.md"]
 """What is synced: the record folders, uploaded files and the dataset card."""
 _TAIL_BLOCK = 64 * 1024
+LEDGER_DIR = ".hub-pushed"
+"""The hidden folder of a data dir with its push and erasure ledgers (never synced)."""
 
 
 @dataclass(frozen=True)
@@ -53,13 +57,49 @@ class PushLedger:
     """
 
     def __init__(self, data_dir: Path, repo_id: str) -> None:
-        self.path = Path(data_dir) / ".hub-pushed" / f"{repo_id.replace('/', '__')}.tsv"
+        self.path = Path(data_dir) / LEDGER_DIR / f"{repo_id.replace('/', '__')}.tsv"
         self.sizes: dict[str, int] = {}
-        if self.path.is_file():
+        self._version: tuple[int, int] | None = None
+        self.refresh()
+
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            stat = self.path.stat()
+        except OSError:
+            return None
+        return stat.st_mtime_ns, stat.st_size
+
+    def refresh(self) -> bool:
+        """Read the file again if another writer changed it since (an erasure run while no scheduler
+        existed, the ``delete`` command); returns True when it was read."""
+        version = self._stat()
+        if version == self._version:
+            return False
+        sizes: dict[str, int] = {}
+        if version is not None:
             for line in self.path.read_text(encoding="utf-8").splitlines():
                 name, _, size = line.rpartition("\t")
                 if name and size.isdigit():
-                    self.sizes[name] = int(size)
+                    sizes[name] = int(size)
+        self.sizes, self._version = sizes, version
+        return True
+
+    def update(self, sizes: dict[str, int], forget: Iterable[str] = ()) -> None:
+        """Set shards' pushed sizes (``{kind}/{shard name}`` -> bytes) and forget others, rewriting the
+        file (atomically; one line per shard). Used after an erasure rewrote or removed pushed shards.
+
+        Raises:
+            OSError: when the file cannot be written (the caller must not let the shards be pushed again).
+        """
+        self.refresh()
+        self.sizes.update(sizes)
+        for name in forget:
+            self.sizes.pop(name, None)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        tmp.write_text("".join(f"{name}\t{size}\n" for name, size in self.sizes.items()), encoding="utf-8")
+        os.replace(tmp, self.path)
+        self._version = self._stat()
 
     def seed_from_flat_layout(self, api: object, repo_id: str) -> int:
         """Note the JSONL shards a repo holds in the flat layout of earlier versions (``{kind}/*.jsonl``,
@@ -72,7 +112,7 @@ class PushLedger:
         """
         from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
 
-        found = 0
+        found: dict[str, int] = {}
         for kind in RECORD_TYPES:
             try:
                 entries = list(api.list_repo_tree(repo_id, path_in_repo=kind, repo_type="dataset"))
@@ -81,30 +121,120 @@ class PushLedger:
             for entry in entries:
                 name = entry.path
                 if name.endswith(".jsonl") and name.count("/") == 1 and hasattr(entry, "size"):
-                    self.sizes.setdefault(name, entry.size)
-                    found += 1
-        return found
+                    found[name] = entry.size
+        self._append({name: size for name, size in found.items() if name not in self.sizes})
+        return len(found)
 
     def pushed(self, file: FileToUpload) -> bool:
         """True when this shard was pushed at its current (complete-lines) size."""
-        return file.is_shard and self.sizes.get(file.local_path.parent.name + "/" + file.local_path.name) == file.size
+        return file.is_shard and self.sizes.get(ledger_name(file.local_path)) == file.size
 
     def add(self, files: list[FileToUpload]) -> None:
         """Remember ``files`` (the shards among them) as pushed; a failure to write is logged, not raised."""
-        lines = []
-        for file in files:
-            if file.is_shard:
-                name = file.local_path.parent.name + "/" + file.local_path.name
-                self.sizes[name] = file.size
-                lines.append(f"{name}\t{file.size}\n")
+        self._append({ledger_name(file.local_path): file.size for file in files if file.is_shard})
+
+    def _append(self, sizes: dict[str, int]) -> None:
+        self.sizes.update(sizes)
+        lines = [f"{name}\t{size}\n" for name, size in sizes.items()]
         if not lines:
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            known = self._stat() == self._version
             with open(self.path, "a", encoding="utf-8") as handle:
                 handle.write("".join(lines))
+            if known:  # nobody else wrote it meanwhile: what is in memory is the file
+                self._version = self._stat()
         except OSError as error:
             logger.warning("cannot write the push ledger {}: {}", self.path, error)
+
+
+def ledger_name(shard: Path) -> str:
+    """A shard's key in the :class:`PushLedger`: ``{kind}/{shard name}``."""
+    return f"{shard.parent.name}/{shard.name}"
+
+
+class ErasureLedger:
+    """A data dir's erasures still owed to a repo, and the repo's deletion records already applied to it,
+    kept on disk (``{data_dir}/.hub-pushed/<owner>__<name>.erasures.json``; hidden, never synced).
+
+    Attributes:
+        pending: conversations erased locally whose erasure from the repo has not been made yet (the Hub
+            was unreachable); retried before each push until it succeeds.
+        seen: ``deletions/`` files of the repo already read (path -> blob id).
+        applied: conversations erased from this data dir (its own deletions and the repo's).
+    """
+
+    def __init__(self, data_dir: Path, repo_id: str) -> None:
+        self.path = Path(data_dir) / LEDGER_DIR / f"{repo_id.replace('/', '__')}.erasures.json"
+        self.pending: set[str] = set()
+        self.seen: dict[str, str] = {}
+        self.applied: set[str] = set()
+        self._version: tuple[int, int] | None = None
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Read the file again if another writer changed it (a bad file is logged and counts as empty)."""
+        try:
+            stat = self.path.stat()
+            version = (stat.st_mtime_ns, stat.st_size)
+        except OSError:
+            return
+        if version == self._version:
+            return
+        try:
+            values = json.loads(self.path.read_text(encoding="utf-8"))
+            self.pending = set(values.get("pending", ()))
+            self.seen = dict(values.get("seen", {}))
+            self.applied = set(values.get("applied", ()))
+        except (OSError, ValueError, TypeError, AttributeError) as error:
+            logger.warning("cannot read the erasure ledger {} ({}); starting it again", self.path, error)
+        self._version = version
+
+    def save(self) -> None:
+        """Write the file atomically.
+
+        Raises:
+            OSError: when it cannot be written.
+        """
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        tmp.write_text(json.dumps({"pending": sorted(self.pending), "seen": self.seen,
+                                   "applied": sorted(self.applied)}), encoding="utf-8")
+        os.replace(tmp, self.path)
+        stat = self.path.stat()
+        self._version = (stat.st_mtime_ns, stat.st_size)
+
+
+def mark_erased(rewritten: dict[Path, int], removed: Iterable[Path], ledger: PushLedger,
+                uploaded: dict[Path, float] | None = None) -> list[str]:
+    """After a local erasure: the rewritten shards that had been pushed count as pushed at their new size
+    (the repo's copy is erased by the repo erasure, so they are never uploaded again), removed shards are
+    forgotten; ``uploaded`` (the scheduler's ``last_uploaded``) follows. Returns the pushed shards touched
+    (``{kind}/{name}``): records of them may be in the repo.
+
+    Raises:
+        OSError: when the ledger cannot be written.
+    """
+    sizes, forget, touched = {}, [], []
+    ledger.refresh()
+    for shard in rewritten:
+        name = ledger_name(shard)
+        if name in ledger.sizes:
+            sizes[name] = complete_size(shard)
+            touched.append(name)
+            if uploaded is not None:
+                uploaded[shard] = shard.stat().st_mtime
+    for shard in removed:
+        name = ledger_name(shard)
+        if uploaded is not None:
+            uploaded.pop(shard, None)
+        if name in ledger.sizes:
+            forget.append(name)
+            touched.append(name)
+    if sizes or forget:
+        ledger.update(sizes, forget)
+    return touched
 
 
 def complete_size(path: Path) -> int:

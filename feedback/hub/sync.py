@@ -28,9 +28,12 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Iterable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from huggingface_hub import CommitInfo, CommitScheduler, HfApi
 from loguru import logger
@@ -38,15 +41,22 @@ from loguru import logger
 from feedback.hub.client import fail_fast_here, failure_reason, hub_api, use_hub_timeout
 from feedback.hub.files import (
     SYNC_PATTERNS,
+    ErasureLedger,
     FileToUpload,
     PushLedger,
     count_by_folder,
+    mark_erased,
     scan_folder,
     write_card,
 )
 from feedback.redaction import register_secret
 from feedback.store import FILES_DIR, FeedbackStore
 from schemas.records import RECORD_TYPES
+
+if TYPE_CHECKING:
+    from feedback.hub.erase import RepoErasure
+    from feedback.index import TurnIndex
+    from feedback.privacy.deletion import LocalErasure
 
 FINAL_PUSH_SECONDS = 15.0
 """How long :meth:`HubSync.close` waits for the final push by default (seconds)."""
@@ -72,6 +82,11 @@ class FeedbackScheduler(CommitScheduler):
         private: create the repo private.
         token: the Hugging Face token (registered for redaction: never logged).
         hf_api: a configured ``HfApi`` (e.g. ``HfApi(endpoint=...)``), else one for ``$HF_ENDPOINT`` and ``token``.
+        push_lock: held by every push from start to end (:class:`HubSync` holds it to pause pushes while it
+            erases); default: a new lock.
+        erasures: the data dir's :class:`~feedback.hub.files.ErasureLedger` for this repo (default: read
+            from the data dir).
+        index: the conversation index, kept up to date by an erasure (``erase_local``).
     Raises:
         huggingface_hub.errors.HfHubHTTPError: when the repo cannot be created or reached.
         HubUnreachable, httpx2.HTTPError: when the Hub cannot be reached.
@@ -86,10 +101,16 @@ class FeedbackScheduler(CommitScheduler):
         private: bool = True,
         token: str | None = None,
         hf_api: HfApi | None = None,
+        push_lock: threading.Lock | None = None,
+        erasures: ErasureLedger | None = None,
+        index: TurnIndex | None = None,
     ) -> None:
         register_secret(token)
         self.store = store
         self.ledger = PushLedger(store.root, repo_id)
+        self.push_lock = push_lock or threading.Lock()
+        self.erasures = erasures or ErasureLedger(store.root, repo_id)
+        self.index = index
         self.reported: set[Path] = set()
         self.last_error: str | None = None
         self.quiet_failures = False
@@ -154,16 +175,25 @@ class FeedbackScheduler(CommitScheduler):
                 future.set_exception(error)
 
     def push_to_hub(self) -> CommitInfo | None:
-        """Rotate shards, scan for changed files, commit them (outside the lock).
+        """Apply the repo's new deletion records, retry the erasures the repo is owed, then rotate shards,
+        scan for changed files and commit them (outside the store's lock), all under :attr:`push_lock`.
 
         Never raises: a failure is logged as one warning (unless :attr:`quiet_failures`), kept in
         :attr:`last_error`, and the files go with the next push. Returns the commit, or None when
         there was nothing to push or the push failed.
         """
+        with self.push_lock:
+            return self.push_locked()
+
+    def push_locked(self) -> CommitInfo | None:
+        """:meth:`push_to_hub` for a caller holding :attr:`push_lock` (:meth:`HubSync.erase`)."""
         try:
             if not self._seeded:  # once: the flat JSONL shards a repo of earlier versions holds count as pushed
                 self.ledger.seed_from_flat_layout(self.api, self.repo_id)
                 self._seeded = True
+            self.ledger.refresh()  # an erasure made while this scheduler did not exist, or by the command
+            self.apply_remote_deletions()  # before the scan: nothing deleted elsewhere is uploaded again
+            self.erase_pending()
             with self.store.lock:
                 self.store.rotate_while_locked()
                 files = scan_folder(self.folder_path, self.last_uploaded, self.reported, self.ledger)
@@ -192,6 +222,69 @@ class FeedbackScheduler(CommitScheduler):
         logger.info("pushed {} to {} ({})", _describe(files), self.repo_id, info.oid[:8])
         return info
 
+    def apply_remote_deletions(self) -> set[str]:
+        """Erase from the data dir the conversations of the repo's deletion records it has not applied yet
+        (other replicas' deletions, the ``delete`` command's): one listing of ``deletions/``, and a read of
+        the ``conversation_id`` column of each file not read before. Shards that had been pushed and held
+        them are marked pushed at their new size, and (their records may have reached the repo after its
+        erasure) the repo erasure is owed again for those conversations. Returns the conversations erased.
+
+        Raises:
+            huggingface_hub.errors.HfHubHTTPError, HubUnreachable, httpx2.HTTPError: the repo cannot be read
+                (the push fails, so nothing deleted elsewhere is uploaded).
+            OSError: the ledgers cannot be written.
+        """
+        from feedback.hub.erase import DELETIONS
+        from feedback.hub.layout import repo_path
+        from feedback.hub.remote import HubRepo
+
+        self.erasures.refresh()
+        repo = HubRepo(self.repo_id, api=self.api)
+        repo.sha = self.revision  # the branch's head: no look-up of the commit first
+        listing = repo.listing(DELETIONS)
+        own = {repo_path(DELETIONS, shard.name) for shard in self.store.shards(DELETIONS)}
+        new = [(path, blob) for path, blob, _ in listing if self.erasures.seen.get(path) != blob and path not in own]
+        if not new:
+            return set()
+        ids: set[str] = set()
+        for path, _ in new:
+            ids |= _conversations_of(repo, path)
+        fresh = ids - self.erasures.applied
+        if fresh:
+            local = _erase_local(self.store, fresh, self.index)
+            touched = mark_erased(local.rewritten, local.removed, self.ledger, self.last_uploaded)
+            for path in local.files:
+                self.last_uploaded.pop(self.store.root / path, None)
+            if touched:
+                self.erasures.pending |= fresh
+            self.erasures.applied |= fresh
+            logger.info("erased {} conversation(s) deleted elsewhere from {}: {} records", len(fresh),
+                        self.store.root, local.records)
+        self.erasures.seen = {path: blob for path, blob, _ in listing}
+        self.erasures.save()
+        return fresh
+
+    def erase_pending(self) -> RepoErasure | None:
+        """Make the repo erasure owed (:attr:`ErasureLedger.pending`), if any; on success it is forgotten.
+        A failure is logged (the push goes on: erased shards are never uploaded again) and retried before
+        the next push. Returns what was done, or None (nothing owed, or it failed)."""
+        from feedback.hub.erase import erase_from_repo
+
+        self.erasures.refresh()
+        if not self.erasures.pending:
+            return None
+        ids = set(self.erasures.pending)
+        try:
+            result = erase_from_repo(self.repo_id, ids, api=self.api)
+        except Exception as error:  # noqa: BLE001 - kept, retried before the next push
+            self.last_error = failure_reason(error)
+            logger.warning("erasing {} conversation(s) from {} failed, retried before the next push: {}", len(ids),
+                           self.repo_id, self.last_error)
+            return None
+        self.erasures.pending -= ids
+        self.erasures.save()
+        return result
+
     def _pushed(self, files: list[FileToUpload]) -> None:
         for file in files:
             self.last_uploaded[file.local_path] = file.mtime
@@ -219,6 +312,29 @@ class FeedbackScheduler(CommitScheduler):
         return True
 
 
+def _conversations_of(repo: object, path: str) -> set[str]:
+    """The ``conversation_id`` values of one record file of a repo (a ``HubRepo``)."""
+    import json
+
+    if path.endswith(".jsonl"):
+        ids = set()
+        for line in repo.cat(path).splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and isinstance(record.get("conversation_id"), str):
+                ids.add(record["conversation_id"])
+        return ids
+    return {cid for cid in repo.read_columns(path, ["conversation_id"]).column(0).to_pylist() if cid}
+
+
+def _erase_local(store: FeedbackStore, ids: set[str], index: TurnIndex | None) -> LocalErasure:
+    from feedback.privacy.deletion import erase_local
+
+    return erase_local(store, ids, index=index)
+
+
 def _describe(files: list[FileToUpload]) -> str:
     """What a commit holds, for its message: ``"1 README.md, 2 ratings, 2 turns"``."""
     return ", ".join(f"{n} {name}" for name, n in sorted(count_by_folder(files).items()))
@@ -234,6 +350,16 @@ def describe_unpushed(files: list[FileToUpload]) -> str:
     if "README.md" in counts:
         parts.append("the dataset card")
     return ", ".join(parts) or "nothing"
+
+
+@dataclass
+class HubErasure:
+    """What :meth:`HubSync.erase` did: the data dir's erasure, the repo's (None: owed, made before a later
+    push) and, then, why it could not be made now."""
+
+    local: LocalErasure
+    repo: RepoErasure | None
+    error: str | None = None
 
 
 class HubSync:
@@ -255,6 +381,9 @@ class HubSync:
             None: ``$FEEDBACK_HUB_TIMEOUT``, else 30).
         compact_hours: compact the repo this often while connected (0: never); the first run comes
             :data:`COMPACT_FIRST_SECONDS` after connecting. A failed run logs one warning.
+        index: the conversation index (``FeedbackRecorder.index``), kept up to date by erasures
+            (:meth:`erase`, and the repo's deletion records applied before each push); may be set later
+            as the attribute :attr:`index`, before :meth:`start`.
     Raises:
         ValueError: (from :meth:`start`) for a timeout outside 0.1 to 600 seconds.
     """
@@ -271,9 +400,14 @@ class HubSync:
         hf_api: HfApi | None = None,
         timeout: float | None = None,
         compact_hours: float = COMPACT_HOURS,
+        index: TurnIndex | None = None,
     ) -> None:
         register_secret(token)
         self.compact_hours = compact_hours
+        self.index = index
+        self.push_lock = threading.Lock()  # pushes hold it; erase() holds it to pause them
+        self.erasures = ErasureLedger(store.root, repo_id)
+        self.last_erasure: HubErasure | None = None
         self.store, self.repo_id, self.token = store, repo_id, token
         self.every, self.private, self.card, self.hf_api = every, private, card, hf_api
         self.timeout = timeout
@@ -310,6 +444,9 @@ class HubSync:
                 private=self.private,
                 token=self.token,
                 hf_api=self.hf_api,
+                push_lock=self.push_lock,
+                erasures=self.erasures,
+                index=self.index,
             )
         except Exception as error:  # noqa: BLE001 - the Hub may be down at start: retry
             self._connect_error = failure_reason(error)
@@ -339,6 +476,55 @@ class HubSync:
                 logger.warning("compaction of {} failed (next try in {} h): {}", self.repo_id, self.compact_hours,
                                failure_reason(error))
             delay = self.compact_hours * 3600
+
+    def erase(self, conversation_ids: Iterable[str]) -> LocalErasure:
+        """Erase conversations from the data dir and the repo, with pushes paused (``Eraser``'s worker calls
+        this; the deletion records are already in the data dir).
+
+        Under :attr:`push_lock` (no push runs meanwhile; a push running waits until it ends): push what is
+        pending (so the deletion records reach the repo), erase the data dir
+        (``feedback.privacy.deletion.erase_local``, which updates :attr:`index`), make the rewritten shards
+        that had been pushed count as pushed at their new size and forget the removed ones (push ledger, the
+        scheduler's ``last_uploaded``), then erase the repo (:func:`feedback.hub.erase.erase_from_repo`, one
+        commit). When the Hub cannot be reached (or before the sync ever connected), the repo erasure is
+        remembered in the data dir (:class:`~feedback.hub.files.ErasureLedger`) and made before a later push.
+        Network failures are final in the calling thread from then on (:func:`fail_fast_here`).
+
+        Returns:
+            What was erased from the data dir; :attr:`last_erasure` also holds the repo erasure (None when it
+            is owed for later) and why it could not be made now.
+        Raises:
+            ValueError: for a malformed conversation id, or none.
+            OSError: the data dir or its ledgers cannot be written (then nothing is marked pushed).
+        """
+        from feedback.hub.erase import check_ids
+
+        ids = check_ids(conversation_ids)
+        fail_fast_here()
+        with self.push_lock:
+            with self._lock:
+                scheduler = self.scheduler
+            live = scheduler is not None and not scheduler.stopped
+            if live:
+                scheduler.push_locked()  # the deletion records (and whatever else is pending) first
+            local = _erase_local(self.store, set(ids), self.index)
+            ledger = scheduler.ledger if scheduler is not None else PushLedger(self.store.root, self.repo_id)
+            uploaded = scheduler.last_uploaded if scheduler is not None else None
+            mark_erased(local.rewritten, local.removed, ledger, uploaded)
+            if uploaded is not None:
+                for path in local.files:
+                    uploaded.pop(self.store.root / path, None)
+            self.erasures.refresh()
+            self.erasures.pending |= ids
+            self.erasures.applied |= ids
+            self.erasures.save()
+            repo = scheduler.erase_pending() if live else None
+        error = None if repo is not None else (scheduler.last_error if live else "the repo was never reached")
+        if repo is None:
+            logger.warning("{} conversation(s) erased from {}; their erasure from {} is owed and made before a "
+                           "later push ({})", len(ids), self.store.root, self.repo_id, error)
+        self.last_erasure = HubErasure(local, repo, error)
+        return local
 
     def close(self, timeout: float = FINAL_PUSH_SECONDS) -> bool:
         """Make the final push and stop syncing, within about ``timeout`` seconds whatever the Hub does.
