@@ -130,13 +130,14 @@ def test_the_page_forgets_its_conversation_and_the_next_message_starts_a_new_one
     page.page.close()
 
 
-def converse_with_consent(client: Client) -> tuple[str, list[str]]:
-    """A recorded conversation (two turns, a like, a flag) through the API of an app that asks first."""
-    first = client.predict("kept one 8d2c", "", consent=True, api_name="/chat")
+def converse_with_consent(client: Client, marker: str = "8d2c") -> tuple[str, list[str]]:
+    """A recorded conversation (two turns, a like, a flag; texts ending in ``marker``) through the
+    API of an app that asks first."""
+    first = client.predict(f"kept one {marker}", "", consent=True, api_name="/chat")
     cid = first["conversation_id"]
-    second = client.predict("kept two 8d2c", cid, api_name="/chat")
+    second = client.predict(f"kept two {marker}", cid, api_name="/chat")
     client.predict(cid, first["message_id"], "like", "", "", api_name="/rate")
-    client.predict(cid, second["message_id"], ["Harmful"], "kept flag 8d2c", api_name="/flag")
+    client.predict(cid, second["message_id"], ["Harmful"], f"kept flag {marker}", api_name="/flag")
     return cid, [first["message_id"], second["message_id"]]
 
 
@@ -191,7 +192,7 @@ def test_a_signed_in_reviewer_deletes_the_conversation_of_a_flagged_reply(browse
 
     data = app.data
     client = Client(app.url, verbose=False)
-    flagged, _ = converse_with_consent(client)
+    flagged, _ = converse_with_consent(client, "e5b0")
     first = client.predict("reviewed kept 4c1a", "", consent=True, api_name="/chat")
     client.predict(first["conversation_id"], first["message_id"], ["Inaccurate"], "", api_name="/flag")
     kept_before = records_of(data, first["conversation_id"])
@@ -204,7 +205,7 @@ def test_a_signed_in_reviewer_deletes_the_conversation_of_a_flagged_reply(browse
     table = page.get_by_role("grid", name="Queue (newest first)")
     reply = records_of(data, flagged, ("turns",))[-1]["response"]
     table.get_by_role("gridcell", name=reply).click()
-    expect(page.get_by_text("kept flag 8d2c")).to_be_visible()  # the row's details are shown
+    expect(page.get_by_text("kept flag e5b0")).to_be_visible()  # the row's details are shown
     page.get_by_role("button", name=DELETE, exact=True).click()
     expect(page.get_by_text(f"Delete conversation {flagged}?")).to_be_visible()
     screenshot(page, "review-delete-confirm")

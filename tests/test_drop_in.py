@@ -67,7 +67,7 @@ def test_chat_api_takes_the_apps_additional_inputs_by_name_and_records_them(tmp_
     chat = info["named_endpoints"]["/chat"]["parameters"]
     # the app's inputs right after the endpoint's own first parameters; consent (added later) last
     assert [p["parameter_name"] for p in chat] == ["message", "conversation_id", "temperature", "style", "consent"]
-    assert sorted(info["named_endpoints"]) == ["/chat", "/feedback_options", "/flag", "/rate", "/regenerate"]
+    assert sorted(info["named_endpoints"]) == ["/chat", "/feedback_options", "/flag", "/forget", "/rate", "/regenerate"]
 
 
 def test_the_page_records_additional_inputs_by_label(tmp_path):

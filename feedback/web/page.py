@@ -534,9 +534,10 @@ class FeedbackChatInterface(gr.ChatInterface):
         (``save_history``): the chat's place in the history panel and the panel's chats; the
         forgotten chat is removed from it.
 
-        Returns the new session, the emptied chat (twice: the chatbot and Gradio's copy), the
-        line saying what happened, the closed confirmation, and (``save_history``) the panel's
-        index and chats. When the deletion is refused, the chat and session stay as they were.
+        Returns the session (the same object, on a new conversation), the emptied chat (twice:
+        the chatbot and Gradio's copy), the line saying what happened, the closed confirmation,
+        and (``save_history``) the panel's index and chats. When the deletion is refused, the
+        chat and session stay as they were.
         """
         session = session if isinstance(session, ChatSession) else new_session()
         history = history if isinstance(history, list) else []
@@ -551,12 +552,17 @@ class FeedbackChatInterface(gr.ChatInterface):
             pass  # no turn yet (or none recorded): nothing to delete, a new conversation all the same
         except (FeedbackError, SaveError) as error:
             logger.bind(conversation_id=session.conversation_id).warning("page forget refused: {}", error)
-            return (session, gr.skip(), gr.skip(), NOT_FORGOTTEN + _plain(error), gr.update(visible=False),
+            shown = re.sub(r"conversation [0-9a-f]{32}\b", "this conversation", str(error))
+            return (session, gr.skip(), gr.skip(), NOT_FORGOTTEN + _plain(shown), gr.update(visible=False),
                     *(gr.skip() for _ in panel))
         if self.save_history:
             panel = _without_chat(index, saved)
         message = FORGOTTEN if recorded else NOTHING_TO_FORGET
-        return (next_session(session), [], [], message, gr.update(visible=False), *panel)
+        # The same session object, now on a new conversation: a reply still streaming writes this
+        # object back too, so it cannot bring the forgotten conversation's id back.
+        fresh = next_session(session)
+        session.conversation_id, session.message_ids, session.selected = fresh.conversation_id, [], {}
+        return (session, [], [], message, gr.update(visible=False), *panel)
 
     def _render_header(self) -> None:
         """Gradio's title and description, then (``consent="required"``) the consent step."""
