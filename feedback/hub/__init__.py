@@ -12,6 +12,7 @@
   conversion of a pushed shard.
 - :mod:`feedback.hub.compact`: compaction (a closed day's files merged, commits of at most 100 files)
   and :mod:`feedback.hub.flagged`, the ``flagged`` review view it writes.
+- :mod:`feedback.hub.erase`: erasing deleted conversations from a repo (one commit), and purging its history.
 - :mod:`feedback.hub.remote`: a repo read in place through ``HfFileSystem`` (the review index's source,
   the export's file list).
 - :mod:`feedback.hub.source`: a dataset repo as a source of records (read in place, or a working copy).

@@ -19,6 +19,10 @@ The policy:
   then leaves what it could not send on disk, named in one log line, for the next run's first
   push (which sends every file of the data dir). A hanging push never holds up the process exit.
 - Every process writes its own shard names, so any number of replicas push to one repo.
+- Deletions: before each scan, the repo's deletion records not read before (one listing of
+  ``deletions/``) are applied to the data dir (``erase_local``), so nothing deleted elsewhere is uploaded
+  again, and a repo erasure owed (the Hub was down) is made. :meth:`HubSync.erase` erases with pushes
+  paused (:attr:`FeedbackScheduler.push_lock`) and makes the repo commit (:mod:`feedback.hub.erase`).
 - The token is registered with :mod:`feedback.redaction`, and errors are logged through
   :func:`~feedback.hub.client.failure_reason`: no log line shows it.
 """
