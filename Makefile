@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test test-slow bench venv clean browser widget
+.PHONY: run test test-slow test-spark bench venv clean browser widget
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -34,6 +34,14 @@ test: $(VENV)/.installed-test browser  ## the whole suite (the full hh-rlhf repl
 
 test-slow: $(VENV)/.installed-test browser  ## long end-to-end runs only
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+$(VENV)/.installed-spark: $(VENV)/.installed-test requirements-spark.txt
+	$(PY) -m pip install --quiet -r requirements-spark.txt
+	touch $@
+
+test-spark: $(VENV)/.installed-spark  ## the README's Spark (local mode) and DuckDB DPO queries vs export dpo; needs Java 17+
+	@command -v java >/dev/null || { echo "test-spark needs a Java 17+ runtime (java on PATH)"; exit 1; }
+	$(PY) -m pytest -m spark tests/test_spark.py $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV)
