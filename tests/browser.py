@@ -11,14 +11,14 @@ import functools
 import html
 import shutil
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from support.waiting import wait_until  # noqa: F401 - the browser tests import it from here
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -73,18 +73,6 @@ def screenshot(page: Page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
-
-
-def wait_until(condition: Callable[[], object], timeout: float = 15, what: str = "condition") -> None:
-    """Return once ``condition()`` is true (checked every 50 ms), or fail after ``timeout`` seconds.
-
-    For state outside the page (records on disk); inside it, use Playwright's ``expect``.
-    """
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):

@@ -22,7 +22,7 @@ import yaml
 from conftest import TOKEN, AppProcess, hub_env
 from huggingface_hub import HfApi
 from support.hub import HubServer
-from test_sync import chat_rate_flag
+from support.sync import chat_rate_flag
 
 from feedback.export.read import records_to_jsonl
 from feedback.hub.card import dataset_card, review_queries
@@ -216,7 +216,7 @@ def test_two_compactions_at_once_and_replicas_pushing_meanwhile_lose_and_double_
     finally:
         for app in apps:
             app.kill()
-    from test_sync import local_records
+    from support.sync import local_records
 
     expected = as_state(records)
     for i in range(2):

@@ -7,18 +7,15 @@ import json
 import os
 import subprocess
 import sys
-import time
-from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
-import pytest
+import pyarrow.parquet as pq
 from conftest import TOKEN, AppProcess, hub_env, read_records
 from gradio_client import Client
 from huggingface_hub import HfApi
 from support.hub import HubServer
-
-import pyarrow.parquet as pq
+from support.sync import RECORD_DIRS, chat_rate_flag, local_records, repo_records, same_records
+from support.waiting import wait_until
 
 from feedback.export.read import records_to_jsonl
 from feedback.hub.files import complete_size
@@ -28,40 +25,6 @@ from feedback.store import FeedbackStore
 from schemas.records import ChatMessage, Rating, Turn
 
 REPO = Path(__file__).resolve().parent.parent
-RECORD_DIRS = ("turns", "ratings", "flags")
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 60, what: str = "condition") -> None:
-    """Poll ``condition`` (a check of the test Hub's state) until it holds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-def repo_records(hub: HubServer, repo_id: str, kinds: tuple[str, ...] = RECORD_DIRS) -> dict[str, list[dict]]:
-    """Every record in the repo's files (Parquet in day partitions, JSONL of the flat layout), by kind,
-    as the JSON the data dir holds."""
-    files = hub.files(repo_id)
-    records: dict[str, list[dict]] = {kind: [] for kind in kinds}
-    for path, data in sorted(files.items()):
-        kind = path.split("/", 1)[0]
-        if kind in records and path.endswith(".jsonl"):
-            records[kind].extend(json.loads(line) for line in data.decode().splitlines() if line.strip())
-        elif kind in records and path.endswith(".parquet"):
-            rows = pq.read_table(io.BytesIO(data)).to_pylist()
-            records[kind].extend(json.loads(line) for line in records_to_jsonl(rows).splitlines())
-    return records
-
-
-def local_records(data_dir: Path) -> dict[str, list[dict]]:
-    return {kind: read_records(data_dir, kind) for kind in RECORD_DIRS}
-
-
-def same_records(a: dict[str, list[dict]], b: dict[str, list[dict]]) -> bool:
-    key = lambda r: json.dumps(r, sort_keys=True)  # noqa: E731
-    return all(Counter(map(key, a[k])) == Counter(map(key, b[k])) for k in RECORD_DIRS)
 
 
 def load_dataset_counts(
@@ -81,23 +44,6 @@ def load_dataset_counts(
     result = subprocess.run([sys.executable, "-c", code, repo_id, *configs], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def chat_rate_flag(url: str, n: int) -> None:
-    client = Client(url, verbose=False)
-    try:
-        _chat_rate_flag(client, n)
-    finally:
-        client.close()
-
-
-def _chat_rate_flag(client: Client, n: int) -> None:
-    for i in range(n):
-        reply = client.predict({"text": f"message {i}", "files": []}, "", api_name="/chat")
-        cid, mid = reply["conversation_id"], reply["message_id"]
-        client.predict(cid, mid, "like" if i % 2 else "dislike", api_name="/rate")
-        if i % 3 == 0:
-            client.predict(cid, mid, ["Inaccurate", "Other"], "check this", api_name="/flag")
 
 
 def start_app(hub: HubServer, tmp_path: Path, name: str, repo_id: str, every: float = 0.005) -> AppProcess:

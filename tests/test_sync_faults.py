@@ -18,7 +18,8 @@ import pytest
 from conftest import TOKEN, AppProcess, hub_env
 from faultproxy import FaultProxy
 from support.hub import HubServer
-from test_sync import chat_rate_flag, local_records, repo_records, same_records, wait_until
+from support.sync import chat_rate_flag, local_records, repo_records, same_records
+from support.waiting import wait_until
 
 EVERY = "0.01"
 """Minutes between pushes in these tests (0.6 s)."""
