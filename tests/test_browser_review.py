@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from browser import chromium, screenshot
-from playwright.sync_api import expect
-from test_review import served  # noqa: F401 - the fixture: the whole app on a server in a thread
-from test_review import data_dir  # noqa: F401
-
 from conftest import read_records
+from playwright.sync_api import expect
 
 
-def test_review_and_stats_tabs_in_a_browser(served, data_dir):  # noqa: F811
+def test_review_and_stats_tabs_in_a_browser(served, data_dir):
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
         page.goto(f"{served}/review/")
