@@ -19,6 +19,7 @@ from test_forget import records_of, shard_bytes
 from feedback import FeedbackChatInterface
 from feedback.web.page import (
     AGREE,
+    ALREADY_FORGOTTEN,
     CONFIRM_FORGET,
     DECLINE,
     FORGET,
@@ -152,6 +153,22 @@ def test_a_declined_chat_has_nothing_to_forget_and_is_cleared(browser, app):
     page.send("declined again 2e6f")  # the answer holds for the new conversation
     assert read_records(app.data, "deletions") == deletions
     assert b"2e6f" not in shard_bytes(app.data)
+    page.page.close()
+
+
+def test_a_chat_deleted_elsewhere_is_reported_as_already_deleted(browser, app):
+    page = ChatPage(browser.new_page(), app.url, app.data)
+    page.answer(AGREE)
+    page.send("deleted in another tab 9a3f")
+    wait_until(lambda: [t for t in read_records(app.data, "turns") if "9a3f" in t["messages"][-1]["content"]],
+               what="the turn")
+    (turn,) = [t for t in read_records(app.data, "turns") if "9a3f" in t["messages"][-1]["content"]]
+    Client(app.url, verbose=False).predict(turn["conversation_id"], api_name="/forget")
+    deletions = read_records(app.data, "deletions")
+    page.forget()
+    page.expect(page.page.get_by_text(ALREADY_FORGOTTEN)).to_be_visible()
+    page.expect(page.replies).to_have_count(0)
+    assert read_records(app.data, "deletions") == deletions  # one deletion record, not two
     page.page.close()
 
 
@@ -301,4 +318,21 @@ def test_the_widget_sends_the_embedding_pages_consent(browser, running_app, site
     widget = Widget(open_widget(browser, f"{site_url}/agreed.html"))
     reply = widget.send("agreed 7a4b")
     assert [t["message_id"] for t in read_records(data, "turns")] == [reply]
+    widget.page.context.close()
+
+
+def test_the_widget_shows_a_refused_forget_and_keeps_the_conversation(browser, running_app, site):
+    from test_browser_widget import Widget, open_widget
+
+    folder, site_url = site
+    widget_page(folder, "chat.html", running_app.url)
+    widget = Widget(open_widget(browser, f"{site_url}/chat.html"))
+    widget.send("deleted elsewhere 2d9c")
+    conversation = widget.conversation_id
+    Client(running_app.url, verbose=False).predict(conversation, api_name="/forget")  # e.g. from another tab
+    widget.page.get_by_role("button", name=FORGET, exact=True).click()
+    widget.page.get_by_role("button", name="Delete it").click()
+    widget.expect(widget.error).to_contain_text(f"conversation {conversation} was already deleted")  # the app's words
+    assert widget.conversation_id == conversation and len(widget.message_ids()) == 1
+    assert len(read_records(running_app.data_dir, "deletions")) == 1
     widget.page.context.close()

@@ -67,6 +67,7 @@ NOTHING_TO_FORGET = (
     "Nothing of this conversation was recorded, so there is nothing to delete. "
     "Your next message starts a new conversation."
 )
+ALREADY_FORGOTTEN = "This conversation was already deleted from the logs. Your next message starts a new conversation."
 NOT_FORGOTTEN = "This conversation could not be deleted: "
 
 
@@ -542,14 +543,15 @@ class FeedbackChatInterface(gr.ChatInterface):
         session = session if isinstance(session, ChatSession) else new_session()
         history = history if isinstance(history, list) else []
         panel = (index, saved) if self.save_history else ()
-        recorded = False
+        message = NOTHING_TO_FORGET
         try:
             self.turns.resume(session, history)
             if not declined_unrecorded(self.consent, session.conversation_id):
                 self.eraser.forget(session.conversation_id, requested_by="user")
-                recorded = True
-        except NothingToDelete:
-            pass  # no turn yet (or none recorded): nothing to delete, a new conversation all the same
+                message = FORGOTTEN
+        except NothingToDelete:  # nothing to delete: a new conversation all the same
+            if self.recorder.index.is_deleted(session.conversation_id, wait=False):
+                message = ALREADY_FORGOTTEN  # from another tab, or by a reviewer
         except (FeedbackError, SaveError) as error:
             logger.bind(conversation_id=session.conversation_id).warning("page forget refused: {}", error)
             shown = re.sub(r"conversation [0-9a-f]{32}\b", "this conversation", str(error))
@@ -557,7 +559,6 @@ class FeedbackChatInterface(gr.ChatInterface):
                     *(gr.skip() for _ in panel))
         if self.save_history:
             panel = _without_chat(index, saved)
-        message = FORGOTTEN if recorded else NOTHING_TO_FORGET
         # The same session object, now on a new conversation: a reply still streaming writes this
         # object back too, so it cannot bring the forgotten conversation's id back.
         fresh = next_session(session)
