@@ -23,6 +23,7 @@ from support.hub import HubServer
 from support.hub.records import canonical, file_text, repo_state, revisions
 
 from feedback.hub.compact import compact_repo
+from feedback.hub.erase import purge
 from feedback.hub.files import ErasureLedger
 from feedback.hub.sync import HubSync
 from feedback.hub.transfer import push_folder
@@ -125,6 +126,25 @@ def leaks(hub: HubServer, repo_id: str, revision: str, cid: str, texts: list[str
     return found
 
 
+def leaks_in_history(hub: HubServer, repo_id: str, cid: str, texts: list[str]) -> dict[str, list[str]]:
+    """Through the client: every commit of every branch and conversion branch (``list_repo_refs``,
+    ``list_repo_commits``), every file of it read back (``HfFileSystem``); the files that hold the
+    conversation's id (outside the deletion records) or its texts, by commit."""
+    from huggingface_hub import HfFileSystem
+
+    api, fs = hub_api(hub), HfFileSystem(endpoint=hub.endpoint, token=TOKEN, skip_instance_cache=True)
+    refs = api.list_repo_refs(repo_id, repo_type="dataset")
+    commits = {c.commit_id for ref in [*refs.branches, *refs.converts]
+               for c in api.list_repo_commits(repo_id, repo_type="dataset", revision=ref.ref)}
+    found = {}
+    for oid in sorted(commits):
+        for path in api.list_repo_files(repo_id, repo_type="dataset", revision=oid):
+            text = file_text(path, fs.cat_file(f"datasets/{repo_id}@{oid}/{path}"))
+            if any(t in text for t in texts) or (cid in text and not path.startswith("deletions/")):
+                found.setdefault(oid, []).append(path)
+    return found
+
+
 def upload(tmp_path: Path, name: str, content: bytes) -> Path:
     path = tmp_path / name
     path.write_bytes(content)
@@ -195,8 +215,15 @@ def test_a_conversation_deleted_on_one_of_three_replicas_is_gone_everywhere_and_
             local = {kind: Counter(canonical(json.loads(line)) for line in local_bytes(replica.root, (kind,))
                                    .splitlines()) for kind in USER_KINDS}
             assert all(local[kind] >= mine[kind] for kind in USER_KINDS)
-        # the history still holds it (no purge asked): a revision before the erasure does
+        # the history still holds it (no purge asked): a revision before the erasure does; purging discards it
         assert any(leaks(hub, REPO, oid, victim, texts) for oid in before)
+        hub.convert_branch(REPO, {"default/train/0000.parquet": hub.files(REPO, before[-1])[
+            next(p for p in hub.files(REPO, before[-1]) if p.startswith("turns/"))]})
+        assert leaks_in_history(hub, REPO, victim, texts + replies)
+        purged = purge(hub_api(hub), REPO)
+        assert purged.squashed and purged.deleted == ["refs/convert/parquet"] and purged.commits > 5
+        assert leaks_in_history(hub, REPO, victim, texts + replies) == {}
+        assert {kind: repo_state(hub, REPO, USER_KINDS)[kind] for kind in USER_KINDS} == expected_state(kept)
     finally:
         for replica in (a, b, c):
             replica.close()
@@ -299,7 +326,8 @@ def test_the_delete_command_on_the_repo_with_purge_history(hub, tmp_path):
     api = hub_api(hub)
     assert len(api.list_repo_commits(repo_id, repo_type="dataset")) == 1
     assert api.list_repo_refs(repo_id, repo_type="dataset").converts == []
-    for oid in revisions(hub, repo_id):  # every revision the repo still holds, every file of it
+    assert leaks_in_history(hub, repo_id, "repo-victim-001", ["purge me everywhere"]) == {}
+    for oid in revisions(hub, repo_id):  # the test Hub holds no other commit either
         assert leaks(hub, repo_id, oid, "repo-victim-001", ["purge me everywhere"]) == []
     state = repo_state(hub, repo_id, (*USER_KINDS, "deletions"))
     kept = [r for r in records if r.conversation_id != "repo-victim-001"]

@@ -142,10 +142,12 @@ class Repo:
     refs: dict[str, str] = field(default_factory=dict)
 
     def resolve(self, revision: str) -> Commit:
-        """The commit for a branch name, a full oid or an unambiguous oid prefix (7+ hex).
+        """The commit for a branch name (or ``refs/heads/<name>``), a full oid or an unambiguous oid prefix (7+ hex).
 
         Raises HubError 404 ``RevisionNotFound`` when nothing matches.
         """
+        if revision.startswith("refs/heads/") and revision[len("refs/heads/"):] in self.refs:
+            revision = revision[len("refs/heads/"):]  # a branch by its full ref name
         if revision in self.refs:
             return self.commits[self.refs[revision]]
         if revision in self.commits:
