@@ -377,3 +377,24 @@ def test_an_erasure_of_more_than_100_files_is_split_into_commits_each_consistent
         state = repo_state(hub, repo_id, ("ratings",), commit["oid"])
         assert sum(1 for row in state["ratings"] if "many-keeper-01" in row) == files // 2
     assert leaks(hub, repo_id, "main", "many-victim-01", []) == []
+
+
+def test_large_files_are_scanned_by_their_columns_and_rewritten_a_row_group_at_a_time(hub, tmp_path, monkeypatch):
+    """Every file treated as large: the scan reads the footer and the ``conversation_id`` (and files) column
+    chunks by byte range; the rewrite reads a row group at a time."""
+    from feedback.hub import remote
+    from feedback.hub.erase import erase_from_repo
+
+    monkeypatch.setattr(remote, "WHOLE_FILE_BYTES", 0)
+    monkeypatch.setattr(remote, "FOOTER_BYTES", 64)  # the footer needs a second read
+    repo_id = "test-user/large"
+    data = tmp_path / "data"
+    records = write_dir(data, {f"large-{n:08d}": f"text number {n}" for n in range(30)})
+    push_folder(data, repo_id, api=hub_api(hub))
+    compact_repo(repo_id, api=hub_api(hub), min_age_days=-1)
+    result = erase_from_repo(repo_id, ["large-00000007", "large-00000011"], api=hub_api(hub))
+    assert result.records == 4 and len(result.commits) == 1  # a turn and a rating each (nothing flagged)
+    for cid, text in (("large-00000007", "text number 7"), ("large-00000011", "text number 11")):
+        assert leaks(hub, repo_id, "main", cid, [text]) == []
+    state = repo_state(hub, repo_id, USER_KINDS)
+    assert state == expected_state([r for r in records if r.conversation_id not in ("large-00000007", "large-00000011")])
