@@ -398,3 +398,58 @@ def test_large_files_are_scanned_by_their_columns_and_rewritten_a_row_group_at_a
         assert leaks(hub, repo_id, "main", cid, [text]) == []
     state = repo_state(hub, repo_id, USER_KINDS)
     assert state == expected_state([r for r in records if r.conversation_id not in ("large-00000007", "large-00000011")])
+
+
+def test_forget_in_the_running_app_erases_the_repo_too(hub, tmp_path):
+    """``python app.py`` syncing to the test Hub: ``/forget`` erases the conversation from its data dir and,
+    through its sync, from the repo's head in one commit; every other record stays exactly once."""
+    from conftest import AppProcess
+    from gradio_client import Client
+
+    repo_id = "test-user/app-forget"
+    data = tmp_path / "data"
+    env = {**hub_env(hub, tmp_path), "FEEDBACK_DATA_DIR": str(data), "FEEDBACK_DATASET_REPO": repo_id,
+           "FEEDBACK_SYNC_EVERY": "0.01"}
+    app = AppProcess(env, tmp_path / "app.log").wait_ready()
+    try:
+        client = Client(app.url, verbose=False)
+        try:
+            replies = {}
+            for text in ("forget this secret 31337", "keep this question"):
+                reply = client.predict({"text": text, "files": []}, "", api_name="/chat")
+                replies[text] = reply
+                client.predict(reply["conversation_id"], reply["message_id"], "like", api_name="/rate")
+            victim = replies["forget this secret 31337"]["conversation_id"]
+            wait_for(lambda: _exists(hub, repo_id) and leaks(hub, repo_id, "main", victim, []), app)  # pushed
+            assert client.predict(victim, api_name="/forget")["deleted"] is True
+            wait_for(lambda: not leaks(hub, repo_id, "main", victim, ["forget this secret 31337"]), app)
+        finally:
+            client.close()
+        assert app.terminate() == 0
+    finally:
+        app.kill()
+    assert b"forget this secret 31337" not in local_bytes(data) and victim.encode() not in local_bytes(data)
+    kept = [json.loads(line) for line in local_bytes(data).splitlines()]
+    state = repo_state(hub, repo_id, (*USER_KINDS, "deletions"))
+    assert sum(state["turns"].values()) == 1 and sum(state["ratings"].values()) == 1
+    assert Counter(canonical(r) for r in kept) == state["turns"] + state["ratings"]
+    assert sum(state["deletions"].values()) == 1
+    assert any(c["summary"].startswith("Erase 1 conversation(s)") for c in hub.commits(repo_id))
+
+
+def wait_for(condition, app) -> None:  # noqa: ANN001 - a callable, an AppProcess
+    """Poll the test Hub's state until ``condition`` holds (the app pushes on its own schedule)."""
+    import time
+
+    deadline = time.monotonic() + 120
+    while not condition():
+        assert time.monotonic() < deadline, app.log()[-3000:]
+        time.sleep(0.1)
+
+
+def _exists(hub: HubServer, repo_id: str) -> bool:
+    try:
+        hub.head(repo_id)
+    except KeyError:
+        return False
+    return True
