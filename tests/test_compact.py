@@ -22,6 +22,7 @@ import yaml
 from conftest import TOKEN, AppProcess, hub_env
 from huggingface_hub import HfApi
 from support.hub import HubServer
+from support.records import write_day
 from support.sync import chat_rate_flag
 
 from feedback.export.read import records_to_jsonl
@@ -30,7 +31,7 @@ from feedback.hub.compact import compact_repo
 from feedback.hub.layout import FLAGGED
 from feedback.hub.transfer import push_folder
 from feedback.review.queue import QueueFilter, build_queue, filter_queue
-from schemas.records import RECORD_TYPES, ChatMessage, Flag, Rating, Review, Turn
+from schemas.records import RECORD_TYPES
 
 KINDS = tuple(RECORD_TYPES)
 TODAY = date(2026, 3, 10)
@@ -38,38 +39,6 @@ TODAY = date(2026, 3, 10)
 
 def api(hub: HubServer) -> HfApi:
     return HfApi(endpoint=hub.endpoint, token=TOKEN)
-
-
-def write_day(data_dir: Path, day: date, shards: int, per_shard: int = 2, writer: str = "aaaaaaaaaaaa") -> list:
-    """``shards`` JSONL shards per record kind started on ``day``, as ``FeedbackStore`` names them; returns
-    the records."""
-    records = []
-    for number in range(shards):
-        stamp = f"{day:%Y%m%d}T{number // 3600 % 24:02d}{number // 60 % 60:02d}{number % 60:02d}000000Z"
-        batch = {kind: [] for kind in KINDS}
-        for i in range(per_shard):
-            n = f"{day:%m%d}{number:04d}{i}"
-            when = f"{day.isoformat()}T{number // 3600 % 24:02d}:{number // 60 % 60:02d}:{number % 60:02d}.{i:06d}Z"
-            turn = Turn(conversation_id=f"conv-{n}", message_id=f"msg-{n}", turn_index=0,
-                        messages=[ChatMessage(role="user", content=f"question {n}")], response=f"answer {n}",
-                        model="m1" if i % 2 else "m2", latency_ms=1.0, timestamp=when)
-            batch["turns"].append(turn)
-            batch["ratings"].append(Rating(conversation_id=turn.conversation_id, message_id=turn.message_id,
-                                           rating="like" if number % 3 else "dislike", timestamp=when))
-            if i == 0:
-                batch["flags"].append(Flag(conversation_id=turn.conversation_id, message_id=turn.message_id,
-                                           reasons=["Inaccurate", "Harmful"][: 1 + number % 2], comment=f"c{n}",
-                                           timestamp=when))
-            if i == 0 and number % 4 == 0:
-                batch["reviews"].append(Review(conversation_id=turn.conversation_id, message_id=turn.message_id,
-                                               decision="confirmed", reviewer="ann", timestamp=when))
-        for kind, group in batch.items():
-            if group:
-                folder = data_dir / kind
-                folder.mkdir(parents=True, exist_ok=True)
-                (folder / f"{stamp}-{writer}-{number:04d}.jsonl").write_bytes(records_to_jsonl(group))
-                records.extend(group)
-    return records
 
 
 def repo_state(hub: HubServer, repo_id: str) -> dict[str, Counter]:

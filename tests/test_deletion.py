@@ -6,13 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support.records import make_deletion, make_review, make_turn
 
 from feedback.errors import FeedbackError
 from feedback.index import INDEX_FILE
 from feedback.privacy.deletion import ERASED_LEDGER, Eraser, NothingToDelete, erase_local
 from feedback.recorder import FeedbackRecorder
 from feedback.store import FeedbackStore
-from schemas.records import ChatMessage, Deletion, Review, Turn
+from schemas.records import Deletion, Turn
 
 SECRET = "my card is 4111 and I live at 12 Elm Street"
 
@@ -35,13 +36,11 @@ def recorder(tmp_path):
 def chat(recorder: FeedbackRecorder, conversation_id: str, turns: int, *, text: str, files: tuple[str, ...] = ()) -> list[Turn]:
     written = []
     for i in range(turns):
-        turn = Turn(conversation_id=conversation_id, turn_index=i, response=f"reply {i} to {text}", model="m",
-                    latency_ms=1.0, messages=(ChatMessage(role="user", content=f"{text} #{i}", files=files),))
+        turn = make_turn(conversation_id, index=i, text=f"{text} #{i}", response=f"reply {i} to {text}", files=files)
         written.append(recorder.record_turn(turn))
         recorder.rate(conversation_id, turn.message_id, "like" if i % 2 else "dislike")
         recorder.flag(conversation_id, turn.message_id, ["Harmful"], comment=f"about {text}")
-        recorder.write(Review(conversation_id=conversation_id, message_id=turn.message_id, decision="confirmed",
-                              note=f"note on {text}", reviewer="ann"))
+        recorder.write(make_review(conversation_id, turn.message_id, note=f"note on {text}"))
     return written
 
 
@@ -89,8 +88,7 @@ def test_a_deleted_conversation_cannot_be_continued_rated_or_deleted_twice(recor
         recorder.rate("forget-me-2", turns[0].message_id, "like")
     with pytest.raises(NothingToDelete, match="already deleted"):
         eraser.forget("forget-me-2", requested_by="user")
-    late = Turn(conversation_id="forget-me-2", turn_index=2, messages=(ChatMessage(role="user", content=SECRET),),
-                response="a reply that was still streaming", model="m", latency_ms=1.0)
+    late = make_turn("forget-me-2", index=2, text=SECRET, response="a reply that was still streaming")
     assert recorder.record_turn(late) is late and recorder.index.path("forget-me-2") == []
     assert eraser.wait(30)
     assert not any(SECRET.encode() in data for data in data_bytes(recorder.store.root).values())
@@ -126,7 +124,7 @@ def test_an_erasure_cut_short_is_finished_at_the_next_start(tmp_path):
     recorder = FeedbackRecorder(store, flag_reasons=["Harmful"])
     chat(recorder, "forget-me-4", 3, text=SECRET)
     chat(recorder, "keep-me-004", 3, text="other")
-    recorder.write(Deletion(conversation_id="forget-me-4", requested_by="user"))  # the record, then a crash
+    recorder.write(make_deletion("forget-me-4"))  # the record, then a crash
     recorder.close()
     store.close()
 

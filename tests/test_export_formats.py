@@ -6,18 +6,18 @@ import sys
 import textwrap
 
 import pytest
+from support.records import make_turn
 
 from feedback.export import FORMATS, Export, ExportOptions, export_records
 from feedback.export import formats as registry
 from feedback.export.replies import reply_statuses
-from schemas.records import ChatMessage, Flag, Rating, Turn
+from schemas.records import Flag, Rating, Turn
 
 CID = "conversation-1"
 
 
 def _turn(mid: str, response: str, minute: int) -> Turn:
-    return Turn(conversation_id=CID, message_id=mid, turn_index=0, messages=[ChatMessage(role="user", content="Hi")],
-                response=response, model="m", latency_ms=1.0, timestamp=f"2026-05-01T10:{minute:02d}:00Z")
+    return make_turn(CID, mid, text="Hi", response=response, timestamp=f"2026-05-01T10:{minute:02d}:00Z")
 
 
 class Log:

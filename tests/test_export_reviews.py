@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import pytest
+from support.records import make_turn
 
 from feedback.export import dpo_rows, kto_rows, rows_from_data_dir, sft_rows
 from feedback.store import FeedbackStore
-from schemas.records import ChatMessage, Flag, Rating, Review, Turn
+from schemas.records import Flag, Rating, Review, Turn
 
 CID = "conversation-1"
 
 
 def turn(mid: str, index: int, text: str, response: str, minute: int) -> Turn:
-    return Turn(conversation_id=CID, message_id=mid, turn_index=index,
-                messages=[ChatMessage(role="user", content=text)], response=response, model="m",
-                latency_ms=1.0, timestamp=f"2026-05-01T10:{minute:02d}:00Z")
+    return make_turn(CID, mid, index=index, text=text, response=response, timestamp=f"2026-05-01T10:{minute:02d}:00Z")
 
 
 def rating(mid: str, value: str, minute: int) -> Rating:

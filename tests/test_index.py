@@ -14,6 +14,7 @@ import pytest
 from conftest import AppProcess, hub_env, launch, read_records
 from gradio_client import Client
 from loguru import logger
+from support.records import make_turn
 
 from feedback.chat import responder_stream
 from feedback.errors import FeedbackError
@@ -23,7 +24,7 @@ from feedback.recorder import FeedbackRecorder
 from feedback.responders import EchoResponder
 from feedback.store import FeedbackStore
 from feedback.web.api import ChatAPI
-from schemas.records import ChatMessage, Turn
+from schemas.records import Turn
 
 REASONS = ("Inaccurate", "Other")
 
@@ -50,11 +51,8 @@ def chat(api: ChatAPI, text: str, conversation_id: str = "") -> dict:
     return last
 
 
-def make_turn(cid: str, mid: str, index: int, text: str, second: int) -> Turn:
-    return Turn(
-        conversation_id=cid, message_id=mid, turn_index=index, response=f"re: {text}", model="m", latency_ms=1.0,
-        messages=[ChatMessage(role="user", content=text)], timestamp=f"2026-01-01T00:00:{second:02d}Z",
-    )
+def timed_turn(cid: str, mid: str, index: int, text: str, second: int) -> Turn:
+    return make_turn(cid, mid, index=index, text=text, timestamp=f"2026-01-01T00:00:{second:02d}Z")
 
 
 def replica_shard(data: Path, turns: list[Turn], name: str = "20270101T000000000000Z-otherreplica-0001.jsonl") -> Path:
@@ -124,11 +122,11 @@ def test_a_restart_reads_no_shard_again_and_keeps_retries_and_edits(tmp_path):
     data = tmp_path / "data"
     recorder = open_recorder(data)
     for turn in (
-        make_turn("conv-0001", "reply-00a", 0, "hi", 1),
-        make_turn("conv-0001", "reply-00b", 1, "more", 2),
-        make_turn("conv-0001", "reply-00c", 1, "more", 3),  # a retry of reply-b
-        make_turn("conv-0001", "reply-00d", 2, "and", 4),
-        make_turn("conv-0001", "reply-00e", 1, "edited", 5),  # an edit of the second message: reply-d drops out
+        timed_turn("conv-0001", "reply-00a", 0, "hi", 1),
+        timed_turn("conv-0001", "reply-00b", 1, "more", 2),
+        timed_turn("conv-0001", "reply-00c", 1, "more", 3),  # a retry of reply-b
+        timed_turn("conv-0001", "reply-00d", 2, "and", 4),
+        timed_turn("conv-0001", "reply-00e", 1, "edited", 5),  # an edit of the second message: reply-d drops out
     ):
         recorder.record_turn(turn)
     before = recorder.path("conv-0001")
@@ -169,9 +167,9 @@ def test_another_replicas_shard_appended_while_down_is_caught_up(tmp_path):
     first = chat(api_of(recorder), "started here")
     stop(recorder)
     cid = first["conversation_id"]
-    late = make_turn(cid, "replica-reply-1", 1, "went on elsewhere", 59)
+    late = timed_turn(cid, "replica-reply-1", 1, "went on elsewhere", 59)
     late = late.model_copy(update={"timestamp": late.timestamp.replace(year=2100)})  # after the first turn
-    replica_shard(data, [late, make_turn("replica-conversation", "replica-reply-2", 0, "a new one there", 59)])
+    replica_shard(data, [late, timed_turn("replica-conversation", "replica-reply-2", 0, "a new one there", 59)])
 
     assert TurnIndex(FeedbackStore(data)).catch_up() == 2  # only the new shard is read
     recorder = open_recorder(data)
@@ -190,8 +188,8 @@ def test_another_replicas_shard_appended_while_down_is_caught_up(tmp_path):
 def test_a_torn_tail_is_skipped_then_indexed_once_complete(tmp_path, warnings):
     data = tmp_path / "data"
     (data / "turns").mkdir(parents=True)
-    whole = make_turn("torn-conversation", "torn-reply", 1, "finished later", 3)
-    shard = replica_shard(data, [make_turn("torn-conversation", "first-reply", 0, "hello", 1)])
+    whole = timed_turn("torn-conversation", "torn-reply", 1, "finished later", 3)
+    shard = replica_shard(data, [timed_turn("torn-conversation", "first-reply", 0, "hello", 1)])
     line = whole.model_dump_json().encode() + b"\n"
     with open(shard, "ab") as handle:
         handle.write(line[:40])  # a crash (or a writer on a shared disk) mid-line
@@ -216,10 +214,10 @@ def test_a_torn_tail_is_skipped_then_indexed_once_complete(tmp_path, warnings):
 def test_bad_lines_are_skipped_with_a_warning_and_not_read_again(tmp_path, warnings):
     data = tmp_path / "data"
     (data / "turns").mkdir(parents=True)
-    shard = replica_shard(data, [make_turn("conversation-1", "good-reply-1", 0, "a", 1)])
+    shard = replica_shard(data, [timed_turn("conversation-1", "good-reply-1", 0, "a", 1)])
     with open(shard, "a") as handle:
         handle.write("not json\n" + json.dumps({"conversation_id": "conversation-1", "turn_index": -1}) + "\n")
-    replica_shard(data, [make_turn("conversation-1", "good-reply-2", 1, "b", 2)], name=shard.name)
+    replica_shard(data, [timed_turn("conversation-1", "good-reply-2", 1, "b", 2)], name=shard.name)
 
     index = TurnIndex(FeedbackStore(data))
     assert index.catch_up() == 2
@@ -232,7 +230,7 @@ def test_bad_lines_are_skipped_with_a_warning_and_not_read_again(tmp_path, warni
 def test_lookups_wait_for_the_catch_up_but_new_conversations_do_not(tmp_path):
     data = tmp_path / "data"
     (data / "turns").mkdir(parents=True)
-    replica_shard(data, [make_turn("old-conversation", "old-reply", 0, "old", 1)])
+    replica_shard(data, [timed_turn("old-conversation", "old-reply", 0, "old", 1)])
     release = threading.Event()
 
     class SlowIndex(TurnIndex):
@@ -263,9 +261,9 @@ def test_lookups_wait_for_the_catch_up_but_new_conversations_do_not(tmp_path):
 def test_a_recorder_that_only_writes_never_reads_the_shards(tmp_path):
     data = tmp_path / "data"
     (data / "turns").mkdir(parents=True)
-    replica_shard(data, [make_turn("old-conversation", "old-reply", 0, "old", 1)])
+    replica_shard(data, [timed_turn("old-conversation", "old-reply", 0, "old", 1)])
     recorder = FeedbackRecorder(FeedbackStore(data), flag_reasons=REASONS)  # e.g. the review desk's
-    recorder.record_turn(make_turn("new-conversation", "new-reply", 0, "new", 2))
+    recorder.record_turn(timed_turn("new-conversation", "new-reply", 0, "new", 2))
     assert not recorder.index.ready  # no catch-up started: nothing asked for an old conversation
     assert recorder.owner("old-reply") == "old-conversation"  # the first lookup that needs it starts it
     assert recorder.index.ready
@@ -316,7 +314,7 @@ def test_turns_kept_out_by_the_write_gate_never_reach_the_index_file(tmp_path):
 def test_concurrent_chats_while_catching_up_all_land_in_order(tmp_path):
     data = tmp_path / "data"
     (data / "turns").mkdir(parents=True)
-    replica_shard(data, [make_turn(f"old-{n:05d}", f"old-reply-{n:05d}", 0, f"old {n}", 1) for n in range(3000)])
+    replica_shard(data, [timed_turn(f"old-{n:05d}", f"old-reply-{n:05d}", 0, f"old {n}", 1) for n in range(3000)])
     recorder = FeedbackRecorder(FeedbackStore(data), flag_reasons=REASONS)
     api = api_of(recorder)
     errors: list[BaseException] = []

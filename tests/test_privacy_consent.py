@@ -16,6 +16,7 @@ from conftest import AppProcess, hub_env, read_records
 from fastapi.testclient import TestClient
 from gradio_client import Client, handle_file
 from support.page import PageSession
+from support.records import make_turn
 
 from feedback import FeedbackChatInterface
 from feedback.chat import responder_stream
@@ -62,8 +63,7 @@ def fake_upload(content: bytes, name: str = "notes.txt") -> Path:
 
 
 def turn(conversation_id: str) -> Turn:
-    return Turn(conversation_id=conversation_id, turn_index=0, messages=[{"role": "user", "content": "hi"}],
-                response="hello", model="echo", latency_ms=1.0)
+    return make_turn(conversation_id, response="hello", model="echo")
 
 
 def records_of(conversation_id: str) -> list:

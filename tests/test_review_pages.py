@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 from conftest import TOKEN, hub_env
 from huggingface_hub import HfApi
-from test_compact import TODAY, write_day
+from support.records import write_day
 
 from feedback.export import ExportOptions, export_data_dir, run_export
 from feedback.hub.compact import compact_repo
@@ -24,6 +24,10 @@ from feedback.review.queue import PAGE_SIZE, QueueFilter, build_queue, filter_qu
 from feedback.review.stats import compute_stats
 from feedback.store import FeedbackStore
 from feedback.web.review_page import ReviewPage, page_info
+
+TODAY = date(2026, 3, 10)
+"""The day the compaction tests run on (as in test_compact)."""
+
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -8,20 +8,14 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from support.records import make_turn
 
 from feedback.store import FeedbackStore, ReadReport
-from schemas import ChatMessage, Flag, Rating, Settings, Turn
+from schemas import Flag, Rating, Settings, Turn
 
 
-def make_turn(conversation_id: str = "conversation-1", index: int = 0, text: str = "hi") -> Turn:
-    return Turn(
-        conversation_id=conversation_id,
-        turn_index=index,
-        messages=[ChatMessage(role="user", content=text)],
-        response=f"re: {text}",
-        model="echo",
-        latency_ms=1.0,
-    )
+def turn_of(conversation_id: str = "conversation-1", index: int = 0, text: str = "hi") -> Turn:
+    return make_turn(conversation_id, index=index, text=text, model="echo")
 
 
 def test_32_threads_appending_1000_records_each_give_32000_valid_lines(tmp_path):
@@ -31,7 +25,7 @@ def test_32_threads_appending_1000_records_each_give_32000_valid_lines(tmp_path)
     def work(worker: int) -> None:
         start.wait()
         for i in range(1000):
-            store.append(make_turn(f"worker-{worker:04d}", i, f"message {i} of {worker}"))
+            store.append(turn_of(f"worker-{worker:04d}", i, f"message {i} of {worker}"))
 
     threads = [threading.Thread(target=work, args=(n,)) for n in range(32)]
     for thread in threads:
@@ -53,30 +47,30 @@ def test_32_threads_appending_1000_records_each_give_32000_valid_lines(tmp_path)
 
 def test_each_store_writes_its_own_shards(tmp_path):
     first, second = FeedbackStore(tmp_path), FeedbackStore(tmp_path)
-    a, b = first.append(make_turn()), second.append(make_turn())
+    a, b = first.append(turn_of()), second.append(turn_of())
     assert a != b and first.writer_id in a.name and second.writer_id in b.name
 
 
 def test_shards_rotate_by_age(tmp_path):
     store = FeedbackStore(tmp_path, shard_max_age=1e-9)
-    paths = {store.append(make_turn(index=i)) for i in range(3)}
+    paths = {store.append(turn_of(index=i)) for i in range(3)}
     assert len(paths) == 3
 
 
 def test_torn_last_line_is_reported_and_skipped_and_new_records_go_to_a_new_shard(tmp_path):
     crashed = FeedbackStore(tmp_path)
-    shard = crashed.append(make_turn(index=0))
-    crashed.append(make_turn(index=1))
+    shard = crashed.append(turn_of(index=0))
+    crashed.append(turn_of(index=1))
     crashed.close()
     with open(shard, "ab") as handle:
-        handle.write(make_turn(index=2).model_dump_json().encode()[:40])  # a crash mid-write
+        handle.write(turn_of(index=2).model_dump_json().encode()[:40])  # a crash mid-write
 
     store = FeedbackStore(tmp_path)
     report = ReadReport()
     assert [t.turn_index for t in store.iter_records("turns", report)] == [0, 1]
     (bad,) = report.bad_lines
     assert bad.path == shard and bad.line == 3 and "torn" in bad.reason
-    new_shard = store.append(make_turn(index=2))
+    new_shard = store.append(turn_of(index=2))
     assert new_shard != shard
     assert sorted(t.turn_index for t in store.iter_records("turns")) == [0, 1, 2]
 

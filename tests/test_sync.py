@@ -14,6 +14,7 @@ from conftest import TOKEN, AppProcess, hub_env, read_records
 from gradio_client import Client
 from huggingface_hub import HfApi
 from support.hub import HubServer
+from support.records import make_turn
 from support.sync import RECORD_DIRS, chat_rate_flag, local_records, repo_records, same_records
 from support.waiting import wait_until
 
@@ -22,7 +23,7 @@ from feedback.hub.files import complete_size
 from feedback.hub.layout import repo_path
 from feedback.hub.sync import FeedbackScheduler
 from feedback.store import FeedbackStore
-from schemas.records import ChatMessage, Rating, Turn
+from schemas.records import Rating, Turn
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -56,17 +57,9 @@ def start_app(hub: HubServer, tmp_path: Path, name: str, repo_id: str, every: fl
     return AppProcess(env, tmp_path / f"{name}.log").wait_ready()
 
 
-def make_turn(i: int) -> Turn:
-    return Turn(
-        conversation_id=f"conversation-{i:06d}",
-        message_id=f"message-{i:08d}",
-        turn_index=0,
-        messages=[ChatMessage(role="user", content=f"question number {i:06d}")],
-        response=f"answer number {i:06d}",
-        model="echo",
-        latency_ms=1.0,
-        timestamp="2026-01-01T00:00:00Z",
-    )
+def numbered_turn(i: int) -> Turn:
+    return make_turn(f"conversation-{i:06d}", f"message-{i:08d}", text=f"question number {i:06d}",
+                     response=f"answer number {i:06d}", model="echo", timestamp="2026-01-01T00:00:00Z")
 
 
 def test_app_process_pushes_every_record_exactly_once_and_datasets_reads_it(hub, tmp_path):
@@ -113,7 +106,7 @@ def test_bytes_per_commit_stay_flat_as_the_repo_grows(hub, tmp_path):
         scheduler.trigger().result()  # after the scheduler's own first (empty) push
         for batch in range(50):
             for i in range(20):
-                store.append(make_turn(batch * 20 + i))
+                store.append(numbered_turn(batch * 20 + i))
             assert scheduler.trigger().result() is not None
     finally:
         scheduler.stop()
@@ -132,10 +125,10 @@ def test_a_tick_never_queues_a_second_push_and_a_stopped_scheduler_pushes_nothin
     try:
         scheduler.trigger().result()
         hub.hang(600, paths=r"/preupload/")  # the next push is held by the Hub
-        store.append(make_turn(0))
+        store.append(numbered_turn(0))
         running = scheduler.trigger()
         assert hub.wait_held(1, timeout=30)
-        store.append(make_turn(1))
+        store.append(numbered_turn(1))
         waiting = [scheduler.trigger() for _ in range(5)]  # ticks while the push hangs
         assert all(future is waiting[0] for future in waiting) and waiting[0] is not running
         assert not scheduler.final_push(timeout=0.2)  # still held: the final push gives up in time
@@ -147,7 +140,7 @@ def test_a_tick_never_queues_a_second_push_and_a_stopped_scheduler_pushes_nothin
         assert scheduler.trigger().result(timeout=1) is None
     finally:
         scheduler.stop()
-    assert [r["message_id"] for r in repo_records(hub, "test-user/one-at-a-time")["turns"]] == [make_turn(0).message_id]
+    assert [r["message_id"] for r in repo_records(hub, "test-user/one-at-a-time")["turns"]] == [numbered_turn(0).message_id]
 
 
 def test_a_failing_hub_never_blocks_chat_and_loses_nothing(hub, tmp_path):
@@ -201,7 +194,7 @@ def run_cli(hub: HubServer, tmp_path: Path, *args: str) -> str:
 def seed_data_dir(data_dir: Path, n: int = 30) -> None:
     store = FeedbackStore(data_dir)
     for i in range(n):
-        turn = store.append(make_turn(i)) and make_turn(i)
+        turn = store.append(numbered_turn(i)) and numbered_turn(i)
         store.append(Rating(conversation_id=turn.conversation_id, message_id=turn.message_id, rating="like"))
     store.close()
 
@@ -240,7 +233,7 @@ def test_a_torn_shard_is_pushed_up_to_its_last_complete_line(hub, tmp_path):
     assert load_dataset_counts(hub, tmp_path, "test-user/torn", ("turns", "ratings")) == {"turns": 3, "ratings": 3}
     # the app on the crashed data dir writes to a new shard and its records arrive too
     store = FeedbackStore(data_dir)
-    assert store.append(make_turn(99)) != shard
+    assert store.append(numbered_turn(99)) != shard
     store.close()
     run_cli(hub, tmp_path, "push", str(data_dir), "--repo", "test-user/torn")
     assert len(repo_records(hub, "test-user/torn")["turns"]) == 4

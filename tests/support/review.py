@@ -14,16 +14,15 @@ from conftest import free_port
 from feedback.recorder import FeedbackRecorder
 from feedback.review import ReviewDesk
 from feedback.store import FeedbackStore
-from schemas.records import ChatMessage, Flag, Rating, Turn
+from schemas.records import Flag, Rating, Turn
 from schemas.settings import Settings
+from support.records import make_turn
 
 
 def turn(cid: str, mid: str, index: int, text: str, model: str = "m1", day: int = 1) -> Turn:
-    messages = [ChatMessage(role="user", content=f"q{i}") for i in range(index)] + [
-        ChatMessage(role="user", content=text)
-    ]
-    return Turn(conversation_id=cid, message_id=mid, turn_index=index, messages=messages, response=f"re {text}",
-                model=model, latency_ms=1.0, timestamp=f"2026-03-{day:02d}T10:00:00Z")
+    """A turn of a review log: ``index`` earlier user messages ``q0``, ``q1``, ... then ``text``."""
+    return make_turn(cid, mid, index=index, text=text, history=[f"q{i}" for i in range(index)], response=f"re {text}",
+                     model=model, timestamp=f"2026-03-{day:02d}T10:00:00Z")
 
 
 def desk_on(store: FeedbackStore, reviewers: list[str] | None = None) -> ReviewDesk:
