@@ -250,6 +250,13 @@ def test_an_erasure_while_the_hub_is_down_is_made_before_the_next_push(hub, tmp_
         assert {k: state[k] for k in USER_KINDS} == expected_state(
             [r for r in replica.written if r.conversation_id != "gone-while-down1"])
         assert sum(state["deletions"].values()) == 1
+        # a push with nothing new costs the head's commit and one listing of deletions/, and reads nothing
+        seen = len(hub.request_log)
+        replica.push()
+        paths = [r.path for r in hub.request_log[seen:]]
+        head = hub.head("test-user/down")
+        assert paths == ["/api/datasets/test-user/down/revision/main",
+                         f"/api/datasets/test-user/down/tree/{head}/deletions"], paths
     finally:
         replica.close()
 

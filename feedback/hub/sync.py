@@ -228,8 +228,8 @@ class FeedbackScheduler(CommitScheduler):
 
     def apply_remote_deletions(self) -> set[str]:
         """Erase from the data dir the conversations of the repo's deletion records it has not applied yet
-        (other replicas' deletions, the ``delete`` command's): one listing of ``deletions/``, and a read of
-        the ``conversation_id`` column of each file not read before. Shards that had been pushed and held
+        (other replicas' deletions, the ``delete`` command's): the head's commit, one listing of
+        ``deletions/`` at it, and a read of the ``conversation_id`` column of each file not read before. Shards that had been pushed and held
         them are marked pushed at their new size, and (their records may have reached the repo after its
         erasure) the repo erasure is owed again for those conversations. Returns the conversations erased.
 
@@ -244,7 +244,7 @@ class FeedbackScheduler(CommitScheduler):
 
         self.erasures.refresh()
         repo = HubRepo(self.repo_id, api=self.api)
-        repo.sha = self.revision  # the branch's head: no look-up of the commit first
+        repo.pin()  # the head's commit: the files listed are read at it, whatever a compaction does meanwhile
         listing = repo.listing(DELETIONS)
         own = {repo_path(DELETIONS, shard.name) for shard in self.store.shards(DELETIONS)}
         new = [(path, blob) for path, blob, _ in listing if self.erasures.seen.get(path) != blob and path not in own]
