@@ -151,3 +151,17 @@ def test_erase_local_drops_a_torn_line_of_the_conversation_and_keeps_other_lines
     assert report.records >= 2
     assert not any(SECRET.encode() in data for data in data_bytes(recorder.store.root).values())
     assert [t.conversation_id for t in recorder.store.iter_records("turns")] == ["keep-me-005"]
+
+
+def test_a_conversation_the_write_gate_kept_out_has_nothing_to_delete_and_writes_no_deletion(tmp_path):
+    store = FeedbackStore(tmp_path / "data")
+    recorder = FeedbackRecorder(store, flag_reasons=["Harmful"], gate=[lambda record: None])  # e.g. declined consent
+    recorder.record_turn(make_turn("declined-01", text=SECRET))
+    assert recorder.index.path("declined-01")  # it goes on in this process
+    with pytest.raises(NothingToDelete, match="nothing of conversation"):
+        Eraser(recorder, resume=False).forget("declined-01", requested_by="user")
+    assert recorder.index.path("declined-01") == []  # forgotten in memory too
+    assert list(store.iter_records("deletions")) == [] and not any(
+        SECRET.encode() in data for data in data_bytes(store.root).values())
+    recorder.close()
+    store.close()
