@@ -33,8 +33,9 @@ from pydantic import BaseModel
 from feedback.export.formats import ExportFormat, get_format
 from feedback.export.options import ExportOptions
 from feedback.export.read import ReadCounts, parse_jsonl, read_kind, records_to_jsonl
-from feedback.export.replies import TURN_COLUMNS, dedup_replies, dedup_statuses, select_replies
-from feedback.export.rows import SPLITS, RowBatch, RowWriter, Sink, pair_rows, reply_rows, with_count
+from feedback.export.replies import TURN_COLUMNS, dedup_statuses, select_replies
+from feedback.export.rows import (SPLITS, CandidateStore, RowBatch, RowWriter, Sink, pair_rows, reply_rows,
+                                  with_count)
 from feedback.export.stats import build_stats
 from feedback.features import record_schema
 from feedback.rules import FLAG_COLUMNS, RATING_COLUMNS, REVIEW_COLUMNS, Verdicts, judge
@@ -199,15 +200,16 @@ def _turn_rows(spec: ExportFormat, read: Reader, verdicts: Verdicts, options: Ex
     nothing = select_replies(record_schema("turns", TURN_COLUMNS).empty_table(), verdicts, spec, options)
     statuses: list[pa.Table] = [nothing[0]]
     if spec.paired:
-        candidates: list[pa.Table] = [nothing[1]]
+        with CandidateStore(cross_conversation=options.cross_conversation) as candidates:  # text in a temp file
+            candidates.add(nothing[1])
 
-        def keep(shard: tuple[pa.Table, pa.Table]) -> None:
-            statuses.append(shard[0])
-            candidates.append(shard[1])
+            def keep(shard: tuple[pa.Table, pa.Table]) -> None:
+                statuses.append(shard[0])
+                candidates.add(shard[1])
 
-        reads = read("turns", TURN_COLUMNS, lambda table: select_replies(table, verdicts, spec, options), keep)
-        status, replies, duplicates = dedup_replies(statuses, candidates)
-        batches, pairing = pair_rows(replies, spec, options, progress=progress)
+            reads = read("turns", TURN_COLUMNS, lambda table: select_replies(table, verdicts, spec, options), keep)
+            status, duplicates = dedup_statuses(statuses)
+            batches, pairing = pair_rows(candidates, spec, options, progress=progress)
         for batch in batches:
             writer.add(batch)
         return status, duplicates, pairing, reads

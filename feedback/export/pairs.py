@@ -33,7 +33,8 @@ BATCH = 4096
 
 
 def preference_pairs(
-    replies: pa.Table, taker: RowTaker, *, cross_conversation: bool, latest: bool = False, progress: bool = False
+    replies: pa.Table, taker: RowTaker, *, cross_conversation: bool, latest: bool = False, progress: bool = False,
+    rows: np.ndarray | None = None, total: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, Counter]:
     """The (chosen, rejected) row positions in ``replies`` of every pair.
 
@@ -45,6 +46,10 @@ def preference_pairs(
         latest: one pair per prompt: its latest liked reply against its latest disliked one (by
             ``timestamp``, then position); none when the two have the same text.
         progress: show a progress bar over the prompts compared.
+        rows: the positions (ascending) of the replies whose prompts may have both ratings, when the
+            caller found them (:func:`mixed_prompt_rows`); default: found here from ``prompt``.
+        total: the number of candidate replies, when ``replies`` holds only some of them (those
+            ``rows`` name); default ``replies.num_rows``. ``no_opposite_rating`` counts from it.
 
     Returns:
         ``(chosen, rejected, counts)``, positions as int64 arrays; counts has
@@ -52,7 +57,8 @@ def preference_pairs(
         ``no_opposite_rating`` (replies in no pair, counting every pair even with ``latest``) and,
         with ``latest``, ``not_latest_pair`` (the other pairs of a prompt, left out).
     """
-    rows = _mixed_prompt_rows(replies, cross_conversation)
+    if rows is None:
+        rows = _mixed_prompt_rows(replies, cross_conversation)
     groups: dict[bytes, tuple[list[int], list[int]]] = {}
     responses: dict[int, str] = {}
     times: dict[int, object] = {}
@@ -81,7 +87,7 @@ def preference_pairs(
             counts.update(+Counter({"identical_chosen_rejected": len(likes) * len(dislikes) - len(pairs)}))
         chosen.extend(good for good, _ in pairs)
         rejected.extend(bad for _, bad in pairs)
-    counts["no_opposite_rating"] = replies.num_rows - len(in_pairs)
+    counts["no_opposite_rating"] = (replies.num_rows if total is None else total) - len(in_pairs)
     if latest:
         counts.setdefault("not_latest_pair", 0)
     return np.asarray(chosen, dtype=np.int64), np.asarray(rejected, dtype=np.int64), counts
@@ -102,6 +108,32 @@ def _mixed_prompt_rows(replies: pa.Table, cross_conversation: bool) -> np.ndarra
     if mixed.num_rows == 0:
         return np.zeros(0, dtype=np.int64)
     return np.sort(light.join(mixed, keys=keys, join_type="inner")["row"].to_numpy())
+
+
+def mixed_prompt_rows(light: pa.Table, cross_conversation: bool) -> np.ndarray:
+    """Positions of replies whose coarse prompt key has both a liked and a disliked reply, in order.
+
+    ``light`` holds no text: ``conversation_id``, ``length`` (messages in the prompt), ``rating`` and,
+    for ``cross_conversation``, ``last`` (a 64-bit hash of the prompt's last message). The key is
+    ``(conversation_id, length)``, or ``(length, last)`` across conversations: every two replies to
+    one prompt share it (a reply's regenerations have its prompt), so the positions hold every reply
+    of a pair; the few others (an edited message's replies, a hash collision) pair with nothing in
+    :func:`preference_pairs`, which compares prompts exactly.
+    """
+    keys = ["length", "last"] if cross_conversation else ["conversation_id", "length"]
+    table = light.select(keys).append_column("liked", pc.equal(light["rating"], LIKE))
+    table = table.append_column("row", pa.array(np.arange(light.num_rows)))
+    groups = table.group_by(keys).aggregate([("liked", "any"), ("liked", "all")])
+    mixed = groups.filter(pc.and_(groups["liked_any"], pc.invert(groups["liked_all"]))).select(keys)
+    if mixed.num_rows == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.sort(table.join(mixed, keys=keys, join_type="inner")["row"].to_numpy())
+
+
+def last_content_hashes(prompts: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """A 64-bit hash (Python's ``hash``, fixed for the process) of each prompt's last message content."""
+    prompts = prompts if isinstance(prompts, pa.ChunkedArray) else pa.chunked_array([prompts])
+    return pa.array([hash(text) for text in _last_contents(prompts).to_pylist()], pa.int64())
 
 
 def _last_contents(prompts: pa.ChunkedArray) -> pa.ChunkedArray:

@@ -20,15 +20,20 @@
 
 Rows of a format with one row per reply (SFT, KTO, flags) are built and serialized in the reading
 threads, shard by shard, so no export holds more than a few shards of text; a paired format (DPO)
-first pairs all candidate replies.
+first pairs all candidate replies: a :class:`CandidateStore` keeps their ids, ratings and prompt
+lengths in memory and their text (prompt and response) in a temporary file, and only the replies
+that can pair (a liked and a disliked reply under one coarse prompt key) and reviewers' corrections
+are read back, so memory holds the text of the rows made, not of every rated reply.
 """
 
 from __future__ import annotations
 
 import hashlib
+import shutil
 import sys
+import tempfile
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -41,8 +46,8 @@ from tqdm.auto import tqdm
 from feedback.arrow import RowTaker, bool_numpy
 from feedback.export.formats.spec import COUNT
 from feedback.export.options import ExportOptions
-from feedback.export.pairs import preference_pairs
-from feedback.rules import LIKE, Verdicts
+from feedback.export.pairs import last_content_hashes, mixed_prompt_rows, preference_pairs
+from feedback.rules import LIKE, Verdicts, first_copies
 
 if TYPE_CHECKING:
     from feedback.export.formats import ExportFormat, PairFormat, ReplyFormat
@@ -151,25 +156,114 @@ def _correction_keys(corrections: pa.Table) -> list[str]:
     return [f"{CORRECTION}{key}" for key in corrections["key"].to_pylist()]
 
 
-def pair_rows(replies: pa.Table, spec: PairFormat, options: ExportOptions, *, progress: bool = False
-              ) -> tuple[list[RowBatch], Counter]:
+class CandidateStore:
+    """The candidate replies of a paired format, shard by shard: text in a temporary file, the rest in memory.
+
+    :meth:`add` takes a shard's candidates (``feedback.export.replies.select_replies``), in log order;
+    their ``prompt`` and ``response`` go to an Arrow IPC file in a temporary folder (``$TMPDIR``),
+    the other columns stay, with ``length`` (messages in the prompt), ``last`` (with
+    ``cross_conversation``: a hash of the prompt's last message) and ``spilled`` (the row in the file).
+    :meth:`replies` gives the distinct candidates (the first copy of each key) without text;
+    :meth:`with_text` the whole rows of some of them. Use it as a context manager: the file is
+    removed at the end.
+    """
+
+    TEXT = ("prompt", "response")
+
+    def __init__(self, *, cross_conversation: bool) -> None:
+        self.cross_conversation = cross_conversation
+        self.folder = tempfile.mkdtemp(prefix="feedback-export-")
+        self.path = f"{self.folder}/candidates.arrow"
+        self.schema: pa.Schema | None = None
+        self._light: list[pa.Table] = []
+        self._writer: pa.ipc.RecordBatchFileWriter | None = None
+        self._rows = 0
+
+    def __enter__(self) -> CandidateStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Remove the temporary file."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def add(self, candidates: pa.Table) -> None:
+        """Keep one shard's candidate replies (their text written to the file)."""
+        if self.schema is None:
+            self.schema = candidates.schema
+        if candidates.num_rows == 0 and self._light:
+            return
+        text = candidates.select(list(self.TEXT)).combine_chunks()
+        if self._writer is None:
+            self._writer = pa.ipc.new_file(self.path, text.schema)
+        if text.num_rows:
+            self._writer.write_table(text)
+        light = candidates.drop_columns(list(self.TEXT))
+        light = light.append_column("length", pc.list_value_length(candidates["prompt"]))
+        if self.cross_conversation:
+            light = light.append_column("last", last_content_hashes(candidates["prompt"]))
+        self._light.append(light.append_column("spilled", pa.array(np.arange(self._rows, self._rows + text.num_rows))))
+        self._rows += text.num_rows
+
+    def replies(self) -> pa.Table:
+        """Every distinct candidate reply (the first copy of each ``key``), in log order, without text."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        light = pa.concat_tables(self._light)
+        self._light = [light]
+        return light.filter(pa.array(first_copies(light["key"])))
+
+    def with_text(self, light: pa.Table) -> pa.Table:
+        """The whole candidate rows (the columns given to :meth:`add`) of ``light``'s rows (some of
+        :meth:`replies`, in its order), their text read back from the file."""
+        wanted = light["spilled"].to_numpy()
+        pieces, start = [], 0
+        if len(wanted):
+            with pa.memory_map(self.path) as source:
+                reader = pa.ipc.open_file(source)
+                for i in range(reader.num_record_batches):
+                    batch = reader.get_batch(i)
+                    low, high = np.searchsorted(wanted, [start, start + batch.num_rows])
+                    if high > low:
+                        pieces.append(batch.take(pa.array(wanted[low:high] - start)))  # a copy, off the map
+                    start += batch.num_rows
+        text = pa.Table.from_batches(pieces, schema=pa.schema([self.schema.field(n) for n in self.TEXT]))
+        columns = {name: text[name] if name in self.TEXT else light[name] for name in self.schema.names}
+        return pa.table(columns, schema=self.schema)
+
+
+def pair_rows(store: CandidateStore, spec: PairFormat, options: ExportOptions, *, progress: bool = False
+              ) -> tuple[Iterator[RowBatch], Counter]:
     """The rows of a paired format from all candidate replies, in batches, and what pairing left out.
 
     Rating pairs come from the ``pairable`` replies (every pair, or with ``options.pairs == "latest"``
     one per prompt: ``feedback.export.pairs``); each reply with a reviewer's ``correction`` also
     makes a pair: the correction as ``chosen`` (``chosen_id`` null), the reply as ``rejected``.
+    Only the text of the replies that may pair and of the corrected ones is read from ``store``.
 
     Returns:
-        The batches and counts ``no_opposite_rating``, ``identical_chosen_rejected``,
+        The batches (built as they are iterated, once) and counts ``no_opposite_rating``, ``identical_chosen_rejected``,
         ``pair_straddles_split``, ``not_latest_pair`` (with ``pairs="latest"``) and
         ``review_corrections`` (pairs made from corrections).
     """
-    corrected = replies.filter(pc.is_valid(replies["correction"]))  # few rows: a small copy
-    if corrected.num_rows and not pc.all(replies["pairable"]).as_py():
-        replies = replies.filter(replies["pairable"])  # copies the text: only when some rows must go
+    light = store.replies()
+    pairable = np.flatnonzero(bool_numpy(light["pairable"]))
+    mixed = pairable[mixed_prompt_rows(light.take(pa.array(pairable)), options.cross_conversation)]
+    fixed = np.flatnonzero(bool_numpy(pc.is_valid(light["correction"])))
+    candidates = store.with_text(light.take(pa.array(np.union1d(mixed, fixed).astype(np.int64))))
+    del light
+    corrected = candidates.filter(pc.is_valid(candidates["correction"]))
+    replies = candidates.filter(candidates["pairable"])
     taker = RowTaker(replies)
     chosen, rejected, counts = preference_pairs(replies, taker, cross_conversation=options.cross_conversation,
-                                                latest=options.pairs == "latest", progress=progress)
+                                                latest=options.pairs == "latest", progress=progress,
+                                                rows=np.arange(replies.num_rows), total=len(pairable))
     order = np.lexsort((chosen, np.maximum(chosen, rejected)))
     chosen, rejected = chosen[order], rejected[order]
     conversations = replies["conversation_id"].to_numpy(zero_copy_only=False)
@@ -177,21 +271,27 @@ def pair_rows(replies: pa.Table, spec: PairFormat, options: ExportOptions, *, pr
     same = test == split_mask(conversations[rejected].tolist(), options)
     counts["pair_straddles_split"] = int((~same).sum())
     chosen, rejected, test = chosen[same], rejected[same], test[same]
-    batches = []
+    if corrected.num_rows:
+        counts["review_corrections"] = corrected.num_rows
+    return _pair_batches(taker, chosen, rejected, test, corrected, spec, options, progress), counts
+
+
+def _pair_batches(taker: RowTaker, chosen: np.ndarray, rejected: np.ndarray, test: np.ndarray, corrected: pa.Table,
+                  spec: PairFormat, options: ExportOptions, progress: bool) -> Iterator[RowBatch]:
+    """The pairs' rows, ``ROW_BATCH`` at a time as they are consumed (no batch waits in memory), then the
+    corrections' rows."""
     columns = spec.built_columns(include_ids=options.include_ids)
     for start in tqdm(range(0, len(chosen), ROW_BATCH), unit="batch", desc=f"building {spec.name} rows",
                       disable=not progress):
         good, bad = taker.take(chosen[start : start + ROW_BATCH]), taker.take(rejected[start : start + ROW_BATCH])
         lines, digests = serialize(spec.rows(good, bad).select(columns), spec)
-        batches.append(RowBatch(
+        yield RowBatch(
             replies=[f"{a}|{b}" for a, b in zip(good["key"].to_pylist(), bad["key"].to_pylist(), strict=True)],
             conversations=good["conversation_id"].to_pylist(), test=test[start : start + ROW_BATCH], lines=lines,
             digests=digests, liked=np.ones(len(lines), dtype=bool), has_files=bool_numpy(good["has_files"]),
-        ))
+        )
     if corrected.num_rows:
-        batches.append(correction_rows(corrected, spec, options))
-        counts["review_corrections"] = corrected.num_rows
-    return batches, counts
+        yield correction_rows(corrected, spec, options)
 
 
 def correction_rows(flagged: pa.Table, spec: PairFormat, options: ExportOptions) -> RowBatch:
