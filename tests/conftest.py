@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,6 +25,16 @@ def read_records(data_dir: Path, kind: str) -> list[dict]:
     for path in sorted((Path(data_dir) / kind).glob("*.jsonl")):
         rows.extend(json.loads(line) for line in path.read_text().splitlines() if line.strip())
     return rows
+
+
+def records_of(data: Path, conversation_id: str, kinds: tuple[str, ...] = ("turns", "ratings", "flags", "reviews")) -> list[dict[str, Any]]:
+    """Every record of ``conversation_id`` in the data dir's shards of ``kinds``."""
+    return [r for kind in kinds for r in read_records(data, kind) if r["conversation_id"] == conversation_id]
+
+
+def shard_bytes(data: Path) -> bytes:
+    """Every byte of every shard (the records as stored)."""
+    return b"".join(p.read_bytes() for p in sorted(data.glob("*/*.jsonl")))
 
 
 def count_records(data_dir: Path) -> dict[str, int]:

@@ -11,10 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser import chromium, copy_widget, screenshot, static_site, wait_until
-from conftest import AppProcess, launch, read_records
+from browser import Widget, chromium, copy_widget, open_widget, screenshot, static_site, wait_until
+from conftest import AppProcess, launch, read_records, records_of, shard_bytes
 from gradio_client import Client
-from test_forget import records_of, shard_bytes
 
 from feedback import FeedbackChatInterface
 from feedback.web.page import (
@@ -260,7 +259,6 @@ def site(tmp_path: Path) -> Iterator[tuple[Path, str]]:
 
 
 def test_the_widget_forgets_its_conversation(browser, running_app, site):
-    from test_browser_widget import Widget, open_widget
 
     folder, site_url = site
     data = running_app.data_dir
@@ -299,7 +297,6 @@ def test_the_widget_forgets_its_conversation(browser, running_app, site):
 
 
 def test_the_widget_sends_the_embedding_pages_consent(browser, running_app, site):
-    from test_browser_widget import Widget, open_widget
 
     folder, site_url = site
     data = running_app.data_dir
@@ -322,7 +319,6 @@ def test_the_widget_sends_the_embedding_pages_consent(browser, running_app, site
 
 
 def test_the_widget_shows_a_refused_forget_and_keeps_the_conversation(browser, running_app, site):
-    from test_browser_widget import Widget, open_widget
 
     folder, site_url = site
     widget_page(folder, "chat.html", running_app.url)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from browser import ROOT, WIDGET_DIST, chromium, copy_widget, embed_page, screenshot, static_site
+from browser import ROOT, WIDGET_DIST, Widget, chromium, copy_widget, embed_page, open_widget, screenshot, static_site
 from conftest import AppProcess, free_port, read_records
 
 
@@ -28,79 +28,6 @@ def site(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     folder = copy_widget(tmp_path / "site")
     with static_site(folder) as url:
         yield folder, url
-
-
-def open_widget(browser, url: str, context=None):  # noqa: ANN001, ANN201 - playwright objects
-    """A new page (in ``context``, or a new context) showing the widget at ``url``."""
-    page = (context or browser.new_context()).new_page()
-    page.goto(url)
-    page.locator(".fw[data-conversation-id]").wait_for()
-    return page
-
-
-class Widget:
-    """The widget on a page, driven as a user would; waits on what the widget shows."""
-
-    def __init__(self, page) -> None:  # noqa: ANN001 - a playwright Page
-        from playwright.sync_api import expect
-
-        self.page, self.expect = page, expect
-        self.root = page.locator(".fw")
-        self.input = page.get_by_role("textbox", name="Message")
-        self.error = page.get_by_role("alert")
-
-    @property
-    def conversation_id(self) -> str:
-        return self.root.get_attribute("data-conversation-id")
-
-    def replies(self):  # noqa: ANN201
-        return self.page.locator(".fw-assistant")
-
-    def send(self, text: str) -> str:
-        """Send ``text``; wait for the finished reply; returns its ``message_id``."""
-        count = self.replies().count()
-        self.input.fill(text)
-        self.input.press("Enter")
-        reply = self.replies().nth(count)
-        self.expect(reply).to_have_attribute("data-state", "done")
-        self.expect(self.root).to_have_attribute("data-busy", "false")
-        return reply.get_attribute("data-message-id")
-
-    def reply(self, message_id: str):  # noqa: ANN201
-        return self.page.locator(f'.fw-assistant[data-message-id="{message_id}"]')
-
-    def like(self, message_id: str) -> None:
-        button = self.reply(message_id).get_by_role("button", name="Like", exact=True)
-        button.click()
-        self.expect(button).to_have_attribute("aria-pressed", "true")  # set once the app stored it
-
-    def flag(self, message_id: str, reasons: list[str], comment: str = "", screenshot_as: str = "") -> None:
-        """Flag a reply through its flag menu (screenshot the open menu as ``screenshot_as``)."""
-        reply = self.reply(message_id)
-        reply.get_by_role("button", name="Flag", exact=True).click()
-        for reason in reasons:
-            reply.get_by_label(reason, exact=True).check()
-        reply.get_by_role("textbox", name="Comment").fill(comment)
-        if screenshot_as:
-            screenshot(self.page, screenshot_as)
-        reply.get_by_role("button", name="Send flag").click()
-        self.expect(reply.get_by_role("button", name="Flag", exact=True)).to_have_attribute("aria-pressed", "true")
-
-    def regenerate(self, message_id: str) -> str:
-        """Regenerate the reply ``message_id`` (the last one); returns the new reply's id."""
-        self.reply(message_id).get_by_role("button", name="Regenerate").click()
-        last = self.replies().last
-        self.expect(last).not_to_have_attribute("data-message-id", message_id)
-        self.expect(last).to_have_attribute("data-state", "done")
-        self.expect(self.root).to_have_attribute("data-busy", "false")
-        return last.get_attribute("data-message-id")
-
-    def message_ids(self) -> list[str]:
-        return [r.get_attribute("data-message-id") for r in self.replies().all()]
-
-    def reload(self) -> None:
-        self.page.reload()
-        self.page.locator(".fw[data-conversation-id]").wait_for()
 
 
 def by_conversation(records: list[dict]) -> dict[str, list[dict]]:
@@ -356,9 +283,10 @@ def test_gradio_cors_policy_for_a_local_app(app_process):
 
 
 def test_mount_widget_serves_the_build_or_nothing(tmp_path):
-    from feedback.web.widget import mount_widget
     from starlette.applications import Starlette
     from starlette.testclient import TestClient
+
+    from feedback.web.widget import mount_widget
 
     server = Starlette()
     assert mount_widget(server)

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from browser import wait_until
-from conftest import AppProcess, read_records
+from conftest import AppProcess, read_records, records_of, shard_bytes
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
@@ -50,16 +50,6 @@ def client(app: AppProcess) -> Iterator[Client]:
         yield client
     finally:
         client.close()
-
-
-def records_of(data: Path, conversation_id: str, kinds: tuple[str, ...] = USER_KINDS) -> list[dict[str, Any]]:
-    """Every record of ``conversation_id`` in the data dir's shards of ``kinds``."""
-    return [r for kind in kinds for r in read_records(data, kind) if r["conversation_id"] == conversation_id]
-
-
-def shard_bytes(data: Path) -> bytes:
-    """Every byte of every shard (the records as stored)."""
-    return b"".join(p.read_bytes() for p in sorted(data.glob("*/*.jsonl")))
 
 
 def deletions(data: Path) -> list[dict[str, Any]]:
