@@ -274,7 +274,8 @@ def write_dir(root: Path, conversations: dict[str, str]) -> list[Record]:
     try:
         for cid, text in conversations.items():
             turn = Turn(conversation_id=cid, message_id=f"{cid}-m0", turn_index=0,
-                        messages=[ChatMessage(role="user", content=text)], response=f"reply to {text}", model="echo", latency_ms=1.0)
+                        messages=[ChatMessage(role="user", content=text)], response=f"reply to {text}", model="echo",
+                        latency_ms=1.0)
             records += [recorder.write(turn), recorder.write(Rating(conversation_id=cid, message_id=turn.message_id,
                                                                     rating="like"))]
     finally:
@@ -404,7 +405,8 @@ def test_large_files_are_scanned_by_their_columns_and_rewritten_a_row_group_at_a
     for cid, text in (("large-00000007", "text number 7"), ("large-00000011", "text number 11")):
         assert leaks(hub, repo_id, "main", cid, [text]) == []
     state = repo_state(hub, repo_id, USER_KINDS)
-    assert state == expected_state([r for r in records if r.conversation_id not in ("large-00000007", "large-00000011")])
+    gone = ("large-00000007", "large-00000011")
+    assert state == expected_state([r for r in records if r.conversation_id not in gone])
 
 
 def test_forget_in_the_running_app_erases_the_repo_too(hub, tmp_path):

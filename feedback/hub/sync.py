@@ -229,9 +229,10 @@ class FeedbackScheduler(CommitScheduler):
     def apply_remote_deletions(self) -> set[str]:
         """Erase from the data dir the conversations of the repo's deletion records it has not applied yet
         (other replicas' deletions, the ``delete`` command's): the head's commit, one listing of
-        ``deletions/`` at it, and a read of the ``conversation_id`` column of each file not read before. Shards that had been pushed and held
-        them are marked pushed at their new size, and (their records may have reached the repo after its
-        erasure) the repo erasure is owed again for those conversations. Returns the conversations erased.
+        ``deletions/`` at it, and a read of the ``conversation_id`` column of each file not read before.
+        Shards that had been pushed and held them are marked pushed at their new size, and (their records
+        may have reached the repo after its erasure) the repo erasure is owed again for those
+        conversations. Returns the conversations erased.
 
         Raises:
             huggingface_hub.errors.HfHubHTTPError, HubUnreachable, httpx2.HTTPError: the repo cannot be read

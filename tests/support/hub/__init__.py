@@ -20,8 +20,9 @@ Branches: ``create_branch``, ``delete_branch``, ``list_repo_refs`` (conversion b
 :meth:`HubServer.convert_branch` are listed as ``converts``) and ``super_squash_history`` (the commits
 no ref reaches any more are forgotten at once, as the Hub's garbage collection does later).
 
-Wire format reference: ``shared/docs/hub-api.md``.  Not supported: pull requests, tags, Xet storage (clients must use ``HF_HUB_DISABLE_XET=1`` for files that preupload answers
-as ``"lfs"``), multipart LFS uploads, gated repos, ``expand=true`` metadata (last commit, security).
+Wire format reference: ``shared/docs/hub-api.md``.  Not supported: pull requests, tags, Xet storage
+(clients must use ``HF_HUB_DISABLE_XET=1`` for files that preupload answers as ``"lfs"``), multipart
+LFS uploads, gated repos, ``expand=true`` metadata (last commit, security).
 """
 
 from support.hub.faults import RequestRecord

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote
 
 from starlette.requests import Request
@@ -39,7 +40,7 @@ CONVERT_PREFIX = "refs/convert/"
 class _HubApp:
     """The ASGI application: routes on the raw (percent-encoded) path, answers Hub JSON."""
 
-    def __init__(self, server: "HubServer"):
+    def __init__(self, server: HubServer):
         self.server = server
         self.store = server.store
         repo = r"/api/(?P<t>models|datasets|spaces)/(?P<owner>[^/]+)/(?P<name>[^/]+)"

@@ -8,8 +8,9 @@ import hashlib
 import re
 import socket
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import uvicorn
 from starlette.requests import Request
@@ -75,7 +76,7 @@ class HubServer:
         self._release: asyncio.Event | None = None
 
     # ---- lifecycle
-    def start(self) -> "HubServer":
+    def start(self) -> HubServer:
         """Start serving in a daemon thread; returns once connections are accepted.
 
         Raises RuntimeError if the server did not come up within 10 seconds.
@@ -112,7 +113,7 @@ class HubServer:
         self._thread.join(timeout=10)
         self._server = self._thread = None
 
-    def __enter__(self) -> "HubServer":
+    def __enter__(self) -> HubServer:
         return self.start()
 
     def __exit__(self, *exc_info) -> None:

@@ -11,10 +11,9 @@ import shutil
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
 
 GITATTRIBUTES = b"""*.7z filter=lfs diff=lfs merge=lfs -text
 *.arrow filter=lfs diff=lfs merge=lfs -text
@@ -47,7 +46,7 @@ def _lfs_pointer(sha256: str, size: int) -> bytes:
 
 def _iso(timestamp: float) -> str:
     """Format a POSIX timestamp the way the Hub does (``2024-01-02T03:04:05.678Z``)."""
-    moment = datetime.fromtimestamp(timestamp, tz=timezone.utc)
+    moment = datetime.fromtimestamp(timestamp, tz=UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
@@ -84,7 +83,7 @@ class Entry:
         return {"oid": self.oid, "size": self.size, "lfs": self.lfs_sha256, "pointerSize": self.pointer_size}
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> "Entry":
+    def from_record(cls, record: dict[str, Any]) -> Entry:
         """Inverse of :meth:`to_record`."""
         return cls(record["oid"], record["size"], record.get("lfs"), record.get("pointerSize"))
 
