@@ -168,15 +168,19 @@ TOKEN = "hf_test_secret_token_123"
 
 
 @pytest.fixture
-def hub(tmp_path: Path):
-    """The local Hub-compatible test server (``tests/support/hub/``), data in ``tmp_path/hub``."""
-    from support.hub import HubServer
+def hub(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The local Hub-compatible test server (``tests/support/hub/``), data in ``tmp_path/hub``; the one
+    ``hub`` fixture. A module or test sets the server's options with the ``hub_options`` marker, e.g.
+    ``pytestmark = pytest.mark.hub_options(lfs_threshold=1024)`` (keyword arguments of ``HubServer``).
+    The in-process ``huggingface_hub`` client sends no telemetry and uploads without Xet."""
+    from huggingface_hub import constants
+    from support.hub import running_hub
 
-    server = HubServer(tmp_path / "hub").start()
-    try:
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+    marker = request.node.get_closest_marker("hub_options")
+    with running_hub(tmp_path / "hub", **(marker.kwargs if marker else {})) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def hub_env(hub, tmp_path: Path) -> dict[str, str]:  # noqa: ANN001 - a HubServer

@@ -10,7 +10,6 @@ import pytest
 import yaml
 from huggingface_hub import HfApi, constants
 from support.export_log import SCENARIOS, Log, many_conversations
-from support.hub import running_hub
 
 from feedback.export import ExportOptions, export_data_dir, resolve_source, run_export
 
@@ -18,22 +17,15 @@ TOKEN = "hf_test"
 LOGS = "alice/chat-logs"
 
 
+pytestmark = pytest.mark.hub_options(lfs_threshold=2048)  # small files go through LFS too
+
+
 @pytest.fixture(autouse=True)
-def _offline_client(monkeypatch):
-    """No telemetry request to the real Hub, and no Xet for LFS uploads."""
-    monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
-    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
-
-
-@pytest.fixture
-def hub(tmp_path, monkeypatch):
-    """A running test Hub that ``HF_ENDPOINT`` and ``HF_TOKEN`` point at (small files go through LFS),
-    with the Hub cache in ``tmp_path``."""
-    with running_hub(tmp_path / "hub", lfs_threshold=2048) as server:
-        monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
-        monkeypatch.setenv("HF_TOKEN", TOKEN)
-        monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
-        yield server
+def _hub_in_env(hub, tmp_path, monkeypatch):
+    """``HF_ENDPOINT`` and ``HF_TOKEN`` point at the test Hub, and the Hub cache is in ``tmp_path``."""
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
 
 
 @pytest.fixture

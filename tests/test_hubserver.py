@@ -18,7 +18,6 @@ from huggingface_hub import (
     CommitOperationDelete,
     HfApi,
     HfFileSystem,
-    constants,
     get_hf_file_metadata,
     hf_hub_download,
     hf_hub_url,
@@ -29,7 +28,6 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
-
 from support.hub import HubServer, git_blob_sha1, running_hub
 from support.hub.storage import GITATTRIBUTES
 
@@ -37,18 +35,8 @@ TOKEN = "hf_test"
 REPO = "alice/feedback"
 
 
-@pytest.fixture(autouse=True)
-def _offline_client(monkeypatch):
-    """No telemetry/agent-registry request to the real Hub, and no Xet for LFS uploads."""
-    monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
-    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
-
-
-@pytest.fixture
-def hub(tmp_path):
-    """A running server with tiny listing pages (pagination) and a 1 KiB LFS threshold."""
-    with running_hub(tmp_path / "hub", tree_page_size=3, commits_page_size=2, lfs_threshold=1024) as server:
-        yield server
+pytestmark = pytest.mark.hub_options(tree_page_size=3, commits_page_size=2, lfs_threshold=1024)
+"""Tiny listing pages (pagination is exercised) and a 1 KiB LFS threshold."""
 
 
 @pytest.fixture
