@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from feedback.export import export_records, flag_rows, kto_rows, sft_rows
 from feedback.review import build_queue, compute_stats
 from feedback.rules import judge_records
-from schemas.records import DECISIONS, ChatMessage, Flag, Rating, Record, Review, Turn
+from schemas.records import DECISIONS, ChatMessage, Deletion, Flag, Rating, Record, Review, Turn
 
 T0 = datetime(2026, 4, 1, 12, 0, tzinfo=UTC)
 A, B = "conv-aaaaaaaa", "conv-bbbbbbbb"
@@ -107,7 +107,8 @@ class TestOneSetOfRecords:
         assert queue["tied-reply"] == (1, {"Other": 1})
         assert "owned-reply" not in queue
         (copied,) = [item for item in build_queue(RECORDS) if item.message_id == "copied-reply"]
-        assert len(copied.ratings) == 1 and copied.comments() == ["flag (Harmful, Inaccurate): twice", "rating (dislike): no"]
+        assert len(copied.ratings) == 1
+        assert copied.comments() == ["flag (Harmful, Inaccurate): twice", "rating (dislike): no"]
 
     def test_decisions_mean_the_same_in_the_queue_and_the_exports(self):
         status = {item.message_id: item.status for item in build_queue(RECORDS)}
@@ -122,7 +123,8 @@ class TestOneSetOfRecords:
                      if row["label"]}
             assert "confirmed-reply" not in liked and "dismissed-reply" in liked
         (pair,) = export.rows()
-        assert pair["chosen"][0]["content"] == "a better reply" and pair["rejected"][0]["content"] == "reply fixme-reply"
+        assert pair["chosen"][0]["content"] == "a better reply"
+        assert pair["rejected"][0]["content"] == "reply fixme-reply"
 
     def test_stats_count_what_the_exports_count(self):
         stats = compute_stats(RECORDS)
@@ -131,7 +133,8 @@ class TestOneSetOfRecords:
         assert (model.replies, model.likes, model.dislikes) == (replies["total"], replies["liked"], replies["disliked"])
         per_day = {(row.day, row.rating): row.count for row in stats.ratings_per_day.itertuples()}
         assert per_day == {("2026-04-01", "like"): 3, ("2026-04-02", "like"): 1, ("2026-04-01", "dislike"): 2}
-        reasons = sum((Counter({r["reason"]: r["count"] for r in row["reasons"]}) for row in exported("flags")), Counter())
+        reasons = sum((Counter({r["reason"]: r["count"] for r in row["reasons"]}) for row in exported("flags")),
+                      Counter())
         assert dict(zip(stats.flags_per_reason.reason, stats.flags_per_reason["count"], strict=True)) == reasons
         assert stats.open_queue == 2
 
@@ -167,47 +170,68 @@ reviews_strategy = st.lists(st.builds(
     lambda mid, decision, minute, fixed: [review(OWNER[mid], mid, decision, minute, fixed)],
     st.sampled_from(MIDS), st.sampled_from(DECISIONS), st.integers(0, 3), st.sampled_from([None, "fixed"])),
     max_size=6)
+deletions_strategy = st.lists(st.builds(
+    lambda cid, minute: Deletion(conversation_id=cid, requested_by="user", timestamp=at(minute)),
+    st.sampled_from([A, B, "conv-nobody00"]), st.integers(0, 3)), max_size=2).filter(
+    lambda deletions: {d.conversation_id for d in deletions} != {A, B})
+"""No deletion (most often), one or two of conversation A, B or of one with no record; never both A and B
+(nothing would be left to compare)."""
 
 
-def _reference_ratings(ratings: list[Rating]) -> dict[str, str]:
-    """The rules in plain Python: per (conversation, message), the latest by time then file order; undo removes."""
+def interleaved(records: list[Record], deletions: list[Deletion], place: int) -> list[Record]:
+    """``records`` with ``deletions`` inserted at ``place`` (modulo their number): a deletion record
+    comes before some records of its conversation and after others."""
+    place %= len(records) + 1
+    return [*records[:place], *deletions, *records[place:]]
+
+
+def _reference_ratings(ratings: list[Rating], deleted: set[str] = frozenset()) -> dict[str, str]:
+    """The rules in plain Python: per (conversation, message), the latest by time then file order; undo removes;
+    a reply of a ``deleted`` conversation has none."""
     latest: dict[tuple[str, str], tuple[datetime, str | None]] = {}
     for record in ratings:
         key = (record.conversation_id, record.message_id)
         if key not in latest or record.timestamp >= latest[key][0]:
             latest[key] = (record.timestamp, record.rating)
-    return {mid: value for (cid, mid), (_, value) in latest.items() if value and OWNER.get(mid) == cid}
+    return {mid: value for (cid, mid), (_, value) in latest.items()
+            if value and OWNER.get(mid) == cid and cid not in deleted}
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(ratings_strategy, flags_strategy, reviews_strategy, st.integers(0, len(MIDS)))
-def test_export_queue_and_stats_agree_on_any_records(ratings, flags, reviews, copied_turn):
+@given(ratings_strategy, flags_strategy, reviews_strategy, st.integers(0, len(MIDS)), deletions_strategy,
+       st.integers(0, 60))
+def test_export_queue_and_stats_agree_on_any_records(ratings, flags, reviews, copied_turn, deletions, place):
     turns = [turn(OWNER[mid], mid) for mid in MIDS] + [turn(OWNER[mid], mid) for mid in MIDS[:copied_turn]]
     ratings, flags, reviews = (sum(groups, []) for groups in (ratings, flags, reviews))
-    records = [*turns, *ratings, *flags, *reviews]
+    records = interleaved([*turns, *ratings, *flags, *reviews], deletions, place)
+    deleted = {d.conversation_id for d in deletions}
+    kept = [record for record in records if record.kind != "deletions" and record.conversation_id not in deleted]
+    assert judge_records(records).replies == judge_records(kept).replies  # deleted: as if never written
 
     judged = {reply.turn.message_id: reply.rating for reply in judge_records(records).replies.values()}
-    assert {mid: value for mid, value in judged.items() if value} == _reference_ratings(ratings)
+    assert {mid: value for mid, value in judged.items() if value} == _reference_ratings(ratings, deleted)
 
-    rows = flag_rows(turns, ratings, flags, reviews=reviews, test_size=0)
+    rows = flag_rows(turns, ratings, flags, reviews=reviews, deletions=deletions, test_size=0)
     queue = build_queue(records)
-    assert [(i.message_id, i.rating, len(i.flags), dict(i.reason_counts)) for i in sorted(queue, key=lambda i: i.message_id)] \
+    assert [(i.message_id, i.rating, len(i.flags), dict(i.reason_counts))
+            for i in sorted(queue, key=lambda i: i.message_id)] \
         == [(r["message_id"], r["rating"], r["flag_count"], {x["reason"]: x["count"] for x in r["reasons"]})
             for r in sorted(rows, key=lambda r: r["message_id"])]
 
-    export = export_records("kto", turns, ratings, flags, reviews=reviews)
+    export = export_records("kto", turns, ratings, flags, reviews=reviews, deletions=deletions)
     stats = compute_stats(records)
     replies = export.stats["replies"]
     assert (int(stats.per_model.replies.sum()), int(stats.per_model.likes.sum()), int(stats.per_model.dislikes.sum())) \
         == (replies["total"], replies["liked"], replies["disliked"])
     assert int(stats.ratings_per_day["count"].sum()) == replies["liked"] + replies["disliked"]
+    assert export.stats["left_out"].get("deleted", 0) == sum(OWNER[mid] in deleted for mid in MIDS)
     decided = Counter(item.status for item in queue)
     assert {d: decided[d] for d in DECISIONS} == {d: export.stats["reviews"][d] for d in DECISIONS}
     assert stats.open_queue == decided["open"]
 
     labels = {(row["message_id"], row["label"])
-              for row in kto_rows(turns, ratings, flags, reviews=reviews, keep_flagged=True, include_ids=True,
-                                  test_size=0)}
+              for row in kto_rows(turns, ratings, flags, reviews=reviews, deletions=deletions, keep_flagged=True,
+                                  include_ids=True, test_size=0)}
     confirmed = {i.message_id for i in queue if i.status == "confirmed"}
     assert labels == {(mid, value == "like") for mid, value in judged.items()
                       if value and not (mid in confirmed and value == "like")}

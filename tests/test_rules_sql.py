@@ -10,11 +10,14 @@ from typing import ClassVar
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_rules import (
     MIDS,
     OWNER,
     RECORDS,
+    deletions_strategy,
     flags_strategy,
+    interleaved,
     ratings_strategy,
     reviews_strategy,
     turn,
@@ -42,7 +45,9 @@ def same_stats(a: FeedbackStats, b: FeedbackStats) -> None:
         assert list(left.columns) == list(right.columns), name
         pd.testing.assert_frame_equal(left.reset_index(drop=True), right.reset_index(drop=True), check_dtype=False,
                                       obj=name)
-    reasons = lambda s: dict(zip(s.flags_per_reason.reason, s.flags_per_reason["count"], strict=True))
+    def reasons(s: FeedbackStats) -> dict:
+        return dict(zip(s.flags_per_reason.reason, s.flags_per_reason["count"], strict=True))
+
     assert reasons(a) == reasons(b)
     assert list(a.flags_per_reason["count"]) == sorted(a.flags_per_reason["count"], reverse=True)
     assert a.open_queue == b.open_queue
@@ -66,13 +71,16 @@ def test_filters_and_pages_match_the_record_filter(queue_filter):
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(ratings_strategy, flags_strategy, reviews_strategy)
-def test_sql_and_arrow_agree_on_any_records(ratings, flags, reviews):
+@given(ratings_strategy, flags_strategy, reviews_strategy, deletions_strategy, st.integers(0, 60))
+def test_sql_and_arrow_agree_on_any_records(ratings, flags, reviews, deletions, place):
     turns = [turn(OWNER[mid], mid) for mid in MIDS] + [turn(OWNER[mid], mid) for mid in MIDS[:2]]
-    records: list[Record] = [*turns, *(r for group in (*ratings, *flags, *reviews) for r in group)]
+    records: list[Record] = interleaved([*turns, *(r for group in (*ratings, *flags, *reviews) for r in group)],
+                                        deletions, place)
     page, stats = sql_queue_and_stats(RecordsSource(records))
     assert page.items == build_queue(records)
     same_stats(stats, compute_stats(records))
+    deleted = {d.conversation_id for d in deletions}
+    assert not any(item.turn.conversation_id in deleted for item in page.items)
 
 
 def write(data_dir, records: list[Record]) -> None:
@@ -104,7 +112,7 @@ def test_the_index_catches_up_with_new_changed_and_removed_shards(tmp_path):
         store.append(record)
     with index.connect() as con:
         assert queue_page(con, source, EVERY_STATUS, limit=None).items == build_queue(RECORDS)
-        assert index.refresh(con) == {"turns": 0, "ratings": 0, "flags": 0, "reviews": 0}
+        assert index.refresh(con) == {"turns": 0, "ratings": 0, "flags": 0, "reviews": 0, "deletions": 0}
     for shard in (tmp_path / "flags").glob("*.jsonl"):
         shard.unlink()
     with index.connect() as con:

@@ -1,7 +1,7 @@
 """Records in, an :class:`Export` out: the one pipeline behind the CLI, the notebook API and the tests.
 
-1. ratings, flags and reviews are read whole (they are small) and judged by ``feedback.rules``:
-   latest rating, flag summary, latest review;
+1. ratings, flags, reviews and deletions are read whole (they are small) and judged by ``feedback.rules``:
+   latest rating, flag summary, latest review, deleted conversations (every record of one is left out);
 2. turns are read shard by shard, two shards at a time; each shard keeps only its candidate
    replies, and (a format with one row per reply: SFT, KTO, flags) turns them into serialized
    rows right away;
@@ -10,8 +10,8 @@
    and identical rows are dropped (the kept row counts the conversations that gave it), each row
    goes to its split.
 
-Records come either from a data dir (``{data_dir}/turns|ratings|flags|reviews/*.jsonl``) or from Python
-objects; both are parsed by the same explicit-schema JSON reader. What differs between formats is
+Records come either from a data dir (``{data_dir}/turns|ratings|flags|reviews|deletions/*.jsonl``) or from
+Python objects; both are parsed by the same explicit-schema JSON reader. What differs between formats is
 in their specs (``feedback.export.formats``); nothing here names a format.
 """
 
@@ -38,7 +38,7 @@ from feedback.export.rows import (SPLITS, CandidateStore, RowBatch, RowWriter, S
                                   with_count)
 from feedback.export.stats import build_stats
 from feedback.features import record_schema
-from feedback.rules import FLAG_COLUMNS, RATING_COLUMNS, REVIEW_COLUMNS, Verdicts, judge
+from feedback.rules import DELETION_COLUMNS, FLAG_COLUMNS, RATING_COLUMNS, REVIEW_COLUMNS, Verdicts, judge
 
 if TYPE_CHECKING:
     from datasets import DatasetDict, Features
@@ -118,7 +118,8 @@ def export_data_dir(fmt: str, data_dir: str | os.PathLike[str], options: ExportO
 
     Args:
         fmt: one of ``feedback.export.FORMATS``.
-        data_dir: a folder with ``turns/``, ``ratings/`` and ``flags/`` JSONL shards.
+        data_dir: a folder with ``turns/``, ``ratings/``, ``flags/``, ``reviews/`` and ``deletions/`` JSONL
+            shards (any may be missing).
         options: see :class:`ExportOptions` (default: all defaults).
         sink: called with ``(split, json_lines)`` as rows are kept, in order (e.g. to write
             files); without one, the rows stay in the returned export. With ``include_ids`` the
@@ -141,12 +142,13 @@ def export_data_dir(fmt: str, data_dir: str | os.PathLike[str], options: ExportO
 
 
 def export_records(fmt: str, turns: Records, ratings: Records = (), flags: Records = (),
-                   options: ExportOptions | None = None, reviews: Records = ()) -> Export:
+                   options: ExportOptions | None = None, reviews: Records = (), deletions: Records = ()) -> Export:
     """Export records given as objects: ``schemas.records`` models or dicts of their JSON form.
 
     Invalid records are skipped and counted (``stats["records"][kind]["bad_lines"]``), as in files.
+    Every record of a conversation a deletion record names is left out (``feedback.rules``).
     """
-    given = {"turns": turns, "ratings": ratings, "flags": flags, "reviews": reviews}
+    given = {"turns": turns, "ratings": ratings, "flags": flags, "reviews": reviews, "deletions": deletions}
 
     def read(kind: str, columns: list[str], transform: Callable[[pa.Table], Any],
              consume: Callable[[Any], None]) -> ReadCounts:
@@ -165,20 +167,25 @@ def _export(fmt: str, read: Reader, options: ExportOptions, *, sink: Sink | None
         ratings: list[pa.Table] = [record_schema("ratings", RATING_COLUMNS).empty_table()]
         flags: list[pa.Table] = [record_schema("flags", FLAG_COLUMNS).empty_table()]
         reviews: list[pa.Table] = [record_schema("reviews", REVIEW_COLUMNS).empty_table()]
+        deletions: list[pa.Table] = [record_schema("deletions", DELETION_COLUMNS).empty_table()]
+        deletion_reads = read("deletions", DELETION_COLUMNS, lambda table: table, deletions.append)
         rating_reads = read("ratings", RATING_COLUMNS, lambda table: table, ratings.append)
         flag_reads = read("flags", FLAG_COLUMNS, lambda table: table, flags.append)
         read("reviews", REVIEW_COLUMNS, lambda table: table, reviews.append)
         verdicts = judge(pa.concat_tables(ratings), pa.concat_tables(flags), pa.concat_tables(reviews),
-                         progress=progress)
-        del ratings, flags, reviews
+                         pa.concat_tables(deletions), progress=progress)
+        del ratings, flags, reviews, deletions
         writer = RowWriter(sink)
-        statuses, duplicates, pairing, turn_reads = _turn_rows(spec, read, verdicts, options, writer, progress)
+        statuses, (duplicates, deleted_turns), pairing, turn_reads = _turn_rows(spec, read, verdicts, options, writer,
+                                                                               progress)
     finally:
         if collecting:
             gc.enable()
     row_counts = writer.row_counts()
-    stats = build_stats(spec, options, reads={"turns": turn_reads, "ratings": rating_reads, "flags": flag_reads},
-                        verdicts=verdicts, statuses=statuses, turn_duplicates=duplicates, writer=writer,
+    stats = build_stats(spec, options, reads={"turns": turn_reads, "ratings": rating_reads, "flags": flag_reads,
+                                              "deletions": deletion_reads},
+                        verdicts=verdicts, statuses=statuses, turn_duplicates=duplicates,
+                        deleted_turns=deleted_turns, writer=writer,
                         pairing=pairing, row_counts=row_counts)
     with_counts = options.include_ids and spec.counts_agreement
     lines = writer.collected if sink is None else None
@@ -195,8 +202,9 @@ def _with_counts(lines: list[tuple[str, bytes]], row_counts: dict[str, list[int]
 
 
 def _turn_rows(spec: ExportFormat, read: Reader, verdicts: Verdicts, options: ExportOptions, writer: RowWriter,
-               progress: bool) -> tuple[pa.Table, int, Counter, ReadCounts]:
-    """Read the turns and hand their rows to ``writer``. Returns statuses, duplicates, pairing counts, reads."""
+               progress: bool) -> tuple[pa.Table, tuple[int, int], Counter, ReadCounts]:
+    """Read the turns and hand their rows to ``writer``. Returns statuses, (duplicates, turn records of
+    deleted conversations), pairing counts, reads."""
     nothing = select_replies(record_schema("turns", TURN_COLUMNS).empty_table(), verdicts, spec, options)
     statuses: list[pa.Table] = [nothing[0]]
     if spec.paired:
@@ -208,11 +216,11 @@ def _turn_rows(spec: ExportFormat, read: Reader, verdicts: Verdicts, options: Ex
                 candidates.add(shard[1])
 
             reads = read("turns", TURN_COLUMNS, lambda table: select_replies(table, verdicts, spec, options), keep)
-            status, duplicates = dedup_statuses(statuses)
+            status, duplicates, deleted = dedup_statuses(statuses)
             batches, pairing = pair_rows(candidates, spec, options, progress=progress)
         for batch in batches:
             writer.add(batch)
-        return status, duplicates, pairing, reads
+        return status, (duplicates, deleted), pairing, reads
 
     def shard_rows(table: pa.Table) -> tuple[pa.Table, RowBatch]:
         shard_statuses, shard_candidates = select_replies(table, verdicts, spec, options)
@@ -223,13 +231,14 @@ def _turn_rows(spec: ExportFormat, read: Reader, verdicts: Verdicts, options: Ex
         writer.add(shard[1])
 
     reads = read("turns", TURN_COLUMNS, shard_rows, write)
-    status, duplicates = dedup_statuses(statuses)
-    return status, duplicates, Counter(), reads
+    status, duplicates, deleted = dedup_statuses(statuses)
+    return status, (duplicates, deleted), Counter(), reads
 
 
 def _rows(fmt: str, turns: Records, ratings: Records, flags: Records, options: dict[str, Any]) -> list[dict[str, Any]]:
-    reviews = options.pop("reviews", ())
-    return export_records(fmt, turns, ratings, flags, ExportOptions(**options), reviews=reviews).rows()
+    reviews, deletions = options.pop("reviews", ()), options.pop("deletions", ())
+    return export_records(fmt, turns, ratings, flags, ExportOptions(**options), reviews=reviews,
+                          deletions=deletions).rows()
 
 
 def sft_rows(turns: Records, ratings: Records = (), flags: Records = (), **options: Any) -> list[dict[str, Any]]:
@@ -240,7 +249,8 @@ def sft_rows(turns: Records, ratings: Records = (), flags: Records = (), **optio
 
     ``options`` are :class:`ExportOptions` fields (e.g. ``include_unrated=True``; ``messages=True``
     for TRL's language-modeling rows ``{"messages": [...prompt, {"role": "assistant", ...}]}``), plus
-    ``reviews=[...]`` (review records); every split's rows are returned, in order.
+    ``reviews=[...]`` (review records) and ``deletions=[...]`` (deletion records: their conversations are
+    left out); every split's rows are returned, in order.
     """
     return _rows("sft", turns, ratings, flags, options)
 

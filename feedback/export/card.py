@@ -47,7 +47,8 @@ def _body(export: Export, repo_id: str, source: str) -> str:
         "",
         f"**Format.** {text} See https://huggingface.co/docs/trl/dataset_formats.",
         "",
-        "**How.** The latest rating of each reply counts (an undo removes it); flagged replies are left out "
+        "**How.** Conversations their users or a reviewer deleted are left out whole (`left_out.deleted`); "
+        "the latest rating of each reply counts (an undo removes it); flagged replies are left out "
         "unless `keep_flagged` (a flag a reviewer dismissed does not count); duplicate records and identical rows "
         "are kept once (with `include_ids`, a row's `count` says how many conversations gave it). The train/test "
         "split is by "

@@ -30,6 +30,7 @@ TURN_COLUMNS = ["conversation_id", "message_id", "timestamp", "model", "messages
 
 STATUSES = (
     "kept",
+    "deleted",  # its conversation was deleted (a deletion record names it): out of every format, whatever else holds
     "incomplete",  # a required field is missing or null
     "other_model",  # --model given and the reply is of another model
     "outside_dates",  # before --since or not before --until
@@ -78,6 +79,7 @@ def select_replies(turns: pa.Table, verdicts: Verdicts, spec: ExportFormat,
     prompt, has_files, bad_messages = trl_messages(turns["messages"])
     status = reply_statuses({
         **spec.left_out(replies, options),
+        "deleted": replies.deleted,
         "incomplete": _incomplete(turns, keys) | bad_messages,
         "other_model": _other_model(turns, options.models),
         "outside_dates": _outside_dates(turns, options.since, options.until),
@@ -87,7 +89,7 @@ def select_replies(turns: pa.Table, verdicts: Verdicts, spec: ExportFormat,
                          "has_files": has_files})
     correction = replies.correction if spec.takes_corrections else pa.nulls(turns.num_rows, pa.string())
     pairable = status == STATUS["kept"]
-    usable = ~(status == STATUS["incomplete"]) & ~(status == STATUS["other_model"]) & ~(status == STATUS["outside_dates"])
+    usable = ~np.isin(status, [STATUS["deleted"], STATUS["incomplete"], STATUS["other_model"], STATUS["outside_dates"]])
     corrected = bool_numpy(pc.is_valid(correction)) & usable  # a reviewer's fix pairs with its reply
     candidates = pa.table({
         "key": keys, "conversation_id": turns["conversation_id"], "message_id": turns["message_id"],
@@ -156,23 +158,26 @@ def _with_file_lines(content: pa.Array, files: pa.Array, with_files: pa.Array) -
     return pc.if_else(with_files, joined, content)
 
 
-def dedup_replies(statuses: list[pa.Table], candidates: list[pa.Table]) -> tuple[pa.Table, pa.Table, int]:
+def dedup_replies(statuses: list[pa.Table], candidates: list[pa.Table]) -> tuple[pa.Table, pa.Table, int, int]:
     """Keep the first copy of each reply (by key) across shards.
 
     Returns:
-        ``(statuses, candidates, duplicates)``: one status row per distinct reply (and one per
-        incomplete turn), the distinct candidate replies in shard order, and the number of
-        duplicate turn records dropped.
+        ``(statuses, candidates, duplicates, deleted)``: one status row per distinct reply (and one
+        per incomplete turn), the distinct candidate replies in shard order, and the numbers of
+        duplicate turn records dropped and of turn records of deleted conversations (see
+        :func:`dedup_statuses`).
     """
-    status, duplicates = dedup_statuses(statuses)
+    status, duplicates, deleted = dedup_statuses(statuses)
     table = pa.concat_tables(candidates)
-    if duplicates:
+    if duplicates:  # (a deleted conversation's turns are never candidates)
         table = table.filter(pa.array(first_copies(table["key"])))
-    return status, table, duplicates
+    return status, table, duplicates, deleted
 
 
-def dedup_statuses(statuses: list[pa.Table]) -> tuple[pa.Table, int]:
-    """The status rows of distinct replies (first copy of each) and the number of copies dropped."""
+def dedup_statuses(statuses: list[pa.Table]) -> tuple[pa.Table, int, int]:
+    """The status rows of distinct replies (first copy of each), the number of copies dropped (but
+    those of deleted conversations) and the number of turn records of deleted conversations (copies too)."""
     status = pa.concat_tables(statuses)
     first = first_copies(status["key"])
-    return status.filter(pa.array(first)), len(first) - int(first.sum())
+    deleted = status["status"].to_numpy() == STATUS["deleted"]
+    return status.filter(pa.array(first)), int((~first & ~deleted).sum()), int(deleted.sum())

@@ -3,10 +3,11 @@
 Shape (counts are integers)::
 
     {"format": "kto", "options": {...},
-     "records": {"turns":   {"files", "bytes", "records", "bad_lines", "duplicates", "incomplete"},
-                 "ratings": {..., "undone", "unknown_reply"}, "flags": {..., "unknown_reply"}},
+     "records": {"turns":   {"files", "bytes", "records", "bad_lines", "duplicates", "incomplete", "deleted"},
+                 "ratings": {..., "undone", "unknown_reply", "deleted"}, "flags": {..., "unknown_reply", "deleted"},
+                 "deletions": {"files", "bytes", "records", "bad_lines", "conversations"}},
      "replies": {"total", "liked", "disliked", "unrated", "flagged", "with_files"},
-     "left_out": {"flagged": 3, "unrated": 10, ...},          # replies, by first reason
+     "left_out": {"deleted": 2, "flagged": 3, "unrated": 10, ...},  # replies, by first reason
      "reviews": {"confirmed": 1, "dismissed": 0, "needs-fix": 2,
                  "correction_pairs": 2},                       # dpo pairs from corrections (sft: "correction_rows")
      "rows_removed": {"duplicate": 1, ...},                    # rows, after they were built
@@ -16,6 +17,10 @@ Shape (counts are integers)::
      "prompts_with_files": 2,                                  # rows whose prompt had files
      "balance": {"train": {"liked": 50, "disliked": 40, "liked_share": 0.556}, "test": {...}}}
 
+``records.*.deleted`` counts the records of deleted conversations (a deletion record names them: see
+``feedback.rules``), left out before anything else is counted: they are in no other count but
+``records``/``bytes``/``bad_lines`` of what was read, and ``left_out.deleted`` counts their replies.
+``records.deletions.conversations`` is the number of deleted conversations.
 ``balance`` is there for a format whose spec has ``reports_balance`` (kto). A row's ``count`` is the
 number of distinct conversations that gave it (identical rows are kept once; ``rows_removed.duplicate``
 counts the rows removed, of the same conversation or not). ``rows_removed`` of ``dpo`` also has
@@ -49,14 +54,15 @@ def build_stats(
     verdicts: Verdicts,
     statuses: pa.Table,
     turn_duplicates: int,
+    deleted_turns: int = 0,
     writer: RowWriter,
     pairing: Counter,
     row_counts: dict[str, list[int]],
 ) -> dict[str, Any]:
     """The stats of one export (shape in the module docstring; ``files`` is added by ``run_export``)."""
     status = statuses["status"].to_numpy()
-    complete = status != STATUS["incomplete"]
-    rating = statuses["rating"].to_numpy()[complete]
+    counted = (status != STATUS["incomplete"]) & (status != STATUS["deleted"])  # the replies that count
+    rating = statuses["rating"].to_numpy()[counted]
     left_out = Counter({name: int((status == code).sum()) for code, name in enumerate(STATUSES) if code})
     left_out.update({k: v for k, v in pairing.items() if k == "no_opposite_rating"})
     removed = {k: int(v) for k, v in pairing.items() if k not in ("no_opposite_rating", "review_corrections")}
@@ -68,14 +74,15 @@ def build_stats(
     return {
         "format": spec.name,
         "options": options.as_dict(),
-        "records": _record_counts(reads, verdicts, statuses, turn_duplicates, int((~complete).sum())),
+        "records": _record_counts(reads, verdicts, statuses, turn_duplicates,
+                                  int((status == STATUS["incomplete"]).sum()), deleted_turns),
         "replies": {
-            "total": int(complete.sum()),
+            "total": int(counted.sum()),
             "liked": int((rating == LIKE).sum()),
             "disliked": int((rating == DISLIKE).sum()),
             "unrated": int((rating == UNRATED).sum()),
-            "flagged": int(statuses["flagged"].to_numpy()[complete].sum()),
-            "with_files": int(statuses["has_files"].to_numpy()[complete].sum()),
+            "flagged": int(statuses["flagged"].to_numpy()[counted].sum()),
+            "with_files": int(statuses["has_files"].to_numpy()[counted].sum()),
         },
         "left_out": {name: n for name, n in left_out.items() if n},
         "reviews": reviews,
@@ -85,11 +92,13 @@ def build_stats(
 
 
 def _record_counts(reads: dict[str, ReadCounts], verdicts: Verdicts, statuses: pa.Table, turn_duplicates: int,
-                   incomplete_turns: int) -> dict[str, dict[str, int]]:
+                   incomplete_turns: int, deleted_turns: int) -> dict[str, dict[str, int]]:
     counts = {kind: dict(vars(read)) for kind, read in reads.items()}
-    counts["turns"].update(duplicates=turn_duplicates, incomplete=incomplete_turns)
+    counts["turns"].update(duplicates=turn_duplicates, incomplete=incomplete_turns, deleted=deleted_turns)
     for kind in ("ratings", "flags"):
-        counts[kind].update({"duplicates": 0, "incomplete": 0, **verdicts.counts[kind]})
+        counts[kind].update({"duplicates": 0, "incomplete": 0, "deleted": 0, **verdicts.counts[kind]})
+    if "deletions" in counts:
+        counts["deletions"]["conversations"] = len(verdicts.deleted)
     turn_keys = statuses["key"]
     known = pc.is_in(verdicts.latest["key"], value_set=turn_keys)
     counts["ratings"]["unknown_reply"] = int(pc.sum(pc.invert(known)).as_py() or 0)

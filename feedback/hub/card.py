@@ -6,7 +6,8 @@ Its YAML ``configs`` name one config per record kind pointing at its day partiti
 compaction, and ``dataset_info`` gives each config's features explicitly, so the Hub's dataset viewer
 and ``datasets.load_dataset(repo, "turns")`` read the files without guessing types, before and after
 compaction alike. The card also carries ready-to-run DuckDB SQL (what the Hub's SQL console runs)
-for the common reviews.
+for the common reviews; each leaves out the conversations a record of the ``deletions`` config names
+(their rows stay in the repo from the deletion record until the commit that erases them).
 """
 
 from __future__ import annotations
@@ -109,10 +110,15 @@ Users chatted on a Gradio page or through its API. The page showed this notice:
 
 Records are events, appended and never rewritten. Each app process writes its own JSONL shards;
 every push uploads the new ones as Parquet files partitioned by day (`turns/2026-12-02/<shard>.parquet`,
-likewise `ratings/`, `flags/`, `reviews/`), and a daily compaction merges a closed day's files into one
-(`<first shard>~c<hash>.parquet`) and rewrites `flagged/`, the review queue as a table. Uploaded
+likewise `ratings/`, `flags/`, `reviews/`, `deletions/`), and a daily compaction merges a closed day's files
+into one (`<first shard>~c<hash>.parquet`) and rewrites `flagged/`, the review queue as a table. Uploaded
 files are under `files/`, named by their SHA-256. Every record has `schema_version`, a UTC `timestamp`
 and the `conversation_id`. No IP addresses or tokens are recorded.
+
+A conversation its user, a reviewer or an operator deleted has a record in `deletions` (no text, only
+its id and who asked). From that record on, the exports, the review queue, the stats and the `flagged`
+view ignore every record of the conversation, and a commit erases them from the repo; until that
+commit, the SQL queries below leave it out too (`deleted`).
 
 ## Usage
 
@@ -137,26 +143,43 @@ DuckDB SQL, as the dataset page's SQL console runs it (or `duckdb` with `hf://` 
 {fields}"""
 
 
+DELETED_SQL = """deleted AS (
+    SELECT DISTINCT conversation_id FROM read_parquet('{base}/*/*/*.parquet', filename = true)
+    WHERE filename LIKE '%/deletions/%' AND conversation_id IS NOT NULL
+)"""
+"""The card queries' common table of deleted conversations: the ``conversation_id`` of every record in
+``deletions/``. Read through the glob of every record kind's day partitions, filtered by file name, so
+that it matches (no rows) in a repo with no ``deletions/`` folder, where ``'deletions/*/*.parquet'`` alone
+fails with "No files found"; DuckDB opens only the files the filter keeps."""
+
+
 def review_queries(repo_id: str) -> list[tuple[str, str]]:
-    """The card's ready-to-run DuckDB queries for ``repo_id``: ``(title, sql)``."""
+    """The card's ready-to-run DuckDB queries for ``repo_id``: ``(title, sql)``. Each leaves out the
+    conversations of the ``deletions`` config (:data:`DELETED_SQL`)."""
     base = f"hf://datasets/{repo_id}"
+    deleted = DELETED_SQL.format(base=base)
     return [
         ("Open flags by reason", f"""
+WITH {deleted}
 SELECT reason.reason, count(*) AS open_replies, sum(reason.count) AS flags
-FROM (SELECT unnest(reasons) AS reason FROM '{base}/{FLAGGED}/*.parquet' WHERE status = 'open')
+FROM (SELECT unnest(reasons) AS reason FROM '{base}/{FLAGGED}/*.parquet'
+      WHERE status = 'open' AND conversation_id NOT IN (SELECT conversation_id FROM deleted))
 GROUP BY ALL ORDER BY open_replies DESC;"""),
         ("Prompts with the worst like rate (latest rating of each reply, at least 3 rated replies)", f"""
-WITH latest AS (
+WITH {deleted},
+latest AS (
     SELECT conversation_id, message_id, rating FROM '{base}/ratings/*/*.parquet'
     QUALIFY row_number() OVER (PARTITION BY conversation_id, message_id ORDER BY timestamp DESC) = 1
 )
 SELECT t.messages[-1].content AS prompt, count(*) AS rated, avg((l.rating = 'like')::INTEGER) AS like_rate
 FROM '{base}/turns/*/*.parquet' AS t JOIN latest AS l USING (conversation_id, message_id)
-WHERE l.rating IS NOT NULL
+WHERE l.rating IS NOT NULL AND t.conversation_id NOT IN (SELECT conversation_id FROM deleted)
 GROUP BY ALL HAVING count(*) >= 3 ORDER BY like_rate, rated DESC LIMIT 20;"""),
         ("A model's flagged replies this week (set the model's name)", f"""
+WITH {deleted}
 SELECT last_flagged_at, status, reasons, messages[-1].content AS prompt, response
 FROM '{base}/{FLAGGED}/*.parquet'
 WHERE model = 'MODEL NAME' AND last_flagged_at >= now() - INTERVAL 7 DAY
+    AND conversation_id NOT IN (SELECT conversation_id FROM deleted)
 ORDER BY last_flagged_at DESC;"""),
     ]

@@ -1,7 +1,8 @@
 """The ``flagged`` config of a dataset repo: the review queue as a table, so the Hub's dataset viewer is
 a read-only review queue and its SQL console can answer review questions without a join.
 
-One row per flagged reply (the queue of :mod:`feedback.review.queue`, every status, newest flag first):
+One row per flagged reply (the queue of :mod:`feedback.review.queue`, every status, newest flag first; a
+conversation a deletion record names is not in it, see ``feedback.rules``):
 the conversation up to the reply, the reply, its ratings, every flag reason and comment, and the latest
 review. Written by compaction (:mod:`feedback.hub.compact`) as ``flagged/flagged-*.parquet``, replacing
 the previous ones in the same commit; it is a snapshot as of that commit, derived from the records.

@@ -52,7 +52,7 @@ def resolve_source(source: str, *, token: str | None = None, cache_dir: str | os
     at its current commit (see :func:`feedback.hub.remote.remote_stub`; ``cache_dir`` is unused).
 
     Args:
-        source: a directory holding ``turns/``, ``ratings/``, ``flags/`` or ``reviews/``, or a dataset
+        source: a directory holding ``turns/``, ``ratings/``, ``flags/``, ``reviews/`` or ``deletions/``, or a dataset
             repo id (``owner/name``), read in place through ``HfFileSystem``.
         token: a Hub token (see :func:`~feedback.hub.client.hub_token`).
         timeout: seconds a Hub call may wait on the network (default ``$FEEDBACK_HUB_TIMEOUT``, else 30).

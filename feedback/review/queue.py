@@ -6,7 +6,8 @@ exports: :func:`queue_page` runs its SQL form (:mod:`feedback.rules.sql`) over a
 (:mod:`feedback.review.index`) and reads back whole only the records of the page's replies;
 :func:`build_queue` judges records given as objects with the Arrow engine (the reference the SQL is
 tested against). The status of a reply is ``open`` until a reviewer decides, then the latest decision
-(``confirmed``, ``dismissed``, ``needs-fix``).
+(``confirmed``, ``dismissed``, ``needs-fix``). A conversation a deletion record names is in no page, from
+the moment that record is in the source.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ def build_queue(records: Iterable[Record]) -> list[QueueItem]:
 
     Records of any kind, in file order (it breaks ties between equal times). Flags on replies
     with no turn record (e.g. a partial sync, or a message id given with another conversation's
-    id) are left out.
+    id) are left out, and so is every reply of a conversation a deletion record names.
     """
     return queue_of(judge_records(records))
 

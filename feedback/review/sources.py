@@ -3,7 +3,8 @@ need plus a locator, and whole records fetched back by locator for the rows a pa
 
 A source lists its files per record kind as :class:`FileVersion` (a path that sorts in file order and a
 version that changes when the file does); :meth:`RecordSource.read` gives one file's rows as an Arrow
-table with :data:`feedback.rules.sql.SQL_COLUMNS`, ``_line`` (position in the file), and ``_pos``/``_len``
+table with :data:`feedback.rules.sql.SQL_COLUMNS` (every record kind, ``deletions`` too), ``_line`` (position
+in the file), and ``_pos``/``_len``
 (the byte range of a JSON line, or the row number of a Parquet row and 0); :meth:`RecordSource.fetch`
 turns ``(_file, _pos, _len)`` locators back into ``schemas.records`` objects.
 

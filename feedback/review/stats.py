@@ -60,7 +60,8 @@ def compute_stats(records: Iterable[Record]) -> FeedbackStats:
     """Compute :class:`FeedbackStats` from records of any kind, in file order.
 
     The rules are the exports' (``feedback.rules``): only replies with a turn record count, each
-    with its latest rating; a flag counts once however often it was synced.
+    with its latest rating; a flag counts once however often it was synced; a deleted
+    conversation (a deletion record names it) does not count at all.
     """
     judged = judge_records(records)
     replies = list(judged.replies.values())

@@ -30,21 +30,31 @@ Where:
 * ``feedback.rules.tables``: the engine, vectorized over Arrow tables (what the exports use on
   millions of records): :func:`judge` gives :class:`Verdicts`; ``Verdicts.replies(turns)`` the
   verdict on each turn as numpy arrays (:class:`ReplyVerdicts`).
+* ``feedback.rules.sql``: the same rules as DuckDB SQL views (the review index's queue and stats),
+  tested to agree with the engine.
 * ``feedback.rules.records``: the same engine for ``schemas.records`` objects (the review queue
   and the stats): :func:`judge_records` puts the records into those tables and maps the verdicts
   back to records (:class:`Reply`).
 
-**Deletions** (a future ``deletions/`` record kind: a conversation deleted, every record of it
-ignored from then on) belong here and nowhere else: ``judge`` takes the deletion records as a
-fourth table and drops every rating, flag and review of a deleted conversation before any rule
-runs, keeping the deleted conversation ids in ``Verdicts``; ``Verdicts.replies(turns)``, the one
-way readers see turns (the exports per shard, ``judge_records`` for the queue and the stats),
-gains a ``deleted`` mask, which the exports make the first reason a reply is left out and
-``judge_records`` uses to skip those turns. No reader filters deleted records on its own.
+**Deletions.** A conversation named by a deletion record (``schemas.records.Deletion``, kind
+``deletions``) is deleted from the moment that record exists: every record of it is ignored by every
+reader, those written before the deletion record and those written after it (a replica that had not
+heard of it yet) alike; a deletion record counts whatever its time, and is never undone. This lives
+here and nowhere else: :func:`judge` takes the deletion records as a fourth table and drops every
+rating, flag and review of a deleted conversation before any rule runs (``Verdicts.deleted`` keeps
+the deleted conversation ids, ``Verdicts.counts[kind]["deleted"]`` how many records were dropped);
+``Verdicts.replies(turns)``, the one way readers see turns (the exports per shard, ``judge_records``
+for the queue and the stats), gives a ``deleted`` mask, which the exports make the first reason a
+reply is left out (``stats.json``: ``left_out.deleted``) and ``judge_records`` uses to skip those
+turns. The SQL form (``feedback.rules.sql``: the ``deleted`` view, every rule view reading the
+records of the other conversations only) does the same for the review index, its queue and stats,
+and the ``flagged`` view of a repo built from that queue. No reader filters deleted records on its own
+(but the dataset card's ready-to-run SQL, ``feedback.hub.card``, which runs outside this code).
 """
 
 from feedback.rules.records import JudgedRecords, Reply, judge_records
 from feedback.rules.tables import (
+    DELETION_COLUMNS,
     DISLIKE,
     FLAG_COLUMNS,
     LIKE,
@@ -55,12 +65,14 @@ from feedback.rules.tables import (
     LatestReview,
     ReplyVerdicts,
     Verdicts,
+    deleted_conversations,
     first_copies,
     judge,
     reply_keys,
 )
 
 __all__ = [
+    "DELETION_COLUMNS",
     "DISLIKE",
     "FLAG_COLUMNS",
     "LIKE",
@@ -73,6 +85,7 @@ __all__ = [
     "Reply",
     "ReplyVerdicts",
     "Verdicts",
+    "deleted_conversations",
     "first_copies",
     "judge",
     "judge_records",

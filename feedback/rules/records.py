@@ -5,7 +5,7 @@ rows in the order given), so a reply's latest rating, its flags and its latest r
 by the very code the exports use; this module only maps the results back to the records::
 
     judged = judge_records(records)          # records of any kind, in file order
-    for reply in judged.replies.values():    # every reply with a turn record
+    for reply in judged.replies.values():    # every reply with a turn record, deleted conversations left out
         reply.rating, reply.decision, len(reply.flags)
 """
 
@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from feedback.rules.tables import (
+    DELETION_COLUMNS,
     FLAG_COLUMNS,
     RATING_COLUMNS,
     REVIEW_COLUMNS,
@@ -29,8 +30,11 @@ from feedback.rules.tables import (
 )
 from schemas.records import Decision, Flag, Rating, RatingValue, Record, Review, Turn
 
-JUDGED_COLUMNS = {"ratings": RATING_COLUMNS, "flags": FLAG_COLUMNS, "reviews": REVIEW_COLUMNS}
+JUDGED_COLUMNS = {"ratings": RATING_COLUMNS, "flags": FLAG_COLUMNS, "reviews": REVIEW_COLUMNS,
+                  "deletions": DELETION_COLUMNS}
 """The fields of each judged record kind the rules read."""
+ABOUT_REPLIES = ("ratings", "flags", "reviews")
+"""The judged kinds whose records name a reply."""
 
 
 @dataclass(frozen=True)
@@ -73,9 +77,9 @@ class JudgedRecords:
 
     Attributes:
         verdicts: the engine's verdicts (counts of duplicates, undos, incomplete records, ...).
-        replies: reply key -> :class:`Reply`, for every reply with a turn record, in turn order.
-            Ratings, flags and reviews naming no known reply (e.g. a message id with another
-            conversation's id) are in no reply.
+        replies: reply key -> :class:`Reply`, for every reply with a turn record, in turn order,
+            but those of a deleted conversation (``verdicts.deleted``). Ratings, flags and reviews
+            naming no known reply (e.g. a message id with another conversation's id) are in no reply.
     """
 
     verdicts: Verdicts
@@ -83,25 +87,27 @@ class JudgedRecords:
 
 
 def judge_records(records: Iterable[Record]) -> JudgedRecords:
-    """Judge turns, ratings, flags and reviews (``schemas.records`` models, any kinds mixed).
+    """Judge turns, ratings, flags, reviews and deletions (``schemas.records`` models, any kinds mixed).
 
-    The order given is the file order that breaks ties between equal timestamps. Records of
-    other kinds are ignored.
+    The order given is the file order that breaks ties between equal timestamps. A conversation a
+    deletion record names has no reply, whatever the order of its records. Records of other kinds
+    are ignored.
     """
     given: dict[str, list] = {"turns": [], **{kind: [] for kind in JUDGED_COLUMNS}}
     for record in records:
         if record.kind in given:
             given[record.kind].append(record)
     tables = {kind: _table(given[kind], kind, columns) for kind, columns in JUDGED_COLUMNS.items()}
-    verdicts = judge(tables["ratings"], tables["flags"], tables["reviews"])
-    attached = {kind: _by_reply(given[kind], tables[kind], verdicts.copies[kind]) for kind in JUDGED_COLUMNS}
+    verdicts = judge(tables["ratings"], tables["flags"], tables["reviews"], tables["deletions"])
+    attached = {kind: _by_reply(given[kind], tables[kind], verdicts.copies[kind]) for kind in ABOUT_REPLIES}
     latest = dict(zip(verdicts.latest["key"].to_pylist(), verdicts.latest["row"].to_pylist(), strict=True))
     turns = given["turns"]
-    keys = verdicts.replies(_table(turns, "turns", ["conversation_id", "message_id"])).keys
+    judged = verdicts.replies(_table(turns, "turns", ["conversation_id", "message_id"]))
+    keys = judged.keys
     replies: dict[str, Reply] = {}
-    for key, turn, first in zip(keys.to_pylist(), turns, first_copies(keys), strict=True):
-        if not first:
-            continue  # a copy of the turn: the first one counts
+    for key, turn, first, deleted in zip(keys.to_pylist(), turns, first_copies(keys), judged.deleted, strict=True):
+        if not first or deleted:
+            continue  # a copy of the turn (the first one counts), or a deleted conversation's
         review = verdicts.reviews.get(key)
         flagged = verdicts.flags.get(key, {"reasons": []})
         replies[key] = Reply(

@@ -1,12 +1,17 @@
 """The rules of :mod:`feedback.rules` as DuckDB SQL: what the review queue and the stats run on millions
 of records without reading them into Python objects.
 
-The queries read four tables (or views), one per record kind, with the columns of :data:`SQL_COLUMNS`
+The queries read five tables (or views), one per record kind, with the columns of :data:`SQL_COLUMNS`
 (``timestamp`` a UTC ``TIMESTAMP``) and two more that give the *file order* the rules break ties with:
 ``_file`` (the shard's path; files sort by it) and ``_line`` (the record's position in its file); the
 ``turns`` table also has the locator of each turn (``_pos``, ``_len``: where its record is read back),
-which the ``queue`` view passes on. Any other column is ignored. :func:`create_rule_views` adds, over those tables, one view per rule:
+which the ``queue`` view passes on. Any other column is ignored. :func:`create_rule_views` adds, over those
+tables, one view per rule:
 
+``deleted``
+    the deleted conversations: every ``conversation_id`` a deletion record names. Every view below
+    reads the turns, ratings, flags and reviews of the other conversations only (a record written
+    after the deletion record too), as :func:`feedback.rules.judge` drops them before any rule runs.
 ``replies``
     one row per reply key (``conversation_id``, ``message_id``): its turn, the first record of the key
     in file order (a copy of a turn is a duplicate).
@@ -58,6 +63,7 @@ SQL_COLUMNS: dict[str, tuple[str, ...]] = {
     "ratings": ("conversation_id", "message_id", "timestamp", "rating", "option", "comment"),
     "flags": ("conversation_id", "message_id", "timestamp", "reasons", "comment"),
     "reviews": ("conversation_id", "message_id", "timestamp", "decision", "corrected_reply"),
+    "deletions": ("conversation_id", "timestamp"),
 }
 """The columns each kind's table needs for the rules (beside :data:`ORDER_COLUMNS`)."""
 KINDS = tuple(SQL_COLUMNS)
@@ -70,6 +76,11 @@ _HAS_KEY = "conversation_id IS NOT NULL AND message_id IS NOT NULL AND timestamp
 
 def _quoted(values: Iterable[str]) -> str:
     return ", ".join("'" + value.replace("'", "''") + "'" for value in values)
+
+
+def _live(kind: str) -> str:
+    """The records of table ``kind`` but those of deleted conversations (a subquery; needs the ``deleted`` view)."""
+    return f"(SELECT * FROM {kind} ANTI JOIN deleted USING (conversation_id))"
 
 
 def _latest_ratings(ratings: str) -> str:
@@ -94,8 +105,11 @@ def rated_replies_sql(turns: str = "turns", ratings: str = "ratings") -> str:
     """Every reply (a key with a turn) with its turn's fields and its latest rating (``rating``,
     ``rated_at``; null when unrated or undone), from ``turns`` and ``ratings`` (tables or subqueries).
 
-    A review index keeps this as a table, recomputed only for the reply keys its new records name
-    (``feedback.review.index``); :func:`create_rule_views` then reads that table."""
+    Deleted conversations are *not* left out here (it reads no deletion record): a review index keeps
+    this as a table, recomputed only for the reply keys its new turns and ratings name
+    (``feedback.review.index``), and the ``rated_replies`` view of :func:`create_rule_views` leaves the
+    deleted conversations out of it (a reply key holds its conversation id: dropping a conversation's
+    rows before or after the rules is the same)."""
     return f"""
         SELECT t.conversation_id, t.message_id, t.timestamp, t.model, t.turn_index, t._file, t._line, t._pos,
                t._len, r.rating, r.timestamp AS rated_at
@@ -103,13 +117,15 @@ def rated_replies_sql(turns: str = "turns", ratings: str = "ratings") -> str:
 
 
 RULE_VIEWS: dict[str, str] = {
+    "deleted": """
+        SELECT DISTINCT conversation_id FROM deletions WHERE conversation_id IS NOT NULL""",
     "replies": f"""
-        SELECT {_KEY}, timestamp, model, turn_index, _file, _line FROM turns
+        SELECT {_KEY}, timestamp, model, turn_index, _file, _line FROM {_live("turns")}
         WHERE conversation_id IS NOT NULL AND message_id IS NOT NULL
         QUALIFY row_number() OVER (PARTITION BY {_KEY} ORDER BY _file, _line) = 1""",
-    "latest_ratings": _latest_ratings("ratings"),
+    "latest_ratings": _latest_ratings(_live("ratings")),
     "flag_events": f"""
-        SELECT {_KEY}, timestamp, reasons, comment, _file, _line FROM flags
+        SELECT {_KEY}, timestamp, reasons, comment, _file, _line FROM {_live("flags")}
         WHERE {_HAS_KEY} AND coalesce(len(reasons), 0) > 0
         QUALIFY row_number() OVER (PARTITION BY {_KEY}, timestamp, reasons, comment ORDER BY _file, _line) = 1""",
     "flag_reasons": f"""
@@ -124,10 +140,10 @@ RULE_VIEWS: dict[str, str] = {
                max(timestamp) AS last_flagged_at
         FROM flag_events GROUP BY ALL""",
     "latest_reviews": f"""
-        SELECT {_KEY}, timestamp, decision, corrected_reply, _file, _line FROM reviews
+        SELECT {_KEY}, timestamp, decision, corrected_reply, _file, _line FROM {_live("reviews")}
         WHERE {_HAS_KEY} AND decision IN ({_quoted(DECISIONS)})
         QUALIFY row_number() OVER (PARTITION BY {_KEY} ORDER BY timestamp DESC, _file DESC, _line DESC) = 1""",
-    "rated_replies": rated_replies_sql(),
+    "rated_replies": f"SELECT * FROM ({rated_replies_sql()}) ANTI JOIN deleted USING (conversation_id)",
     "queue": f"""
         SELECT {_KEY}, t.model, t.turn_index, t._file, t._line, t._pos, t._len, s.flag_count, s.first_flagged_at,
                s.last_flagged_at, t.rating, v.decision, coalesce(v.decision, '{OPEN}') AS status
@@ -139,11 +155,12 @@ RULE_VIEWS: dict[str, str] = {
 
 def create_rule_views(con: duckdb.DuckDBPyConnection, *, rated_replies: str | None = None) -> None:
     """Create (or replace) the temporary views of :data:`RULE_VIEWS` on ``con``, over its ``turns``,
-    ``ratings``, ``flags`` and ``reviews`` tables or views; ``rated_replies``: a table holding
-    :func:`rated_replies_sql` already (kept up to date by its owner), read instead of computing it."""
+    ``ratings``, ``flags``, ``reviews`` and ``deletions`` tables or views; ``rated_replies``: a table
+    holding :func:`rated_replies_sql` already (kept up to date by its owner), read instead of computing
+    it (its deleted conversations left out all the same)."""
     for name, sql in RULE_VIEWS.items():
         if name == "rated_replies" and rated_replies is not None:
-            sql = f"SELECT * FROM {rated_replies}"
+            sql = f"SELECT * FROM {rated_replies} ANTI JOIN deleted USING (conversation_id)"
         con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
 
 
@@ -199,7 +216,7 @@ STATS_SQL: dict[str, str] = {
 
 
 def records_tables(records: Iterable[Record], file: str = "") -> dict[str, pa.Table]:
-    """Records given as objects, as the four tables the views read (``_file`` = ``file``, ``_line`` =
+    """Records given as objects, as the five tables the views read (``_file`` = ``file``, ``_line`` =
     the position among the records of its kind), typed like the data dir's shards."""
     from feedback.features import record_schema
 

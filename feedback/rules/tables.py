@@ -1,7 +1,7 @@
 """The engine of the rules: ratings, flags and reviews judged as Arrow tables (vectorized).
 
-Input tables hold the columns :data:`RATING_COLUMNS`, :data:`FLAG_COLUMNS` and
-:data:`REVIEW_COLUMNS` (typed as ``feedback.features.record_schema``), rows in file order. The
+Input tables hold the columns :data:`RATING_COLUMNS`, :data:`FLAG_COLUMNS`, :data:`REVIEW_COLUMNS` and
+:data:`DELETION_COLUMNS` (typed as ``feedback.features.record_schema``), rows in file order. The
 rules themselves are listed in ``feedback.rules``; this module is the one implementation of them,
 used by the exports directly and by the review queue and stats through ``feedback.rules.records``.
 """
@@ -28,6 +28,7 @@ LIKE, DISLIKE, UNRATED = 1, -1, 0
 RATING_COLUMNS = ["conversation_id", "message_id", "timestamp", "rating", "option", "comment"]
 FLAG_COLUMNS = ["conversation_id", "message_id", "timestamp", "reasons", "comment"]
 REVIEW_COLUMNS = ["conversation_id", "message_id", "timestamp", "decision", "corrected_reply"]
+DELETION_COLUMNS = ["conversation_id", "timestamp"]
 KEY_SEPARATOR = "\x1f"
 QUALITY_REASONS = ("Inaccurate", "Off-topic")
 """Flag reasons about a reply's quality, not its safety: a *disliked* reply flagged only for these stays
@@ -38,6 +39,34 @@ def reply_keys(table: pa.Table) -> pa.Array:
     """``conversation_id + "\\x1f" + message_id`` of each row (null where either is null)."""
     column = pc.binary_join_element_wise(table["conversation_id"], table["message_id"], KEY_SEPARATOR)
     return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+
+
+def deleted_conversations(deletions: pa.Table | None) -> frozenset[str]:
+    """The conversation ids the deletion records of ``deletions`` (a table with ``conversation_id``; None: no
+    table) name. Every record naming a conversation counts, whatever its other fields: a deletion is
+    never undone, and a record of it that is partly unreadable still asks for it."""
+    if deletions is None or deletions.num_rows == 0:
+        return frozenset()
+    ids = pc.unique(single_array(deletions["conversation_id"]).drop_null())
+    return frozenset(ids.to_pylist())
+
+
+def in_conversations(conversation_ids: pa.Array | pa.ChunkedArray, conversations: Collection[str]) -> np.ndarray:
+    """Per row, True when its ``conversation_id`` is one of ``conversations`` (a null id: False)."""
+    if not conversations:
+        return np.zeros(len(conversation_ids), dtype=bool)
+    values = pa.array(sorted(conversations), pa.string())
+    return bool_numpy(pc.fill_null(pc.is_in(conversation_ids, value_set=values), False))
+
+
+def without_conversations(table: pa.Table, conversations: Collection[str]) -> tuple[pa.Table, np.ndarray | None]:
+    """``table`` without the rows of ``conversations``, and the positions in ``table`` of the rows kept
+    (None when none was dropped: the positions are the rows' own)."""
+    dropped = in_conversations(table["conversation_id"], conversations)
+    if not dropped.any():
+        return table, None
+    kept = np.flatnonzero(~dropped)
+    return table.take(pa.array(kept)), kept
 
 
 def first_copies(keys: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -74,6 +103,9 @@ class Verdicts:
         reviews: reply key -> its :class:`LatestReview`.
         copies: per record kind, per row of its table: True for an identical copy of an earlier
             record (it counts once: the copy is left out of flag counts and record lists).
+        deleted: the deleted conversations (named by a deletion record): none of their ratings,
+            flags and reviews is in any of the above (their rows in the tables are never the ``row``
+            of a verdict, and never a copy); ``counts[kind]["deleted"]`` is how many records that was.
     """
 
     ratings: dict[str, int]
@@ -83,6 +115,7 @@ class Verdicts:
     counts: dict[str, Counter] = field(default_factory=dict)
     reviews: dict[str, LatestReview] = field(default_factory=dict)
     copies: dict[str, np.ndarray] = field(default_factory=dict)
+    deleted: frozenset[str] = frozenset()
 
     def decided(self, decision: Decision) -> set[str]:
         """Keys of flagged replies whose latest review is ``decision``."""
@@ -101,8 +134,9 @@ class Verdicts:
 class ReplyVerdicts:
     """The verdicts on each reply of a turn table, as numpy arrays aligned with its rows.
 
-    ``rating`` (int8 code) and ``flagged`` (any flag, dismissed or not) are computed at once; the
-    other properties when first read.
+    ``rating`` (int8 code), ``flagged`` (any flag, dismissed or not) and ``deleted`` (the reply's
+    conversation was deleted: a reader leaves it out whatever else is said of it; it is never rated or
+    flagged, its records being dropped) are computed at once; the other properties when first read.
     """
 
     def __init__(self, turns: pa.Table, verdicts: Verdicts) -> None:
@@ -112,6 +146,7 @@ class ReplyVerdicts:
         self._verdicts = verdicts
         self.rating = self._per_reply(lambda key: verdicts.ratings.get(key, UNRATED), np.int8)
         self.flagged = self._per_reply(verdicts.flags.__contains__, bool)
+        self.deleted = in_conversations(turns["conversation_id"], verdicts.deleted)
 
     def _per_reply(self, value: Any, dtype: Any) -> np.ndarray:
         return np.fromiter(map(value, self._key_list), dtype=dtype, count=len(self._key_list))
@@ -154,9 +189,20 @@ class ReplyVerdicts:
         return np.fromiter((c in both for c in conversations), dtype=bool, count=len(conversations))
 
 
-def judge(ratings: pa.Table, flags: pa.Table, reviews: pa.Table | None = None, *, progress: bool = False) -> Verdicts:
-    """Verdicts from rating, flag and review records (``RATING_COLUMNS``, ``FLAG_COLUMNS``,
-    ``REVIEW_COLUMNS``), in file order."""
+def judge(ratings: pa.Table, flags: pa.Table, reviews: pa.Table | None = None, deletions: pa.Table | None = None,
+          *, progress: bool = False) -> Verdicts:
+    """Verdicts from rating, flag, review and deletion records (``RATING_COLUMNS``, ``FLAG_COLUMNS``,
+    ``REVIEW_COLUMNS``, ``DELETION_COLUMNS``), each table in file order.
+
+    The ratings, flags and reviews of a conversation that a deletion record names are dropped before
+    any rule runs, whenever they were written (before or after the deletion record); the verdicts'
+    ``row`` and ``copies`` still refer to the rows of the tables given."""
+    deleted = deleted_conversations(deletions)
+    given = {"ratings": ratings.num_rows, "flags": flags.num_rows,
+             "reviews": 0 if reviews is None else reviews.num_rows}
+    ratings, rating_rows = without_conversations(ratings, deleted)
+    flags, flag_rows = without_conversations(flags, deleted)
+    reviews, review_rows = without_conversations(reviews, deleted) if reviews is not None else (None, None)
     with tqdm(total=3, unit="step", desc="judging ratings and flags", disable=not progress) as bar:
         latest, rating_counts, rating_copies = latest_ratings(ratings)
         bar.update()
@@ -167,6 +213,14 @@ def judge(ratings: pa.Table, flags: pa.Table, reviews: pa.Table | None = None, *
         _add_latest_ratings(summaries, latest)
         bar.update()
     latest_review, review_copies = latest_reviews(reviews) if reviews is not None else ({}, np.zeros(0, bool))
+    if rating_rows is not None:
+        latest = latest.set_column(latest.column_names.index("row"), "row",
+                                   pa.array(rating_rows[latest["row"].to_numpy()], pa.int64()))
+    if review_rows is not None:
+        latest_review = {key: review._replace(row=int(review_rows[review.row]))
+                         for key, review in latest_review.items()}
+    rating_counts["deleted"] = given["ratings"] - ratings.num_rows
+    flag_counts["deleted"] = given["flags"] - flags.num_rows
     return Verdicts(
         ratings=lookup,
         latest=latest,
@@ -174,8 +228,20 @@ def judge(ratings: pa.Table, flags: pa.Table, reviews: pa.Table | None = None, *
         both_ratings=_liked_and_disliked(latest),
         counts={"ratings": rating_counts, "flags": flag_counts},
         reviews=latest_review,
-        copies={"ratings": rating_copies, "flags": flag_copies, "reviews": review_copies},
+        copies={"ratings": _spread(rating_copies, rating_rows, given["ratings"]),
+                "flags": _spread(flag_copies, flag_rows, given["flags"]),
+                "reviews": _spread(review_copies, review_rows, given["reviews"])},
+        deleted=deleted,
     )
+
+
+def _spread(mask: np.ndarray, rows: np.ndarray | None, size: int) -> np.ndarray:
+    """A mask of the rows kept of a table (those at positions ``rows``; None: all) over all ``size`` rows of it."""
+    if rows is None:
+        return mask
+    full = np.zeros(size, dtype=bool)
+    full[rows] = mask
+    return full
 
 
 def _with_rows(table: pa.Table) -> pa.Table:
