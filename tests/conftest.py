@@ -144,6 +144,13 @@ class AppProcess:
                 time.sleep(0.1)
         raise TimeoutError(f"app not ready after {timeout} s:\n{self.log()}")
 
+    def wait_exit(self, timeout: float = 120) -> tuple[int, str]:
+        """Wait for an app that is expected to stop by itself (e.g. a refused start); returns its exit
+        code and its output."""
+        code = self.process.wait(timeout)
+        self._log.close()
+        return code, self.log()
+
     def terminate(self, timeout: float = 120) -> int:
         """SIGTERM, then wait for the process to end; returns its exit code."""
         self.process.terminate()

@@ -10,14 +10,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import AppProcess, read_records
 from gradio_client import Client, handle_file
 
-from conftest import AppProcess, read_records
 from schemas.records import RECORD_TYPES
 
 REPO = Path(__file__).resolve().parent.parent
@@ -57,10 +56,8 @@ def fill(folder: Path) -> Path:
 
 
 def start_fails(env: dict[str, str], log: Path) -> tuple[int, str]:
-    result = subprocess.run(
-        [sys.executable, "app.py"], cwd=REPO, env={**os.environ, **env}, capture_output=True, text=True, timeout=120
-    )
-    return result.returncode, result.stdout + result.stderr
+    """Start ``python app.py`` expecting it to refuse: its exit code and output."""
+    return AppProcess(env, log / "refused-start.log").wait_exit()
 
 
 def test_a_read_only_data_dir_stops_the_start_with_one_clear_line(small_fs, tmp_path):
