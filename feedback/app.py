@@ -23,7 +23,7 @@ from feedback.hub.card import dataset_card
 from feedback.hub.client import hub_token
 from feedback.hub.sync import HubSync
 from feedback.privacy import ConsentGate, Redactor
-from feedback.privacy.deletion import Eraser
+from feedback.privacy.deletion import Eraser, serving
 from feedback.recorder import FeedbackRecorder, GateStep
 from feedback.redaction import MIN_SECRET_CHARS, register_secret
 from feedback.responders import ResponderError, make_responder
@@ -80,7 +80,7 @@ class FeedbackApp:
         self.eraser.start()  # finishes an erasure an earlier run left
         try:
             logger.info("serving on http://{}:{}", host, port)
-            with _signals_end_serving():
+            with _signals_end_serving(), serving(self.store.root):  # `delete` refuses a dir being served
                 run(self.server(), host, port)
         finally:
             self.eraser.close()

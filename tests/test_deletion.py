@@ -165,3 +165,43 @@ def test_a_conversation_the_write_gate_kept_out_has_nothing_to_delete_and_writes
         SECRET.encode() in data for data in data_bytes(store.root).values())
     recorder.close()
     store.close()
+
+
+def test_the_delete_command_refuses_a_data_dir_an_app_is_serving(tmp_path):
+    import subprocess
+    import sys
+
+    from feedback.privacy.deletion import serving
+
+    data = tmp_path / "data"
+    store = FeedbackStore(data)
+    recorder = FeedbackRecorder(store, flag_reasons=["Harmful"])
+    chat(recorder, "forget-me-6", 1, text=SECRET)
+    recorder.close()
+    store.close()
+    command = [sys.executable, "-m", "feedback", "delete", "--conversation", "forget-me-6", "--source", str(data)]
+    repo = Path(__file__).resolve().parent.parent
+    with serving(data):  # as `python app.py` does while it serves
+        refused = subprocess.run(command, cwd=repo, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 1 and "an app is serving" in refused.stdout, refused.stdout + refused.stderr
+    assert SECRET.encode() in b"".join(p.read_bytes() for p in data.glob("turns/*.jsonl"))
+    done = subprocess.run(command, cwd=repo, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not any(SECRET.encode() in d for d in data_bytes(data).values())
+
+
+def test_python_app_py_holds_its_data_dir_so_the_delete_command_refuses_it(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import AppProcess
+
+    data = tmp_path / "data"
+    app = AppProcess({"FEEDBACK_DATA_DIR": str(data)}, tmp_path / "app.log").wait_ready()
+    try:
+        command = [sys.executable, "-m", "feedback", "delete", "--conversation", "any-conversation", "--source", str(data)]
+        refused = subprocess.run(command, cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True,
+                                 timeout=120)
+    finally:
+        assert app.terminate() == 0
+    assert refused.returncode == 1 and "an app is serving" in refused.stdout, refused.stdout + refused.stderr

@@ -6,8 +6,8 @@
   them, the uploaded files no other conversation uses are removed and the conversation index is updated
   (``feedback.privacy.deletion.erase_local``). Every repo the dir was pushed to (its push ledgers) is owed
   the erasure: the app's sync makes it before its next push, shards it had pushed count as pushed at
-  their new size so nothing erased goes up again. Stop the app on that dir first (or use its own
-  "Forget this conversation" / ``/forget``): the erasure must not run beside its pushes.
+  their new size so nothing erased goes up again. A dir an app is serving is refused (exit 1): delete
+  through that app (its "Forget this conversation", ``/forget``, its review page), or stop it first.
 - A dataset repo (``--source owner/name``): one commit adds the deletion records (``deletions/{day}/``,
   Parquet) and replaces every file holding the conversations (:func:`feedback.hub.erase.erase_from_repo`);
   replicas syncing to the repo read the records and erase their own copies before their next push.
@@ -79,7 +79,19 @@ def run_delete(args: argparse.Namespace) -> int:
 
 
 def _delete_local(data_dir: Path, ids: list[str]) -> int:
-    """Delete conversations from a data dir (see the module docstring)."""
+    """Delete conversations from a data dir (see the module docstring); refused while an app serves it."""
+    from feedback.privacy.deletion import DataDirInUse, exclusive_use
+
+    try:
+        with exclusive_use(data_dir):
+            return _delete_local_unused(data_dir, ids)
+    except DataDirInUse as error:
+        print(f"delete failed: {error}")
+        return 1
+
+
+def _delete_local_unused(data_dir: Path, ids: list[str]) -> int:
+    """:func:`_delete_local` with the data dir's in-use lock held."""
     from feedback.hub.files import LEDGER_DIR, ErasureLedger, PushLedger, mark_erased
     from feedback.privacy.deletion import ERASED_LEDGER, erase_local
     from feedback.recorder import FeedbackRecorder

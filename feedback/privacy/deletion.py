@@ -16,19 +16,21 @@ reviewer's delete action and ``python -m feedback delete`` call. In order:
 An erasure cut short (a crash, a stop) is done again at the next start: the worker compares the deletion
 records with the ledger of erasures done (``.erased`` in the data dir, hidden, never synced).
 
-One app serves a data dir at a time (shards are rewritten in place): ``python -m feedback delete`` on the
-data dir of a running app goes through that app (its reviewer page) or through the repo.
+Shards are rewritten in place, so ``python -m feedback delete`` refuses a data dir an app is serving (it
+holds the dir's in-use lock, :func:`serving`): such a dir deletes through its app (the page, ``/forget``,
+the review page) or through the repo.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import queue
 import tempfile
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -46,6 +48,47 @@ if TYPE_CHECKING:
 
 ERASED_LEDGER = ".erased"
 """The data dir's list of conversations erased from it (one id a line; hidden, never synced)."""
+IN_USE_FILE = ".in-use"
+"""A running app holds a shared lock on this file of its data dir (:func:`serving`); the ``delete``
+command takes it exclusively (:func:`exclusive_use`), so it never rewrites shards an app appends to."""
+
+
+class DataDirInUse(FeedbackError):
+    """A running app serves the data dir: shards cannot be rewritten beside it."""
+
+
+@contextlib.contextmanager
+def serving(data_dir: Path) -> Iterator[None]:
+    """Hold the data dir's in-use lock (shared: several apps may serve one dir) while the block runs.
+    Released when the process ends, however it ends (``flock``)."""
+    with _locked(data_dir, fcntl.LOCK_SH):
+        yield
+
+
+@contextlib.contextmanager
+def exclusive_use(data_dir: Path) -> Iterator[None]:
+    """Hold the data dir's in-use lock exclusively while the block runs (no app may start serving it).
+
+    Raises:
+        DataDirInUse: when an app serves the data dir now.
+    """
+    try:
+        with _locked(data_dir, fcntl.LOCK_EX | fcntl.LOCK_NB):
+            yield
+    except BlockingIOError as error:
+        raise DataDirInUse(f"an app is serving {data_dir}: delete through it (its page, /forget or its review "
+                           "page), or stop it first") from error
+
+
+@contextlib.contextmanager
+def _locked(data_dir: Path, operation: int) -> Iterator[None]:
+    path = Path(data_dir) / IN_USE_FILE
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle.fileno(), operation)  # raises BlockingIOError for LOCK_NB when taken
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 class NothingToDelete(FeedbackError):
