@@ -77,10 +77,10 @@ class FeedbackApp:
         self.recorder.index.start_catch_up()  # index what is new in the data dir, in the background
         if self.sync is not None:
             self.sync.start()
-        self.eraser.start()  # finishes an erasure an earlier run left
         try:
             logger.info("serving on http://{}:{}", host, port)
             with _signals_end_serving(), serving(self.store.root):  # `delete` refuses a dir being served
+                self.eraser.start()  # finishes an erasure an earlier run left
                 run(self.server(), host, port)
         finally:
             self.eraser.close()

@@ -205,3 +205,19 @@ def test_python_app_py_holds_its_data_dir_so_the_delete_command_refuses_it(tmp_p
     finally:
         assert app.terminate() == 0
     assert refused.returncode == 1 and "an app is serving" in refused.stdout, refused.stdout + refused.stderr
+
+
+def test_beside_an_app_serving_the_dir_the_shards_are_left_to_that_app_which_erases_them_at_its_next_start(recorder):
+    from feedback.privacy.deletion import _locked
+
+    chat(recorder, "forget-me-7", 2, text=SECRET)
+    with _locked(recorder.store.root, __import__("fcntl").LOCK_SH):  # another process serving the dir
+        eraser = Eraser(recorder, resume=False)
+        eraser.forget("forget-me-7", requested_by="reviewer", reviewer="ann")  # e.g. the review command
+        assert eraser.wait(30)
+        assert recorder.index.path("forget-me-7") == []  # ignored at once ...
+        assert SECRET.encode() in b"".join(p.read_bytes() for p in recorder.store.root.glob("turns/*.jsonl"))
+    later = Eraser(recorder)  # ... and erased by the app's next start (its eraser resumes)
+    later.start()
+    assert later.wait(30)
+    assert not any(SECRET.encode() in d for d in data_bytes(recorder.store.root).values())

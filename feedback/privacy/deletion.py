@@ -57,12 +57,27 @@ class DataDirInUse(FeedbackError):
     """A running app serves the data dir: shards cannot be rewritten beside it."""
 
 
+_SERVED: set[Path] = set()
+"""The data dirs this process serves (inside :func:`serving`)."""
+
+
 @contextlib.contextmanager
 def serving(data_dir: Path) -> Iterator[None]:
     """Hold the data dir's in-use lock (shared: several apps may serve one dir) while the block runs.
     Released when the process ends, however it ends (``flock``)."""
+    root = Path(data_dir).resolve()
     with _locked(data_dir, fcntl.LOCK_SH):
-        yield
+        _SERVED.add(root)
+        try:
+            yield
+        finally:
+            _SERVED.discard(root)
+
+
+def _may_rewrite(data_dir: Path) -> contextlib.AbstractContextManager[None]:
+    """The lock an erasure of ``data_dir`` needs: none when this process serves it (its own shards),
+    else the exclusive in-use lock (raises :class:`DataDirInUse` when another process serves it)."""
+    return contextlib.nullcontext() if Path(data_dir).resolve() in _SERVED else exclusive_use(data_dir)
 
 
 @contextlib.contextmanager
@@ -375,7 +390,13 @@ class Eraser:
         if self.sync is not None:
             report = self.sync.erase(ids)
         else:
-            report = erase_local(self.recorder.store, ids, index=self.recorder.index)
+            try:
+                with _may_rewrite(self.recorder.store.root):
+                    report = erase_local(self.recorder.store, ids, index=self.recorder.index)
+            except DataDirInUse:  # e.g. the review command beside the app: the app erases it at its next start
+                logger.warning("conversation(s) {} deleted; the app serving {} erases them from its shards at its "
+                               "next start", sorted(ids), self.recorder.store.root)
+                return
         self.last_erasure = report if isinstance(report, LocalErasure) else self.last_erasure
         self._note_erased(ids)
 
