@@ -57,6 +57,9 @@ def test_forget_writes_a_deletion_record_and_erases_every_trace_of_the_conversat
     chat(recorder, "forget-me-1", 6, text=SECRET, files=(mine, both))
     kept = chat(recorder, "keep-me-001", 6, text="the weather", files=(both,))
     before = records_by_kind(store)
+    from feedback.review import QueueFilter, ReviewDesk
+
+    assert {i.turn.conversation_id for i in ReviewDesk(recorder).queue(QueueFilter(status=None))} == {"forget-me-1", "keep-me-001"}  # indexed
     eraser = Eraser(recorder)
 
     deletion = eraser.forget("forget-me-1", requested_by="user")
@@ -71,11 +74,15 @@ def test_forget_writes_a_deletion_record_and_erases_every_trace_of_the_conversat
     blobs = data_bytes(store.root)
     assert not any(SECRET.encode() in data for data in blobs.values()), [p for p, d in blobs.items() if SECRET.encode() in d]
     assert not (store.root / mine).exists() and (store.root / both).exists()  # a file another conversation uses stays
+    assert not (store.root / ".review-index.duckdb").exists()  # rebuilt at its next use, without them
     report = eraser.last_erasure
     assert report is not None and report.records == 24 and report.files == [mine]
     assert recorder.index.path("forget-me-1") == [] and recorder.owner(kept[0].message_id) == "keep-me-001"
     assert [ref.message_id for ref in recorder.index.path("keep-me-001")] == [t.message_id for t in kept]
     assert (store.root / ERASED_LEDGER).read_text().split() == ["forget-me-1"]
+    queue = ReviewDesk(recorder).queue(QueueFilter(status=None))  # the rebuilt review index: the other conversation's replies, right
+    assert {i.turn.conversation_id for i in queue} == {"keep-me-001"} and len(queue) == 6
+    assert all(i.turn.messages[-1].content.startswith("the weather") for i in queue)
 
 
 def test_a_deleted_conversation_cannot_be_continued_rated_or_deleted_twice(recorder):

@@ -198,7 +198,8 @@ def _offset_map(old_ends: list[int], new_ends: list[int]) -> Callable[[int], int
 def erase_local(store: FeedbackStore, conversation_ids: Iterable[str], *, index: TurnIndex | None = None) -> LocalErasure:
     """Erase conversations from a data dir: every JSONL shard holding a line of one of them is rewritten
     without it (a shard left empty is removed), their uploaded files that no other turn references are
-    removed, and ``index`` (when given) forgets them and follows the rewritten shards' offsets.
+    removed, ``index`` (when given) forgets them and follows the rewritten shards' offsets, and the review
+    index (derived, rebuilt at its next use) is removed.
 
     Deletion records are kept (they hold no text). The store's open shards are closed first, so no shard
     being appended to is rewritten. Call it with the Hub sync paused (:meth:`HubSync.erase` does). Memory:
@@ -248,8 +249,21 @@ def erase_local(store: FeedbackStore, conversation_ids: Iterable[str], *, index:
             if index is not None and kind == "turns":
                 index.shard_rewritten(path, _offset_map(old_ends, new_ends))
     report.files = _remove_unused_files(store, candidates)
+    if report.rewritten or report.removed:
+        _drop_review_index(store.root)
     logger.info("erased {} conversation(s) from {}: {}", len(ids), store.root, report.summary())
     return report
+
+
+def _drop_review_index(root: Path) -> None:
+    """Remove the data dir's review index (``feedback.review.index``, derived data, rebuilt at its next use):
+    it treats a shard unchanged for a day as final and would keep the erased records' columns and stale
+    locators into the rewritten shards."""
+    from feedback.review.index import INDEX_NAME
+
+    for name in (INDEX_NAME, f"{INDEX_NAME}.wal"):
+        with contextlib.suppress(FileNotFoundError):
+            (root / name).unlink()
 
 
 def _remove_unused_files(store: FeedbackStore, candidates: set[str]) -> list[str]:
