@@ -225,14 +225,15 @@ class CandidateStore:
         wanted = light["spilled"].to_numpy()
         pieces, start = [], 0
         if len(wanted):
-            with pa.memory_map(self.path) as source:
+            with pa.OSFile(self.path) as source:  # read, not mapped: a mapped page read stays in RSS while mapped
                 reader = pa.ipc.open_file(source)
                 for i in range(reader.num_record_batches):
-                    batch = reader.get_batch(i)
+                    batch = reader.get_batch(i)  # one shard's text in memory at a time
                     low, high = np.searchsorted(wanted, [start, start + batch.num_rows])
                     if high > low:
-                        pieces.append(batch.take(pa.array(wanted[low:high] - start)))  # a copy, off the map
+                        pieces.append(batch.take(pa.array(wanted[low:high] - start)))
                     start += batch.num_rows
+                    del batch
         text = pa.Table.from_batches(pieces, schema=pa.schema([self.schema.field(n) for n in self.TEXT]))
         columns = {name: text[name] if name in self.TEXT else light[name] for name in self.schema.names}
         return pa.table(columns, schema=self.schema)
