@@ -14,7 +14,34 @@ fresh process: the time ``python -m feedback export --help`` takes (median of 5,
 before any work), the time ``datasets.load_dataset("json")`` takes to read the same files (the
 three kinds, with explicit features and an empty cache), and for each format the time of the real
 command (``python -m feedback export FORMAT ...``) and of the export module called directly (no CLI
-start-up), their ratios to that read, and peak RSS.
+start-up), their ratios to that read and to DuckDB's (wall time, and CPU time: user + system of the
+process, which a busy machine inflates less), and peak RSS (``ru_maxrss`` of the process).
+
+**The DuckDB baseline.** Each format's time is also divided by the time DuckDB (``duckdb`` in a fresh
+process, default threads and memory limit) takes to read the same files: for each record kind the
+export reads (``turns``, ``ratings``, ``flags``, ``reviews``, ``deletions``: those with shards), one
+query over ``read_json`` of that kind's shards with exactly the columns the export reads and the
+types it gives them (``feedback.features.record_schema``; ``messages`` is
+``STRUCT(role VARCHAR, content VARCHAR, files VARCHAR[])[]``, ``timestamp`` ``TIMESTAMPTZ``) and
+``format = 'newline_delimited'``, aggregating every value of every row, so that no column or
+field can be skipped::
+
+    SELECT count(*), sum(length(conversation_id)), sum(length(message_id)), max(timestamp),
+           sum(length(model)), sum(list_sum(list_transform(messages, lambda m: length(m.role) +
+               length(m.content) + coalesce(list_sum(list_transform(m.files, lambda f: length(f))), 0)))),
+           sum(length(response))
+    FROM read_json('DATA/turns/*.jsonl', format = 'newline_delimited', columns = {...})
+
+(and likewise for the other kinds: a string column ``sum(length(c))``, a list of strings the
+lengths of its items summed, a timestamp ``max(c)``). ``--show-query`` prints the exact SQL. This is
+"read these files and look at every value the export needs": a lower bound of what an export must do
+(it also judges ratings, builds and serializes rows, deduplicates them and writes them).
+
+Every figure is printed with the 1-minute load average and the core count at its end (the machine
+may be shared: run it under ``flock /tmp/bench.lock``). ``--text-scale 0.15 --shard-bytes 2400000``
+makes every text 0.15 times as long in shards of 2.4 MB (a 10M-turn dir of ~10 GB in about as many
+shards as a real ~33 GB one), for when the disk cannot hold the real one; ``--runs command`` skips the
+module runs and ``--no-load-dataset`` the ``datasets`` read (its cache is a second copy of the data).
 """
 
 from __future__ import annotations
@@ -46,14 +73,17 @@ SHARD_BYTES = 8 * 1024 * 1024
 
 
 class TextPool:
-    """Random-word text, cut from one long string: unique slices, fast to make."""
+    """Random-word text, cut from one long string: unique slices, fast to make (``scale``: every text
+    that many times as long)."""
 
-    def __init__(self, rng: random.Random, chars: int = 20_000_000) -> None:
+    def __init__(self, rng: random.Random, chars: int = 20_000_000, scale: float = 1.0) -> None:
         words = rng.choices(WORDS, k=chars // 4)
         self.text = " ".join(words)
         self.rng = rng
+        self.scale = scale
 
     def take(self, mean_chars: int) -> str:
+        mean_chars = max(1, int(mean_chars * self.scale))
         length = max(1, int(self.rng.gauss(mean_chars, mean_chars / 3)))
         start = self.rng.randrange(0, len(self.text) - length)
         return self.text[start : start + length].strip()
@@ -184,10 +214,10 @@ def generate_flags(root: Path, made: list, flags: int, rng: random.Random, pool:
     writer.close()
 
 
-def generate(root: Path, *, turns: int, ratings: int, flags: int, seed: int = 0) -> None:
+def generate(root: Path, *, turns: int, ratings: int, flags: int, seed: int = 0, text_scale: float = 1.0) -> None:
     """Write a synthetic data dir at ``root`` (see the module docstring)."""
     rng = random.Random(seed)
-    pool = TextPool(rng)
+    pool = TextPool(rng, scale=text_scale)
     made = generate_turns(root, turns, rng, pool)
     generate_ratings(root, made, ratings, rng, pool)
     generate_flags(root, made, flags, rng, pool)
@@ -218,6 +248,100 @@ sys.exit(args.func(args))
 """
 
 
+_DUCKDB_SNIPPET = """
+import sys, duckdb
+connection = duckdb.connect()
+connection.execute("SET enable_progress_bar = false")
+for query in sys.argv[1:]:
+    connection.sql(query).fetchall()
+"""
+EXPORT_KINDS = ("turns", "ratings", "flags", "reviews", "deletions")
+"""The record kinds an export reads."""
+
+
+def export_columns() -> dict[str, object]:
+    """Per record kind, the Arrow schema of the columns an export reads (``feedback.export``, ``feedback.rules``)."""
+    sys.path.insert(0, str(ROOT))
+    from feedback.export.replies import TURN_COLUMNS
+    from feedback.features import record_schema
+    from feedback.rules import DELETION_COLUMNS, FLAG_COLUMNS, RATING_COLUMNS, REVIEW_COLUMNS
+
+    columns = {
+        "turns": TURN_COLUMNS,
+        "ratings": RATING_COLUMNS,
+        "flags": FLAG_COLUMNS,
+        "reviews": REVIEW_COLUMNS,
+        "deletions": DELETION_COLUMNS,
+    }
+    return {kind: record_schema(kind, columns[kind]) for kind in EXPORT_KINDS}
+
+
+def duckdb_type(kind) -> str:  # noqa: ANN001 - a pyarrow DataType
+    """The DuckDB type of an Arrow type of the record schemas (strings, UTC timestamps, lists, structs).
+
+    Raises:
+        TypeError: for another type.
+    """
+    import pyarrow as pa
+
+    if pa.types.is_string(kind):
+        return "VARCHAR"
+    if pa.types.is_timestamp(kind):
+        return "TIMESTAMPTZ" if kind.tz else "TIMESTAMP"
+    if pa.types.is_integer(kind):
+        return "BIGINT"
+    if pa.types.is_floating(kind):
+        return "DOUBLE"
+    if pa.types.is_boolean(kind):
+        return "BOOLEAN"
+    if pa.types.is_list(kind):
+        return f"{duckdb_type(kind.value_type)}[]"
+    if pa.types.is_struct(kind):
+        return "STRUCT(" + ", ".join(f'"{f.name}" {duckdb_type(f.type)}' for f in kind) + ")"
+    raise TypeError(f"no DuckDB type for {kind}")
+
+
+def _touch(expression: str, kind, depth: int = 0) -> str:  # noqa: ANN001 - a pyarrow DataType
+    """A number computed from every value of ``expression`` (so DuckDB must parse all of it)."""
+    import pyarrow as pa
+
+    if pa.types.is_string(kind):
+        return f"length({expression})"
+    if pa.types.is_list(kind):
+        item = f"x{depth}"
+        return (
+            f"coalesce(list_sum(list_transform({expression}, lambda {item}: "
+            f"{_touch(item, kind.value_type, depth + 1)})), 0)"
+        )
+    if pa.types.is_struct(kind):
+        return " + ".join(f"coalesce({_touch(f'{expression}.{f.name}', f.type, depth)}, 0)" for f in kind)
+    return f"epoch({expression})" if pa.types.is_timestamp(kind) else f"({expression})"
+
+
+def duckdb_queries(data: Path) -> list[str]:
+    """One aggregate query per record kind with shards in ``data``: ``read_json`` of the export's
+    columns and types, every value of every row looked at (see the module docstring)."""
+    queries = []
+    for kind, schema in export_columns().items():
+        if not any((data / kind).glob("*.jsonl")):
+            continue
+        columns = ", ".join(f"'{f.name}': '{duckdb_type(f.type)}'" for f in schema)
+        aggregates = ", ".join(
+            f"max({f.name})" if str(f.type).startswith("timestamp") else f"sum({_touch(f.name, f.type)})"
+            for f in schema
+        )
+        queries.append(
+            f"SELECT count(*), {aggregates} FROM read_json('{data / kind}/*.jsonl', "
+            f"format = 'newline_delimited', columns = {{{columns}}})"
+        )
+    return queries
+
+
+def load() -> str:
+    """The 1-minute load average and the core count, e.g. ``load 1.23/2``."""
+    return f"load {os.getloadavg()[0]:.2f}/{os.cpu_count()}"
+
+
 def run_measured(args: list[str], *, quiet: bool = False) -> tuple[float, float, float]:
     """Run ``python -c ...args`` in a fresh process; return (wall seconds, CPU seconds, peak RSS in GiB)."""
     return run_command([sys.executable, "-c", *args], quiet=quiet)
@@ -242,8 +366,9 @@ def run_command(command: list[str], *, quiet: bool = False) -> tuple[float, floa
 
 def help_seconds(runs: int = 5) -> float:
     """The median wall time of ``python -m feedback export --help``."""
-    times = sorted(run_command([sys.executable, "-m", "feedback", "export", "--help"], quiet=True)[0]
-                   for _ in range(runs))
+    times = sorted(
+        run_command([sys.executable, "-m", "feedback", "export", "--help"], quiet=True)[0] for _ in range(runs)
+    )
     return times[len(times) // 2]
 
 
@@ -259,33 +384,133 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flags", type=int, help="number of flags (default: 5%% of turns)")
     parser.add_argument("--data", type=Path, help="data dir to use or create (default: a temp dir, removed)")
     parser.add_argument("--formats", default="sft,dpo,kto,flags", help="comma-separated formats to time")
+    parser.add_argument(
+        "--runs",
+        default="command,module",
+        help="how to run each export: command (python -m feedback export), module, or both",
+    )
+    parser.add_argument("--no-load-dataset", action="store_true", help="skip the datasets.load_dataset read")
+    parser.add_argument(
+        "--text-scale",
+        type=float,
+        default=1.0,
+        help="make every message and reply this many times as long (default 1: ~3.4 KB per turn)",
+    )
+    parser.add_argument("--shard-bytes", type=int, default=SHARD_BYTES, help="shard size (default 8 MiB, as the app)")
+    parser.add_argument("--generate-only", action="store_true", help="write the data dir (--data) and stop")
+    parser.add_argument("--show-query", action="store_true", help="print the DuckDB baseline's SQL")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    work = Path(tempfile.mkdtemp(prefix="bench-export-"))
+    work = Path(tempfile.mkdtemp(prefix="bench-export-", dir=args.data.parent if args.data else None))
     data = args.data or work / "data"
     try:
         if not (data / "turns").is_dir():
             started = time.perf_counter()
-            generate(data, turns=args.turns, ratings=args.ratings or args.turns, flags=args.flags or args.turns // 20)
-            print(f"generate: {time.perf_counter() - started:8.1f} s   ({_size(data)})", flush=True)
-        print(f"python -m feedback export --help: {help_seconds():5.2f} s (median of 5)", flush=True)
-        read, read_cpu, rss = run_measured([_READ_SNIPPET, str(data), str(work / "cache")])
-        shutil.rmtree(work / "cache", ignore_errors=True)
-        print(f"load_dataset json read: {read:6.1f} s (cpu {read_cpu:5.1f} s)   peak RSS {rss:5.2f} GiB", flush=True)
+            # in a child process: the generator holds every reply's ids, and a child's ru_maxrss starts
+            # from its parent's RSS (it is a copy of it until exec), so this process stays small
+            run_command(
+                [
+                    sys.executable,
+                    __file__,
+                    "--generate-only",
+                    "--data",
+                    str(data),
+                    "--turns",
+                    str(args.turns),
+                    "--text-scale",
+                    str(args.text_scale),
+                    "--shard-bytes",
+                    str(args.shard_bytes),
+                    "--seed",
+                    str(args.seed),
+                    *(["--ratings", str(args.ratings)] if args.ratings else []),
+                    *(["--flags", str(args.flags)] if args.flags else []),
+                ]
+            )
+            print(f"generate: {time.perf_counter() - started:8.1f} s (text scale {args.text_scale})", flush=True)
+        print(f"data: {data} ({_size(data)})", flush=True)
+        print(f"python -m feedback export --help: {help_seconds():5.2f} s (median of 5)   [{load()}]", flush=True)
+        queries = duckdb_queries(data)
+        if args.show_query:
+            print("\n".join(f"{query};" for query in queries), flush=True)
+        base, base_cpu, rss = run_measured([_DUCKDB_SNIPPET, *queries])
+        print(
+            f"duckdb read_json scan: {base:6.1f} s (cpu {base_cpu:5.1f} s)   peak RSS {rss:5.2f} GiB   [{load()}]",
+            flush=True,
+        )
+        read = None
+        if not args.no_load_dataset:
+            read, read_cpu, rss = run_measured([_READ_SNIPPET, str(data), str(work / "cache")])
+            shutil.rmtree(work / "cache", ignore_errors=True)
+            print(
+                f"load_dataset json read: {read:6.1f} s (cpu {read_cpu:5.1f} s)   {read / base:4.2f}x duckdb "
+                f"(cpu {read_cpu / base_cpu:4.2f}x)   "
+                f"peak RSS {rss:5.2f} GiB   [{load()}]",
+                flush=True,
+            )
         for fmt in args.formats.split(","):
             out = str(work / f"out-{fmt}")
-            command = [sys.executable, "-m", "feedback", "export", fmt, "--source", str(data), "--out", out,
-                       "--no-progress", "--log-level", "WARNING"]
-            for label, (seconds, cpu, rss) in (
-                ("command", run_command(command, quiet=True)),
-                ("module ", run_measured([_EXPORT_SNIPPET, fmt, str(data), out], quiet=True)),
-            ):
-                print(f"export {fmt:5} {label}: {seconds:6.1f} s (cpu {cpu:5.1f} s)   {seconds / read:4.2f}x read   "
-                      f"peak RSS {rss:5.2f} GiB", flush=True)
+            command = [
+                sys.executable,
+                "-m",
+                "feedback",
+                "export",
+                fmt,
+                "--source",
+                str(data),
+                "--out",
+                out,
+                "--no-progress",
+                "--log-level",
+                "WARNING",
+            ]
+            runs = {
+                "command": lambda command=command: run_command(command, quiet=True),
+                "module": lambda fmt=fmt, out=out: run_measured([_EXPORT_SNIPPET, fmt, str(data), out], quiet=True),
+            }
+            for label in args.runs.split(","):
+                seconds, cpu, rss = runs[label]()
+                versus_read = f"{seconds / read:4.2f}x load_dataset   " if read else ""
+                print(
+                    f"export {fmt:5} {label:7}: {seconds:6.1f} s (cpu {cpu:5.1f} s)   {seconds / base:4.2f}x duckdb "
+                    f"(cpu {cpu / base_cpu:4.2f}x)   {versus_read}peak RSS {rss:5.2f} GiB   [{load()}]",
+                    flush=True,
+                )
+            shutil.rmtree(out, ignore_errors=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
+def _generate_main(argv: list[str]) -> int:
+    """``--generate-only``: write the data dir and stop (run by :func:`main` in a child process)."""
+    global SHARD_BYTES  # noqa: PLW0603 - read by ShardWriter at each write
+    parser = argparse.ArgumentParser()
+    for name, kind, default in (
+        ("--turns", int, 1_000_000),
+        ("--ratings", int, None),
+        ("--flags", int, None),
+        ("--text-scale", float, 1.0),
+        ("--shard-bytes", int, SHARD_BYTES),
+        ("--seed", int, 0),
+    ):
+        parser.add_argument(name, type=kind, default=default)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--generate-only", action="store_true")
+    args = parser.parse_args(argv)
+    SHARD_BYTES = args.shard_bytes
+    started = time.perf_counter()
+    generate(
+        args.data,
+        turns=args.turns,
+        ratings=args.ratings or args.turns,
+        flags=args.flags or args.turns // 20,
+        seed=args.seed,
+        text_scale=args.text_scale,
+    )
+    print(f"generated in {time.perf_counter() - started:.1f} s: {_size(args.data)}", flush=True)
+    return 0
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_generate_main(sys.argv[1:]) if "--generate-only" in sys.argv[1:] else main())
