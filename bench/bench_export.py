@@ -47,6 +47,7 @@ module runs and ``--no-load-dataset`` the ``datasets`` read (its cache is a seco
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shutil
@@ -430,7 +431,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"generate: {time.perf_counter() - started:8.1f} s (text scale {args.text_scale})", flush=True)
         print(f"data: {data} ({_size(data)})", flush=True)
         print(f"python -m feedback export --help: {help_seconds():5.2f} s (median of 5)   [{load()}]", flush=True)
-        queries = duckdb_queries(data)
+        # made in a child process: importing pyarrow here would raise this process's RSS (~165 MB), the floor of
+        # every child's ru_maxrss
+        made = subprocess.run([sys.executable, __file__, "--print-queries", str(data)], capture_output=True, check=True)
+        queries = json.loads(made.stdout)
         if args.show_query:
             print("\n".join(f"{query};" for query in queries), flush=True)
         base, base_cpu, rss = run_measured([_DUCKDB_SNIPPET, *queries])
@@ -513,4 +517,7 @@ def _generate_main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--print-queries"]:
+        print(json.dumps(duckdb_queries(Path(sys.argv[2]))))
+        sys.exit(0)
     sys.exit(_generate_main(sys.argv[1:]) if "--generate-only" in sys.argv[1:] else main())
