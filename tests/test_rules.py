@@ -9,74 +9,32 @@ which must agree with each other and with the rules as written in ``feedback.rul
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.rules import (
+    FLAGS,
+    LATEST,
+    MIDS,
+    OWNER,
+    RATINGS,
+    RECORDS,
+    REVIEWS,
+    TURNS,
+    deletions_strategy,
+    flags_strategy,
+    interleaved,
+    ratings_strategy,
+    reviews_strategy,
+    turn,
+)
 
 from feedback.export import export_records, flag_rows, kto_rows, sft_rows
 from feedback.review import build_queue, compute_stats
 from feedback.rules import judge_records
-from schemas.records import DECISIONS, ChatMessage, Deletion, Flag, Rating, Record, Review, Turn
-
-T0 = datetime(2026, 4, 1, 12, 0, tzinfo=UTC)
-A, B = "conv-aaaaaaaa", "conv-bbbbbbbb"
-
-
-def at(minute: int) -> datetime:
-    return T0 + timedelta(minutes=minute)
-
-
-def turn(cid: str, mid: str, minute: int = 0) -> Turn:
-    return Turn(conversation_id=cid, message_id=mid, turn_index=0, messages=[ChatMessage(role="user", content=mid)],
-                response=f"reply {mid}", model="m1", latency_ms=1.0, timestamp=at(minute))
-
-
-def rating(cid: str, mid: str, value: str | None, minute: int, **extra: str) -> Rating:
-    return Rating(conversation_id=cid, message_id=mid, rating=value, timestamp=at(minute), **extra)
-
-
-def flag(cid: str, mid: str, minute: int, *reasons: str, comment: str | None = None) -> Flag:
-    return Flag(conversation_id=cid, message_id=mid, reasons=reasons or ("Harmful",), comment=comment,
-                timestamp=at(minute))
-
-
-def review(cid: str, mid: str, decision: str, minute: int, fixed: str | None = None) -> Review:
-    return Review(conversation_id=cid, message_id=mid, decision=decision, corrected_reply=fixed, reviewer="ann",
-                  timestamp=at(minute))
-
-
-TURNS = [turn(A, mid) for mid in ("undone-reply", "changed-reply", "tied-reply", "copied-reply", "dismissed-reply",
-                                  "confirmed-reply", "fixme-reply")] + [turn(B, "owned-reply")]
-RATINGS = [
-    rating(A, "undone-reply", "like", 1), rating(A, "undone-reply", None, 2),  # an undo
-    rating(A, "changed-reply", "like", 1), rating(A, "changed-reply", "dislike", 2),
-    rating(A, "changed-reply", "like", 24 * 60),  # changed twice, the last a day later
-    rating(A, "tied-reply", "dislike", 3), rating(A, "tied-reply", "like", 3),  # equal times: file order
-    rating(A, "copied-reply", "dislike", 4, comment="no"), rating(A, "copied-reply", "dislike", 4, comment="no"),
-    rating(A, "owned-reply", "like", 5),  # names conversation B's reply with conversation A's id
-    rating(A, "dismissed-reply", "like", 6), rating(A, "confirmed-reply", "like", 7),
-    rating(A, "fixme-reply", "dislike", 8),
-]
-FLAGS = [
-    flag(A, "copied-reply", 10, "Harmful", "Inaccurate", comment="twice"),
-    flag(A, "copied-reply", 10, "Harmful", "Inaccurate", comment="twice"),  # the same shard synced twice
-    flag(A, "owned-reply", 11, "Off-topic"),  # another conversation's reply
-    flag(A, "dismissed-reply", 12), flag(A, "confirmed-reply", 13), flag(A, "fixme-reply", 14, "Inaccurate"),
-    flag(A, "tied-reply", 15, "Other", "Other"),  # a reason named twice counts once
-]
-REVIEWS = [
-    review(A, "dismissed-reply", "dismissed", 20),
-    review(A, "confirmed-reply", "dismissed", 21), review(A, "confirmed-reply", "confirmed", 22),  # latest wins
-    review(A, "fixme-reply", "needs-fix", 23, fixed="a better reply"),
-]
-RECORDS: list[Record] = [*TURNS, *RATINGS, *FLAGS, *REVIEWS]
-
-LATEST = {"undone-reply": None, "changed-reply": "like", "tied-reply": "like", "copied-reply": "dislike",
-          "owned-reply": None, "dismissed-reply": "like", "confirmed-reply": "like", "fixme-reply": "dislike"}
-"""The rating that counts for each reply, by the rules."""
-
+from schemas.records import DECISIONS, Rating
 
 ROWS = {"sft": sft_rows, "kto": kto_rows, "flags": flag_rows}
 
@@ -146,44 +104,6 @@ class TestOneSetOfRecords:
 
 
 # -- any records: the readers agree ----------------------------------------------------------
-
-MIDS = [f"reply-{n:04d}" for n in range(5)]
-OWNER = {mid: (A if n % 2 else B) for n, mid in enumerate(MIDS)}
-
-
-def _conversation(owned: bool, mid: str) -> str:
-    return OWNER[mid] if owned else ({A, B} - {OWNER[mid]}).pop()
-
-
-OWNED = st.sampled_from([True, True, True, False])
-"""Mostly a record naming the reply with its own conversation, sometimes with the other one."""
-ratings_strategy = st.lists(st.builds(
-    lambda mid, owned, value, minute, copies: [rating(_conversation(owned, mid), mid, value, minute)] * copies,
-    st.sampled_from(MIDS), OWNED, st.sampled_from(["like", "dislike", None]),
-    st.integers(0, 3), st.integers(1, 2)), max_size=14)
-flags_strategy = st.lists(st.builds(
-    lambda mid, owned, reasons, minute, copies: [flag(_conversation(owned, mid), mid, minute, *reasons)] * copies,
-    st.sampled_from(MIDS), OWNED,
-    st.lists(st.sampled_from(["Harmful", "Inaccurate", "Other"]), min_size=1, max_size=3), st.integers(0, 3),
-    st.integers(1, 2)), max_size=8)
-reviews_strategy = st.lists(st.builds(
-    lambda mid, decision, minute, fixed: [review(OWNER[mid], mid, decision, minute, fixed)],
-    st.sampled_from(MIDS), st.sampled_from(DECISIONS), st.integers(0, 3), st.sampled_from([None, "fixed"])),
-    max_size=6)
-deletions_strategy = st.lists(st.builds(
-    lambda cid, minute: Deletion(conversation_id=cid, requested_by="user", timestamp=at(minute)),
-    st.sampled_from([A, B, "conv-nobody00"]), st.integers(0, 3)), max_size=2).filter(
-    lambda deletions: {d.conversation_id for d in deletions} != {A, B})
-"""No deletion (most often), one or two of conversation A, B or of one with no record; never both A and B
-(nothing would be left to compare)."""
-
-
-def interleaved(records: list[Record], deletions: list[Deletion], place: int) -> list[Record]:
-    """``records`` with ``deletions`` inserted at ``place`` (modulo their number): a deletion record
-    comes before some records of its conversation and after others."""
-    place %= len(records) + 1
-    return [*records[:place], *deletions, *records[place:]]
-
 
 def _reference_ratings(ratings: list[Rating], deleted: set[str] = frozenset()) -> dict[str, str]:
     """The rules in plain Python: per (conversation, message), the latest by time then file order; undo removes;

@@ -21,8 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import TOKEN
 from huggingface_hub import HfApi, constants
-from test_rules import RECORDS, TURNS, at, flag, rating, review
-from test_rules_sql import EVERY_STATUS, same_stats, sql_queue_and_stats
+from support.rules import EVERY_STATUS, RECORDS, TURNS, at, flag, rating, review, same_stats, sql_queue_and_stats
 
 from feedback.errors import FeedbackError
 from feedback.export import ExportOptions, export_data_dir, export_records, resolve_source

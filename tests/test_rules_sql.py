@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import ClassVar
 
-import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_rules import (
+from support.rules import (
+    EVERY_STATUS,
     MIDS,
     OWNER,
     RECORDS,
@@ -20,37 +20,17 @@ from test_rules import (
     interleaved,
     ratings_strategy,
     reviews_strategy,
+    same_stats,
+    sql_queue_and_stats,
     turn,
 )
 
 from feedback.review.index import INDEX_NAME, ReviewIndex
 from feedback.review.queue import QueueFilter, build_queue, filter_queue, queue_page
 from feedback.review.sources import RecordsSource, ShardSource
-from feedback.review.stats import FeedbackStats, compute_stats, index_stats
+from feedback.review.stats import compute_stats, index_stats
 from feedback.store import FeedbackStore
 from schemas.records import Record
-
-EVERY_STATUS = QueueFilter(status=None)
-
-
-def sql_queue_and_stats(source, index_path=None, queue_filter=EVERY_STATUS):
-    index = ReviewIndex(source, index_path)
-    with index.connect() as con:
-        return queue_page(con, source, queue_filter, limit=None), index_stats(con)
-
-
-def same_stats(a: FeedbackStats, b: FeedbackStats) -> None:
-    for name in ("ratings_per_day", "per_model", "conversation_lengths"):
-        left, right = getattr(a, name), getattr(b, name)
-        assert list(left.columns) == list(right.columns), name
-        pd.testing.assert_frame_equal(left.reset_index(drop=True), right.reset_index(drop=True), check_dtype=False,
-                                      obj=name)
-    def reasons(s: FeedbackStats) -> dict:
-        return dict(zip(s.flags_per_reason.reason, s.flags_per_reason["count"], strict=True))
-
-    assert reasons(a) == reasons(b)
-    assert list(a.flags_per_reason["count"]) == sorted(a.flags_per_reason["count"], reverse=True)
-    assert a.open_queue == b.open_queue
 
 
 def test_the_fixture_records_give_the_same_queue_and_stats():
