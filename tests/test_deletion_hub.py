@@ -21,6 +21,7 @@ from conftest import TOKEN, hub_env
 from huggingface_hub import HfApi
 from support.hub import HubServer
 from support.hub.records import canonical, file_text, repo_state, revisions
+from support.records import make_turn
 
 from feedback.hub.compact import compact_repo
 from feedback.hub.erase import purge
@@ -30,7 +31,7 @@ from feedback.hub.transfer import push_folder
 from feedback.privacy.deletion import Eraser
 from feedback.recorder import FeedbackRecorder
 from feedback.store import FeedbackStore
-from schemas.records import RECORD_TYPES, ChatMessage, Flag, Rating, Record, Review, Turn
+from schemas.records import RECORD_TYPES, Flag, Rating, Record, Review
 from schemas.settings import DEFAULT_FLAG_REASONS
 
 REPO = "test-user/three"
@@ -89,9 +90,9 @@ def conversation(replica: Replica, cid: str, texts: list[str], *, files: tuple[s
     last one when ``flagged``."""
     records = []
     for number, text in enumerate(texts, start=start):
-        message = ChatMessage(role="user", content=text, files=files if number == start else ())
-        turn = replica.write(Turn(conversation_id=cid, message_id=f"{cid}-m{number}", turn_index=number,
-                                  messages=[message], response=f"reply to {text}", model="echo", latency_ms=1.0))
+        turn = replica.write(make_turn(cid, f"{cid}-m{number}", index=number, text=text,
+                                       files=files if number == start else (), response=f"reply to {text}",
+                                       model="echo"))
         records += [turn, replica.write(Rating(conversation_id=cid, message_id=turn.message_id,
                                                rating="like" if number % 2 else "dislike"))]
     if flagged:
@@ -273,9 +274,7 @@ def write_dir(root: Path, conversations: dict[str, str]) -> list[Record]:
     records = []
     try:
         for cid, text in conversations.items():
-            turn = Turn(conversation_id=cid, message_id=f"{cid}-m0", turn_index=0,
-                        messages=[ChatMessage(role="user", content=text)], response=f"reply to {text}", model="echo",
-                        latency_ms=1.0)
+            turn = make_turn(cid, f"{cid}-m0", text=text, response=f"reply to {text}", model="echo")
             records += [recorder.write(turn), recorder.write(Rating(conversation_id=cid, message_id=turn.message_id,
                                                                     rating="like"))]
     finally:

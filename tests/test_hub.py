@@ -15,12 +15,13 @@ from conftest import TOKEN, free_port, hub_env
 from faultproxy import FaultProxy
 from huggingface_hub import HfApi, constants
 from support.hub import HubServer
+from support.records import make_turn
 
 from feedback.hub.client import failure_reason, hub_timeout, hub_token, is_repo_id
 from feedback.hub.transfer import push_folder
 from feedback.redaction import forget_secrets, redact_secrets
 from feedback.store import FeedbackStore
-from schemas.records import ChatMessage, Flag, Rating, Turn
+from schemas.records import Flag, Rating
 
 REPO = Path(__file__).resolve().parent.parent
 LOGS = "test-user/reviewable"
@@ -98,9 +99,8 @@ def seed(data_dir: Path) -> Path:
     """One conversation: a liked turn, and a disliked and flagged turn."""
     store = FeedbackStore(data_dir)
     for i, rating in enumerate(("like", "dislike")):
-        turn = Turn(conversation_id="conv-hub-0001", message_id=f"msg-hub-000{i}", turn_index=i,
-                    messages=[ChatMessage(role="user", content=f"question {i}")], response=f"answer {i}", model="m1",
-                    latency_ms=1.0)
+        turn = make_turn("conv-hub-0001", f"msg-hub-000{i}", index=i, text=f"question {i}", response=f"answer {i}",
+                         model="m1")
         store.append(turn)
         store.append(Rating(conversation_id=turn.conversation_id, message_id=turn.message_id, rating=rating))
     store.append(Flag(conversation_id="conv-hub-0001", message_id="msg-hub-0001", reasons=["Inaccurate"]))

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import TOKEN
 from huggingface_hub import HfApi, constants
+from support.records import make_turn
 from support.rules import EVERY_STATUS, RECORDS, TURNS, at, flag, rating, review, same_stats, sql_queue_and_stats
 
 from feedback.errors import FeedbackError
@@ -42,7 +43,7 @@ from feedback.review.stats import compute_stats, index_stats
 from feedback.rules import judge_records
 from feedback.rules.records import _table
 from feedback.store import FeedbackStore
-from schemas.records import ChatMessage, Deletion, Record, Turn
+from schemas.records import Deletion, Record, Turn
 
 GONE = "conv-cccccccc"
 GONE_MODEL = "m-gone"
@@ -50,9 +51,8 @@ GONE_REASON = "Spam"
 
 
 def gone_turn(mid: str, minute: int, index: int = 0) -> Turn:
-    return Turn(conversation_id=GONE, message_id=mid, turn_index=index,
-                messages=[ChatMessage(role="user", content="a secret prompt")], response=f"secret {mid}",
-                model=GONE_MODEL, latency_ms=1.0, timestamp=at(minute))
+    return make_turn(GONE, mid, index=index, text="a secret prompt", response=f"secret {mid}", model=GONE_MODEL,
+                     timestamp=at(minute))
 
 
 GONE_TURNS = [gone_turn("gone-liked", 30), gone_turn("gone-disliked", 31), gone_turn("gone-flagged", 32, 1)]

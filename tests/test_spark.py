@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import TOKEN, hub_env
 from huggingface_hub import HfApi, snapshot_download
+from support.records import make_turn
 
 from feedback.export.read import records_to_jsonl
 from feedback.hub.transfer import push_folder
@@ -78,17 +79,9 @@ def build_log(seed: int = 7) -> dict[str, list]:
             messages = [*history, ChatMessage(role="user", content=question)]
             replies = []
             for r in range(rng.choice((1, 2, 2, 3, 4))):
-                turn = Turn(
-                    conversation_id=cid,
-                    message_id=f"msg-{c:04d}-{index}-{r}",
-                    turn_index=index,
-                    messages=messages,
-                    response=f"reply {c}.{index}.{r}",
-                    model="m1",
-                    latency_ms=5.0,
-                    regenerated_from=replies[-1].message_id if replies else None,
-                    timestamp=next(clock),
-                )
+                turn = make_turn(cid, f"msg-{c:04d}-{index}-{r}", index=index, prompt=messages,
+                                 response=f"reply {c}.{index}.{r}", model="m1", latency_ms=5.0,
+                                 regenerated_from=replies[-1].message_id if replies else None, timestamp=next(clock))
                 records["turns"].append(turn)
                 replies.append(turn)
             for turn in replies:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from feedback.export import ExportOptions, export_records
 from feedback.store import FeedbackStore
-from schemas.records import ChatMessage, Flag, Rating, Turn
+from schemas.records import Flag, Rating, Turn
+from support.records import make_turn
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -32,11 +33,8 @@ class Log:
 
     def turn(self, conversation: str, index: int, prompt: list[tuple[str, str]], response: str, *,
              model: str = "m1", files: tuple[str, ...] = (), **links: str) -> Turn:
-        messages = [ChatMessage(role=role, content=text) for role, text in prompt]
-        if files:
-            messages[-1] = ChatMessage(role=messages[-1].role, content=messages[-1].content, files=files)
-        turn = Turn(conversation_id=conversation, turn_index=index, messages=messages, response=response,
-                    model=model, latency_ms=5.0, timestamp=self.now(), **links)
+        turn = make_turn(conversation, index=index, prompt=prompt, files=files, response=response, model=model,
+                         latency_ms=5.0, timestamp=self.now(), **links)
         self.turns.append(turn)
         return turn
 

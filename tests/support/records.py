@@ -3,6 +3,7 @@ not care about filled in. Tests give what they assert on (ids, texts, times) and
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -21,13 +22,20 @@ def make_turn(
     timestamp: datetime | str | None = None,
     history: tuple[str, ...] | list[str] = (),
     files: tuple[str, ...] = (),
+    prompt: Sequence[tuple[str, str]] | Sequence[ChatMessage] | None = None,
     **fields: Any,
 ) -> Turn:
     """A turn whose prompt is ``history`` (earlier user messages, oldest first) then ``text`` (with
-    ``files``), answered ``response`` (default ``"re: {text}"``); ``message_id`` and ``timestamp`` default
-    to a new id and now. ``fields`` go to :class:`~schemas.records.Turn` as they are."""
-    messages = [ChatMessage(role="user", content=earlier) for earlier in history]
-    messages.append(ChatMessage(role="user", content=text, files=tuple(files)))
+    ``files``), or ``prompt`` as given (``(role, text)`` pairs or messages; ``files`` go to the last),
+    answered ``response`` (default ``"re: {text}"``); ``message_id`` and ``timestamp`` default to a new id
+    and now. ``fields`` go to :class:`~schemas.records.Turn` as they are."""
+    if prompt is not None:
+        messages = [m if isinstance(m, ChatMessage) else ChatMessage(role=m[0], content=m[1]) for m in prompt]
+        if files:
+            messages[-1] = messages[-1].model_copy(update={"files": tuple(files)})
+    else:
+        messages = [ChatMessage(role="user", content=earlier) for earlier in history]
+        messages.append(ChatMessage(role="user", content=text, files=tuple(files)))
     values: dict[str, Any] = {"latency_ms": 1.0, **fields}
     if message_id is not None:
         values["message_id"] = message_id
