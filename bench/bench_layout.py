@@ -85,8 +85,10 @@ def compact(repo: Repo, when: datetime) -> int:
                     if len(group) == 1 and group[0].endswith(PARQUET):
                         merged.append(group[0])
                         continue
-                    target = f"{partition}/{group[0].rsplit('/', 1)[-1].split('~')[0][:-len(PARQUET)]}" \
-                             f"{COMPACTED_MARK}{made:08x}{PARQUET}"
+                    target = (
+                        f"{partition}/{group[0].rsplit('/', 1)[-1].split('~')[0][: -len(PARQUET)]}"
+                        f"{COMPACTED_MARK}{made:08x}{PARQUET}"
+                    )
                     repo.commit(when, [target], group)
                     made += 1
                     merged.append(target)
@@ -126,9 +128,11 @@ def simulate(*, days: int, replicas: int, every_minutes: float, compaction: bool
             repo.commit(when, added, [])
         if (day + 1) % 30 == 0 or day + 1 == days:
             folder, entries = repo.largest_folder()
-            print(f"day {day + 1:3d}: {len(repo.files):7,d} files in the repo, largest folder {folder} "
-                  f"({entries:,} entries), {repo.commits:,} commits ({time.perf_counter() - started:.0f} s)",
-                  flush=True)
+            print(
+                f"day {day + 1:3d}: {len(repo.files):7,d} files in the repo, largest folder {folder} "
+                f"({entries:,} entries), {repo.commits:,} commits ({time.perf_counter() - started:.0f} s)",
+                flush=True,
+            )
     return repo
 
 
@@ -139,16 +143,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", type=float, default=5.0, help="minutes between pushes (default 5)")
     parser.add_argument("--no-compaction", action="store_true")
     args = parser.parse_args(argv)
-    repo = simulate(days=args.days, replicas=args.replicas, every_minutes=args.every,
-                    compaction=not args.no_compaction)
+    repo = simulate(days=args.days, replicas=args.replicas, every_minutes=args.every, compaction=not args.no_compaction)
     folder, entries = repo.largest_folder()
     figures = {"folder": entries, "repo": len(repo.files), "commit": repo.largest_commit, "hour": repo.busiest_hour}
-    print(f"\n{args.replicas} replicas, a push every {args.every:g} min, {args.days} days, "
-          f"compaction {'off' if args.no_compaction else 'daily'}:")
+    print(
+        f"\n{args.replicas} replicas, a push every {args.every:g} min, {args.days} days, "
+        f"compaction {'off' if args.no_compaction else 'daily'}:"
+    )
     for name, value in figures.items():
         verdict = "ok" if value <= LIMITS[name] else "OVER"
-        label = {"folder": f"largest folder ({folder})", "repo": "files in the repo",
-                 "commit": "files in the largest commit", "hour": "commits in the busiest hour"}[name]
+        label = {
+            "folder": f"largest folder ({folder})",
+            "repo": "files in the repo",
+            "commit": "files in the largest commit",
+            "hour": "commits in the busiest hour",
+        }[name]
         print(f"  {label:<44} {value:8,d}   limit {LIMITS[name]:,}   {verdict}")
     return 0 if all(figures[name] <= LIMITS[name] for name in figures) else 1
 

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -34,8 +34,9 @@ def rss_mb(pid: int) -> float:
 
 def start_app(data_dir: Path, port: int) -> subprocess.Popen:
     env = {**os.environ, "FEEDBACK_DATA_DIR": str(data_dir), "GRADIO_SERVER_PORT": str(port), "HF_HUB_OFFLINE": "1"}
-    process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "app.py"], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -59,14 +60,17 @@ def send(url: str, kind: str, size: int) -> int:
     try:
         with httpx.Client(base_url=url, timeout=120) as client:
             if kind == "api, with Content-Length":
-                return client.post("/gradio_api/run/chat", content=message,
-                                   headers={"content-type": "application/json"}).status_code
+                return client.post(
+                    "/gradio_api/run/chat", content=message, headers={"content-type": "application/json"}
+                ).status_code
             if kind == "api, streamed":
-                return client.post("/gradio_api/run/chat", content=chunks(size),
-                                   headers={"content-type": "application/json"}).status_code
+                return client.post(
+                    "/gradio_api/run/chat", content=chunks(size), headers={"content-type": "application/json"}
+                ).status_code
             if kind == "page event":
-                return client.post("/gradio_api/queue/join", content=message,
-                                   headers={"content-type": "application/json"}).status_code
+                return client.post(
+                    "/gradio_api/queue/join", content=message, headers={"content-type": "application/json"}
+                ).status_code
             if kind == "upload":
                 return client.post("/gradio_api/upload", files={"files": ("big.bin", b"0" * size)}).status_code
     except httpx.HTTPError:
@@ -113,8 +117,10 @@ def main() -> None:
                 statuses = batch(url, kind, size, count, parallel)
                 after = rss_mb(process.pid)
                 how = "at once" if parallel else "one by one"
-                print(f"{count} x {args.size_mb} MB {kind} ({how}): statuses {sorted(set(statuses))}, "
-                      f"RSS {before:.1f} -> {after:.1f} MiB ({after - before:+.1f})")
+                print(
+                    f"{count} x {args.size_mb} MB {kind} ({how}): statuses {sorted(set(statuses))}, "
+                    f"RSS {before:.1f} -> {after:.1f} MiB ({after - before:+.1f})"
+                )
             end = rss_mb(process.pid)
             alive = httpx.get(f"{url}/gradio_api/info", timeout=10).status_code
             print(f"RSS at the end: {end:.1f} MiB ({end - start:+.1f} since start); app answers: {alive}")

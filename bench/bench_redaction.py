@@ -91,8 +91,16 @@ def turns_of(conv: list[tuple[str, str]], cid: str) -> list[Turn]:
         if role == "user":
             prompt.append(ChatMessage(role="user", content=content))
             reply = conv[i + 1][1] if i + 1 < len(conv) and conv[i + 1][0] == "assistant" else ""
-            turns.append(Turn(conversation_id=cid, turn_index=len(turns), messages=tuple(prompt), response=reply,
-                              model="bench", latency_ms=1.0))
+            turns.append(
+                Turn(
+                    conversation_id=cid,
+                    turn_index=len(turns),
+                    messages=tuple(prompt),
+                    response=reply,
+                    model="bench",
+                    latency_ms=1.0,
+                )
+            )
             prompt.append(ChatMessage(role="assistant", content=reply))
     return turns
 
@@ -151,12 +159,19 @@ def free_port() -> int:
 
 def start_app(data_dir: Path, redact: bool) -> tuple[subprocess.Popen, str, float]:
     port = free_port()
-    env = {**os.environ, "FEEDBACK_DATA_DIR": str(data_dir), "FEEDBACK_REDACT": "on" if redact else "off",
-           "GRADIO_SERVER_PORT": str(port), "FEEDBACK_LOG_LEVEL": "WARNING", "GRADIO_ANALYTICS_ENABLED": "False"}
+    env = {
+        **os.environ,
+        "FEEDBACK_DATA_DIR": str(data_dir),
+        "FEEDBACK_REDACT": "on" if redact else "off",
+        "GRADIO_SERVER_PORT": str(port),
+        "FEEDBACK_LOG_LEVEL": "WARNING",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+    }
     env.pop("FEEDBACK_DATASET_REPO", None)
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "app.py"], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     url = f"http://127.0.0.1:{port}"
     while time.perf_counter() - started < 180:
         try:
@@ -210,8 +225,10 @@ def throughput(n_convs: int, turns_per_conv: int, concurrency: int, rounds: int,
                     process.terminate()
                     process.wait(60)
                 rates[redact].append(turns / seconds)
-                print(f"app round {r + 1}, redaction {'on ' if redact else 'off'}: {turns} turns in {seconds:.1f} s = "
-                      f"{turns / seconds:.1f} turns/s (started in {start_s:.1f} s)")
+                print(
+                    f"app round {r + 1}, redaction {'on ' if redact else 'off'}: {turns} turns in {seconds:.1f} s = "
+                    f"{turns / seconds:.1f} turns/s (started in {start_s:.1f} s)"
+                )
     off, on = statistics.mean(rates[False]), statistics.mean(rates[True])
     print(f"chat throughput, redaction on / off: {on:.1f} / {off:.1f} turns/s = {on / off:.2f}")
 

@@ -41,8 +41,13 @@ def free_port() -> int:
 
 
 def start(command: list[str], env: dict[str, str], port: int) -> subprocess.Popen:
-    process = subprocess.Popen(command, cwd=REPO, env={**os.environ, **env, "GRADIO_SERVER_PORT": str(port)},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        command,
+        cwd=REPO,
+        env={**os.environ, **env, "GRADIO_SERVER_PORT": str(port)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -79,13 +84,19 @@ def main() -> None:
     hh = hh_rlhf_test_file()
     index = ReplayIndex.from_file(hh)
     scripts = list(index.scripts[: args.limit] if args.limit else index.scripts)
-    print(f"pairs: {index.n_pairs:,}, replayable: {len(index.scripts):,}, replaying: {len(scripts):,}, "
-          f"concurrency: {args.concurrency}")
+    print(
+        f"pairs: {index.n_pairs:,}, replayable: {len(index.scripts):,}, replaying: {len(scripts):,}, "
+        f"concurrency: {args.concurrency}"
+    )
 
     with tempfile.TemporaryDirectory() as data_dir:
         port = free_port()
-        env = {"FEEDBACK_RESPONDER": "replay", "FEEDBACK_REPLAY_FILE": str(hh), "FEEDBACK_DATA_DIR": data_dir,
-               "FEEDBACK_LOG_LEVEL": "WARNING"}
+        env = {
+            "FEEDBACK_RESPONDER": "replay",
+            "FEEDBACK_REPLAY_FILE": str(hh),
+            "FEEDBACK_DATA_DIR": data_dir,
+            "FEEDBACK_LOG_LEVEL": "WARNING",
+        }
         app = start([sys.executable, "app.py"], env, port)
         try:
             summary = ReplayDriver(f"http://127.0.0.1:{port}", concurrency=args.concurrency).run(scripts)

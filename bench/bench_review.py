@@ -60,10 +60,21 @@ def add_reviews(data: Path, share: float = 0.2, seed: int = 0) -> int:
             flagged[(record["conversation_id"], record["message_id"])] = record["timestamp"]
     chosen = rng.sample(sorted(flagged), int(len(flagged) * share))
     (data / "reviews").mkdir(exist_ok=True)
-    lines = [orjson.dumps({"schema_version": 1, "timestamp": flagged[key].replace("Z", "") + "Z",
-                           "conversation_id": key[0], "message_id": key[1],
-                           "decision": rng.choice(["confirmed", "dismissed", "needs-fix"]),
-                           "corrected_reply": None, "note": None, "reviewer": "bench"}) for key in chosen]
+    lines = [
+        orjson.dumps(
+            {
+                "schema_version": 1,
+                "timestamp": flagged[key].replace("Z", "") + "Z",
+                "conversation_id": key[0],
+                "message_id": key[1],
+                "decision": rng.choice(["confirmed", "dismissed", "needs-fix"]),
+                "corrected_reply": None,
+                "note": None,
+                "reviewer": "bench",
+            }
+        )
+        for key in chosen
+    ]
     (data / "reviews" / "20260101T000000Z-reviewer0000-000001.jsonl").write_bytes(b"\n".join(lines) + b"\n")
     return len(lines)
 
@@ -133,16 +144,25 @@ def part_hub(repo_id: str, work: str) -> dict:
 
 def run_part(args: list[str]) -> dict:
     """One part in a fresh process; its figures."""
-    result = subprocess.run([sys.executable, __file__, "--part", *args], cwd=ROOT, capture_output=True, text=True, check=False,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    result = subprocess.run(
+        [sys.executable, __file__, "--part", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     if result.returncode:
         raise RuntimeError(result.stderr[-3000:])
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def show(figures: dict, title: str) -> None:
-    print(f"{title} ({figures['label']}): first call {figures['build']:.2f} s; {figures['queue_total']:,} open flagged "
-          f"replies", flush=True)
+    print(
+        f"{title} ({figures['label']}): first call {figures['build']:.2f} s; {figures['queue_total']:,} open flagged "
+        f"replies",
+        flush=True,
+    )
     for name, (seconds, rows, total) in figures["pages"].items():
         print(f"  page  {name:<22} {seconds:6.3f} s   {rows:3d} rows of {total:,}", flush=True)
     print(f"  stats refresh               {figures['stats']:6.3f} s   (open queue {figures['open_queue']:,})")
@@ -195,8 +215,13 @@ def hub_part(data: Path, work: Path) -> None:
 
     hub = HubServer(work / "hub", lfs_threshold=None).start()
     try:
-        os.environ.update(HF_ENDPOINT=hub.endpoint, HF_TOKEN="hf_bench_token_0123456789", HF_HUB_DISABLE_XET="1",
-                          HF_HOME=str(work / "hf-home"), HF_HUB_DISABLE_TELEMETRY="1")
+        os.environ.update(
+            HF_ENDPOINT=hub.endpoint,
+            HF_TOKEN="hf_bench_token_0123456789",
+            HF_HUB_DISABLE_XET="1",
+            HF_HOME=str(work / "hf-home"),
+            HF_HUB_DISABLE_TELEMETRY="1",
+        )
         from feedback.hub.compact import compact_repo
         from feedback.hub.layout import utc_today
         from feedback.hub.transfer import push_folder
@@ -210,8 +235,7 @@ def hub_part(data: Path, work: Path) -> None:
         print(f"push to the test Hub: {time.perf_counter() - started:.1f} s", flush=True)
         started = time.perf_counter()
         report = compact_repo("bench/review", api=api, today=utc_today() + timedelta(days=2))
-        print(f"compact: {time.perf_counter() - started:.1f} s ({report.summary()}); load average {load()}",
-              flush=True)
+        print(f"compact: {time.perf_counter() - started:.1f} s ({report.summary()}); load average {load()}", flush=True)
         show(run_part(["hub", "bench/review", str(work / "review")]), "repo: build + calls")
         show(run_part(["hub", "bench/review", str(work / "review")]), "repo: restart + calls")
     finally:

@@ -36,12 +36,12 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import gradio as gr  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
+from support.page import PageSession  # noqa: E402 - the tests' browser session over /gradio_api/run
 
 from feedback.app import create_app  # noqa: E402
 from feedback.logs import setup_logging  # noqa: E402
 from feedback.web.sessions import expire_idle_sessions  # noqa: E402
 from schemas.settings import Settings  # noqa: E402
-from support.page import PageSession  # noqa: E402 - the tests' browser session over /gradio_api/run
 
 
 def rss_mb() -> float:
@@ -66,7 +66,32 @@ def load() -> str:
 
 def converse(http: TestClient, count: int, messages: int, first: int, rng: random.Random) -> float:
     """``count`` conversations, each a new session; returns the seconds taken."""
-    words = "the a of to and in is it you that was for on are with as his they be at one have this from".split()
+    words = [
+        "the",
+        "a",
+        "of",
+        "to",
+        "and",
+        "in",
+        "is",
+        "it",
+        "you",
+        "that",
+        "was",
+        "for",
+        "on",
+        "are",
+        "with",
+        "as",
+        "his",
+        "they",
+        "be",
+        "at",
+        "one",
+        "have",
+        "this",
+        "from",
+    ]
     started = time.monotonic()
     for n in range(first, first + count):
         browser = PageSession(http, f"bench-session-{n:07d}")
@@ -78,7 +103,10 @@ def converse(http: TestClient, count: int, messages: int, first: int, rng: rando
 def report(label: str, holder, seconds: float | None = None) -> None:  # noqa: ANN001 - a gradio StateHolder
     gc.collect()
     took = f"   ({seconds:.0f} s)" if seconds is not None else ""
-    print(f"{label:<44} RSS {rss_mb():6.0f} MB   sessions held {len(holder.session_data):6d}{took}   [{load()}]", flush=True)
+    print(
+        f"{label:<44} RSS {rss_mb():6.0f} MB   sessions held {len(holder.session_data):6d}{took}   [{load()}]",
+        flush=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -113,8 +113,14 @@ def measure_start(data: Path, old: tuple[str, int], log: Path) -> StartFigures:
     """Start ``python app.py`` on ``data``, measure, stop it. ``old`` is ``(conversation_id, the
     turn_index its next turn must get)``."""
     port = free_port()
-    env = {**os.environ, "FEEDBACK_DATA_DIR": str(data), "GRADIO_SERVER_PORT": str(port), "HF_HUB_OFFLINE": "1",
-           "GRADIO_ANALYTICS_ENABLED": "False", "FEEDBACK_LOG_LEVEL": "INFO"}
+    env = {
+        **os.environ,
+        "FEEDBACK_DATA_DIR": str(data),
+        "GRADIO_SERVER_PORT": str(port),
+        "HF_HUB_OFFLINE": "1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "FEEDBACK_LOG_LEVEL": "INFO",
+    }
     env.pop("FEEDBACK_DATASET_REPO", None)
     url = f"http://127.0.0.1:{port}"
     with open(log, "a") as out:
@@ -138,8 +144,15 @@ def measure_start(data: Path, old: tuple[str, int], log: Path) -> StartFigures:
         reply = chat.send("and one more thing", old[0])
         old_s = time.monotonic() - started
         figures = StartFigures(
-            ready, first, rss_ready, rss_first, old_s, reply.get("turn_index") == old[1],
-            proc_kib(process.pid, "VmHWM") / 1024, proc_kib(process.pid, "VmRSS") / 1024, load(),
+            ready,
+            first,
+            rss_ready,
+            rss_first,
+            old_s,
+            reply.get("turn_index") == old[1],
+            proc_kib(process.pid, "VmHWM") / 1024,
+            proc_kib(process.pid, "VmRSS") / 1024,
+            load(),
         )
     finally:
         process.send_signal(signal.SIGTERM)
@@ -172,15 +185,25 @@ def append_replica_shard(data: Path, count: int, old: tuple[str, int], seed: int
     rng = random.Random(seed)
     pool = TextPool(rng, chars=2_000_000)
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # while the app was down: after its turns
-    with open(data / "turns" / f"{stamp[:4]}{stamp[5:7]}{stamp[8:10]}T000000Z-another-replica-{time.time_ns()}.jsonl", "w") as shard:
+    with open(
+        data / "turns" / f"{stamp[:4]}{stamp[5:7]}{stamp[8:10]}T000000Z-another-replica-{time.time_ns()}.jsonl", "w"
+    ) as shard:
         for n in range(count):
             cid, index = (old[0], old[1]) if n == 0 else (os.urandom(16).hex(), 0)
             record = {
-                "schema_version": 1, "timestamp": stamp, "conversation_id": cid,
-                "message_id": os.urandom(16).hex(), "turn_index": index,
-                "messages": [{"role": "user", "content": pool.take(200), "files": []}], "response": pool.take(800),
-                "model": "replica-b", "params": {}, "latency_ms": 10.0, "regenerated_from": None,
-                "edited_from": None, "source": "api",
+                "schema_version": 1,
+                "timestamp": stamp,
+                "conversation_id": cid,
+                "message_id": os.urandom(16).hex(),
+                "turn_index": index,
+                "messages": [{"role": "user", "content": pool.take(200), "files": []}],
+                "response": pool.take(800),
+                "model": "replica-b",
+                "params": {},
+                "latency_ms": 10.0,
+                "regenerated_from": None,
+                "edited_from": None,
+                "source": "api",
             }
             shard.write(json.dumps(record) + "\n")
     return old[0], old[1] + 1
@@ -200,7 +223,8 @@ def report(label: str, figures: StartFigures) -> None:
     print(
         f"{label:<12} ready {figures.ready_s:6.2f} s   first /chat {figures.first_chat_s:6.2f} s   "
         f"RSS after start {figures.rss_ready_mb:5.0f} MB, after first chat {figures.rss_first_chat_mb:5.0f} MB   "
-        f"old conversation continued at {figures.old_chat_s:7.2f} s (turn_index {'right' if figures.old_turn_index_ok else 'WRONG'})   "
+        f"old conversation continued at {figures.old_chat_s:7.2f} s "
+        f"(turn_index {'right' if figures.old_turn_index_ok else 'WRONG'})   "
         f"peak RSS {figures.peak_rss_mb:5.0f} MB, at the end {figures.rss_end_mb:5.0f} MB   [{figures.load}]",
         flush=True,
     )
@@ -209,14 +233,25 @@ def report(label: str, figures: StartFigures) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--turns", type=int, default=1_000_000, help="turns in the data dir (default 1,000,000)")
-    parser.add_argument("--new-turns", type=int, default=1000, help="turns another replica adds while down (default 1,000)")
+    parser.add_argument(
+        "--new-turns", type=int, default=1000, help="turns another replica adds while down (default 1,000)"
+    )
     parser.add_argument("--data", type=Path, help="data dir to use or create (default: a temp dir, removed)")
     parser.add_argument("--keep", action="store_true", help="keep the data dir (with --data)")
-    parser.add_argument("--index-built", action="store_true",
-                        help="keep the data dir's index (from an earlier --keep run) and skip the first start")
-    parser.add_argument("--text-scale", type=float, default=1.0,
-                        help="make every message and reply this many times as long (default 1: ~3.4 KB per turn)")
-    parser.add_argument("--shard-bytes", type=int, default=8 * 1024 * 1024, help="shard size (default 8 MiB, as the app)")
+    parser.add_argument(
+        "--index-built",
+        action="store_true",
+        help="keep the data dir's index (from an earlier --keep run) and skip the first start",
+    )
+    parser.add_argument(
+        "--text-scale",
+        type=float,
+        default=1.0,
+        help="make every message and reply this many times as long (default 1: ~3.4 KB per turn)",
+    )
+    parser.add_argument(
+        "--shard-bytes", type=int, default=8 * 1024 * 1024, help="shard size (default 8 MiB, as the app)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench-startup-", dir=args.data.parent if args.data else None))

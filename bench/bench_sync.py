@@ -34,9 +34,15 @@ REPLY = "Here is a careful answer that weighs the options one by one and explain
 
 
 def records(n: int):  # noqa: ANN201 - a generator of records
-    for i in range(n // 2):
-        turn = Turn(conversation_id=new_id(), turn_index=0, messages=[ChatMessage(role="user", content=PROMPT)],
-                    response=REPLY, model="bench", latency_ms=12.5)
+    for _ in range(n // 2):
+        turn = Turn(
+            conversation_id=new_id(),
+            turn_index=0,
+            messages=[ChatMessage(role="user", content=PROMPT)],
+            response=REPLY,
+            model="bench",
+            latency_ms=12.5,
+        )
         yield turn
         yield Rating(conversation_id=turn.conversation_id, message_id=turn.message_id, rating="like")
 

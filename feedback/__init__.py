@@ -15,13 +15,13 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each name is imported on first use
-    from feedback.web.api import ChatAPI
     from feedback.app import FeedbackApp, build_app, create_app
-    from feedback.web.callbacks import FeedbackCallback
     from feedback.errors import FeedbackError, SaveError
     from feedback.recorder import FeedbackRecorder
     from feedback.responders import EchoResponder, Responder, ResponderError, make_responder
     from feedback.store import FeedbackStore
+    from feedback.web.api import ChatAPI
+    from feedback.web.callbacks import FeedbackCallback
     from feedback.web.page import ChatSession, FeedbackChatInterface, FeedbackLog, attach_feedback
 
 _EXPORTS = {

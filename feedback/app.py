@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import fastapi
-
 from loguru import logger
 
 from feedback.hub.card import dataset_card
@@ -126,9 +125,7 @@ def create_app(settings: Settings) -> FeedbackApp:
         responder = make_responder(settings)
     except ResponderError as error:
         raise StartupError(f"the {settings.responder} responder cannot be built: {error}") from error
-    logger.info(
-        "responder {} (model {}), logging to {}", responder.name, responder.model, settings.data_dir.resolve()
-    )
+    logger.info("responder {} (model {}), logging to {}", responder.name, responder.model, settings.data_dir.resolve())
     sync = _make_sync(settings, store)
     if sync is not None:
         sync.index = recorder.index  # an erasure (HubSync.erase, the repo's deletions) keeps the index right

@@ -63,7 +63,10 @@ REVIEW_FEATURES = Features(
 )
 DELETION_FEATURES = Features({**_COMMON, "requested_by": STRING, "reviewer": STRING})
 RECORD_FEATURES: dict[str, Features] = {
-    "turns": TURN_FEATURES, "ratings": RATING_FEATURES, "flags": FLAG_FEATURES, "reviews": REVIEW_FEATURES,
+    "turns": TURN_FEATURES,
+    "ratings": RATING_FEATURES,
+    "flags": FLAG_FEATURES,
+    "reviews": REVIEW_FEATURES,
     "deletions": DELETION_FEATURES,
 }
 """Features of each record kind, by data-dir folder name (as ``schemas.records.RECORD_TYPES``)."""

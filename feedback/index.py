@@ -137,7 +137,9 @@ class _Row:
     def of(cls, turn: Turn) -> _Row:
         user = next((m for m in reversed(turn.messages) if m.role == "user"), turn.messages[-1])
         micros = (turn.timestamp - _EPOCH) // _MICROSECOND
-        return cls(turn.message_id, turn.conversation_id, turn.turn_index, micros, user.model_dump_json(), turn.response)
+        return cls(
+            turn.message_id, turn.conversation_id, turn.turn_index, micros, user.model_dump_json(), turn.response
+        )
 
     def values(self) -> tuple[str, str, int, int, str, str]:
         return (self.message_id, self.conversation_id, self.turn_index, self.time_us, self.user, self.response)
@@ -218,7 +220,10 @@ class TurnIndex:
         except sqlite3.OperationalError as error:  # a read-only data dir: keep the index elsewhere for this run
             self._temporary = Path(tempfile.mkdtemp(prefix="feedback-index-"))
             logger.warning(
-                "the conversation index cannot be kept in {} ({}): using {} for this run", self.file, error, self._temporary
+                "the conversation index cannot be kept in {} ({}): using {} for this run",
+                self.file,
+                error,
+                self._temporary,
             )
             self.file = self._temporary / INDEX_FILE
             self._db = self._open()
@@ -233,7 +238,9 @@ class TurnIndex:
         except sqlite3.OperationalError:
             raise
         except sqlite3.DatabaseError as error:
-            logger.warning("the conversation index {} is unreadable ({}): rebuilding it from the shards", self.file, error)
+            logger.warning(
+                "the conversation index {} is unreadable ({}): rebuilding it from the shards", self.file, error
+            )
         self._remove_files()
         return self._connect(check=True)
 
@@ -243,7 +250,9 @@ class TurnIndex:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")  # the shards are the truth: a commit lost in a crash is read again
             db.execute("PRAGMA cache_size=-8000")  # KiB: at most 8 MB of page cache per connection
-            db.execute("PRAGMA secure_delete=ON")  # a deleted conversation's text is overwritten, not left in free pages
+            db.execute(
+                "PRAGMA secure_delete=ON"
+            )  # a deleted conversation's text is overwritten, not left in free pages
             if check:
                 self._check_format(db)
         except BaseException:
@@ -343,7 +352,8 @@ class TurnIndex:
             if pending > 64 * 1024 * 1024:
                 logger.info(
                     "indexing {:.0f} MB of turns in {} shards (continuing an older conversation waits for it)",
-                    pending / 1e6, len(todo),
+                    pending / 1e6,
+                    len(todo),
                 )
             count = 0
             for path, key, offset, _ in todo:
@@ -354,7 +364,10 @@ class TurnIndex:
             db.close()
         if todo:
             logger.info(
-                "conversation index caught up: {} turns from {} shards in {:.1f} s", count, len(todo), time.monotonic() - started
+                "conversation index caught up: {} turns from {} shards in {:.1f} s",
+                count,
+                len(todo),
+                time.monotonic() - started,
             )
         return count
 
@@ -407,8 +420,12 @@ class TurnIndex:
                 try:
                     ids.append(Deletion.model_validate_json(line).conversation_id)
                 except ValidationError as error:
-                    logger.warning("skipping {} at byte {}: not a valid deletion ({})", path, end - len(line) - 1,
-                                   error.errors()[0]["msg"])
+                    logger.warning(
+                        "skipping {} at byte {}: not a valid deletion ({})",
+                        path,
+                        end - len(line) - 1,
+                        error.errors()[0]["msg"],
+                    )
         except OSError as error:
             logger.warning("could not read {} to index it: {}", path, error.strerror or error)
         if end > offset:
@@ -533,10 +550,16 @@ class TurnIndex:
         return self._read(self._on_disk, conversation_id)
 
     def _on_disk(self, conversation_id: str) -> bool:
-        return self._db.execute("SELECT 1 FROM turns WHERE conversation_id = ? LIMIT 1", (conversation_id,)).fetchone() is not None
+        return (
+            self._db.execute("SELECT 1 FROM turns WHERE conversation_id = ? LIMIT 1", (conversation_id,)).fetchone()
+            is not None
+        )
 
     def _is_deleted(self, conversation_id: str) -> bool:
-        return self._db.execute("SELECT 1 FROM deleted WHERE conversation_id = ?", (conversation_id,)).fetchone() is not None
+        return (
+            self._db.execute("SELECT 1 FROM deleted WHERE conversation_id = ?", (conversation_id,)).fetchone()
+            is not None
+        )
 
     def owner(self, message_id: str, *, wait: bool = True) -> str | None:
         """The conversation ``message_id`` is a reply of, or None for an unknown reply. An id not
@@ -582,7 +605,9 @@ class TurnIndex:
             part = wanted[first : first + 500]
             query = f"SELECT message_id, user, response FROM turns WHERE message_id IN ({','.join('?' * len(part))})"
             texts.update((mid, (user, response)) for mid, user, response in self._db.execute(query, part))
-        return [TurnRef(mid, index, ChatMessage.model_validate_json(texts[mid][0]), texts[mid][1]) for mid, index in chosen]
+        return [
+            TurnRef(mid, index, ChatMessage.model_validate_json(texts[mid][0]), texts[mid][1]) for mid, index in chosen
+        ]
 
     def _read(self, query: Callable[[str], T], key: str) -> T:
         """Run a lookup under the lock; a corrupt index file is rebuilt and the lookup run again."""
@@ -617,7 +642,9 @@ class TurnIndex:
             shutil.rmtree(self._temporary, ignore_errors=True)
 
 
-def _commit_rows(db: sqlite3.Connection, rows: list[tuple[str, str, int, int, str, str]], key: str, start: int, end: int) -> None:
+def _commit_rows(
+    db: sqlite3.Connection, rows: list[tuple[str, str, int, int, str, str]], key: str, start: int, end: int
+) -> None:
     """Insert ``rows`` and record bytes ``[start, end)`` of shard ``key`` as indexed, in one transaction."""
     with _transaction(db):
         db.executemany(_INSERT_TURN, rows)
@@ -642,5 +669,7 @@ def _parse(line: bytes, path: Path, end: int) -> _Row | None:
     try:
         return _Row.of(Turn.model_validate_json(line))
     except ValidationError as error:
-        logger.warning("skipping {} at byte {}: not a valid turn ({})", path, end - len(line) - 1, error.errors()[0]["msg"])
+        logger.warning(
+            "skipping {} at byte {}: not a valid turn ({})", path, end - len(line) - 1, error.errors()[0]["msg"]
+        )
         return None

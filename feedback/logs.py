@@ -106,9 +106,7 @@ def setup_logging(level: str = "INFO", *, redact_std_streams: bool = True) -> No
     logger.remove()
     logger.configure(extra={"conversation_id": "-"})
     colorize = bool(getattr(stderr, "isatty", lambda: False)())
-    logger.add(
-        _redacting_sink(stderr), level=level, format=FORMAT, backtrace=False, diagnose=False, colorize=colorize
-    )
+    logger.add(_redacting_sink(stderr), level=level, format=FORMAT, backtrace=False, diagnose=False, colorize=colorize)
     logging.basicConfig(handlers=[InterceptHandler()], level=logging.WARNING, force=True)
     for name in ("huggingface_hub", "datasets", "httpx", "httpx2", "httpcore", "httpcore2"):
         logging.getLogger(name).setLevel(logging.WARNING)

@@ -239,12 +239,16 @@ class FeedbackRecorder:
             SaveError: when the store cannot write it (disk full, read-only); nothing partial is kept.
         """
         if not isinstance(record, Deletion) and self.index.is_deleted(record.conversation_id, wait=False):
-            logger.bind(conversation_id=record.conversation_id).info("{} record of a deleted conversation not written", record.kind)
+            logger.bind(conversation_id=record.conversation_id).info(
+                "{} record of a deleted conversation not written", record.kind
+            )
             return None
         for step in self.gate:
             changed = step(record)
             if changed is None:
-                logger.bind(conversation_id=record.conversation_id).debug("{} record kept out by the write gate", record.kind)
+                logger.bind(conversation_id=record.conversation_id).debug(
+                    "{} record kept out by the write gate", record.kind
+                )
                 return None
             record = changed
         try:
@@ -317,7 +321,10 @@ class FeedbackRecorder:
         for record in pending.records if pending else ():  # clicks made while the reply streamed
             self.write(record)
         logger.bind(conversation_id=turn.conversation_id).debug(
-            "turn {} #{} ({} chars, {} ms)", turn.message_id, turn.turn_index, len(turn.response),
+            "turn {} #{} ({} chars, {} ms)",
+            turn.message_id,
+            turn.turn_index,
+            len(turn.response),
             "-" if turn.latency_ms is None else round(turn.latency_ms),
         )
         return turn
@@ -403,7 +410,9 @@ class FeedbackRecorder:
         if not reasons:
             raise FeedbackError(f"give at least one reason, from {list(self.flag_reasons)}")
         if len(reasons) > MAX_REASONS or not all(isinstance(r, str) and 0 < len(r) <= 200 for r in reasons):
-            raise FeedbackError(f"reasons must be a list of at most {MAX_REASONS} strings from {list(self.flag_reasons)}")
+            raise FeedbackError(
+                f"reasons must be a list of at most {MAX_REASONS} strings from {list(self.flag_reasons)}"
+            )
         reasons = list(dict.fromkeys(reasons))
         unknown = [] if any_reason else [r for r in reasons if r not in self.flag_reasons]
         if unknown:
@@ -419,4 +428,3 @@ class FeedbackRecorder:
         record = self._write_or_defer(record)
         logger.bind(conversation_id=conversation_id).info("flag {} on {}", list(reasons), message_id)
         return record
-

@@ -69,10 +69,7 @@ def parse_transcript(text: str) -> list[Turn]:
     if markers[0].start() != 0:
         raise ValueError(f"not a transcript: text before the first turn marker: {_preview(text)}")
     ends = [m.start() for m in markers[1:]] + [len(text)]
-    return [
-        (_ROLE_OF_MARKER[m.group(1)], text[m.end() : end].strip())
-        for m, end in zip(markers, ends)
-    ]
+    return [(_ROLE_OF_MARKER[m.group(1)], text[m.end() : end].strip()) for m, end in zip(markers, ends, strict=True)]
 
 
 def _preview(text: str, limit: int = 60) -> str:
@@ -185,7 +182,7 @@ class ReplayScript:
         if not 0 <= turn < len(self.user_turns):
             raise IndexError(f"turn {turn} out of range for {len(self.user_turns)} user turns")
         messages = []
-        for user, reply in zip(self.user_turns[:turn], self.replies):
+        for user, reply in zip(self.user_turns[:turn], self.replies, strict=False):  # replies may run past ``turn``
             messages += [{"role": USER, "content": user}, {"role": ASSISTANT, "content": reply}]
         return messages + [{"role": USER, "content": self.user_turns[turn]}]
 
@@ -367,8 +364,7 @@ class ReplayIndex:
         recorded = self._replies.get(key)
         if recorded is None:
             raise NoRecordedReply(
-                f"no recorded reply for this {len(key)}-message conversation "
-                f"(last user message {_preview(key[-1][1])})"
+                f"no recorded reply for this {len(key)}-message conversation (last user message {_preview(key[-1][1])})"
             )
         return recorded.regenerated if regenerate else recorded.first
 

@@ -41,7 +41,9 @@ REPO_ID_PATTERN = r"^[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}$"
 
 def is_valid_id(value: object) -> bool:
     """True when ``value`` is a string of 8-64 characters of ``[A-Za-z0-9_-]``."""
-    return isinstance(value, str) and _ID_RE.fullmatch(value) is not None  # fullmatch: "$" alone accepts a trailing "\n"
+    return (
+        isinstance(value, str) and _ID_RE.fullmatch(value) is not None
+    )  # fullmatch: "$" alone accepts a trailing "\n"
 
 
 def new_id() -> str:

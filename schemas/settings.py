@@ -66,7 +66,9 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, le=1024**3, description="bytes")
 
     dataset_repo: str | None = Field(default=None, pattern=REPO_ID_PATTERN)
-    sync_every: float = Field(default=5.0, ge=0.005, le=1440, allow_inf_nan=False, description="minutes (0.3 s to a day)")
+    sync_every: float = Field(
+        default=5.0, ge=0.005, le=1440, allow_inf_nan=False, description="minutes (0.3 s to a day)"
+    )
     hub_timeout: float = Field(default=30.0, ge=0.1, le=600, allow_inf_nan=False, description="seconds")
     private: bool = True
     license: str = "other"

@@ -27,7 +27,9 @@ def read_records(data_dir: Path, kind: str) -> list[dict]:
     return rows
 
 
-def records_of(data: Path, conversation_id: str, kinds: tuple[str, ...] = ("turns", "ratings", "flags", "reviews")) -> list[dict[str, Any]]:
+def records_of(
+    data: Path, conversation_id: str, kinds: tuple[str, ...] = ("turns", "ratings", "flags", "reviews")
+) -> list[dict[str, Any]]:
     """Every record of ``conversation_id`` in the data dir's shards of ``kinds``."""
     return [r for kind in kinds for r in read_records(data, kind) if r["conversation_id"] == conversation_id]
 
@@ -123,8 +125,11 @@ class AppProcess:
         full_env = {**os.environ, **env, "GRADIO_SERVER_PORT": str(self.port), "GRADIO_SERVER_NAME": "127.0.0.1"}
         self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            [sys.executable, "app.py"], cwd=Path(__file__).resolve().parent.parent, env=full_env,
-            stdout=self._log, stderr=subprocess.STDOUT,
+            [sys.executable, "app.py"],
+            cwd=Path(__file__).resolve().parent.parent,
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
 
     def wait_ready(self, timeout: float = 60) -> AppProcess:

@@ -25,6 +25,7 @@ connection, at its first byte), so tests wait on that instead of sleeping.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import threading
@@ -132,10 +133,8 @@ class _Pipe:
             if reset:
                 _reset(sock)
             else:
-                try:
+                with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
                 sock.close()
         self.proxy._forget(self)
 
@@ -248,10 +247,8 @@ class FaultProxy:
     def _close_listener(self) -> None:
         sock, self._listener = self._listener, None
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
-            except OSError:
-                pass
             sock.close()
 
     def _accept(self, listener: socket.socket) -> None:

@@ -54,8 +54,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 404: "invalid_request_error",
-               429: "rate_limit_exceeded", 500: "server_error", 503: "server_error"}
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "invalid_request_error",
+    404: "invalid_request_error",
+    429: "rate_limit_exceeded",
+    500: "server_error",
+    503: "server_error",
+}
 
 
 class OpenAICompatServer:
@@ -112,8 +118,9 @@ class OpenAICompatServer:
         self._port = self._socket.getsockname()[1]
         config = uvicorn.Config(self._app(), log_level="warning", lifespan="off", timeout_graceful_shutdown=2)
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
-                                        name=f"openai-compat-{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, name=f"openai-compat-{self.port}", daemon=True
+        )
         self._thread.start()
         self._wait_until_up(timeout)
         return self
@@ -194,10 +201,12 @@ class OpenAICompatServer:
     # --- app ---------------------------------------------------------------
 
     def _app(self) -> Starlette:
-        return Starlette(routes=[
-            Route("/v1/chat/completions", self._chat, methods=["POST"]),
-            Route("/v1/models", self._models, methods=["GET"]),
-        ])
+        return Starlette(
+            routes=[
+                Route("/v1/chat/completions", self._chat, methods=["POST"]),
+                Route("/v1/models", self._models, methods=["GET"]),
+            ]
+        )
 
     async def _models(self, request: Request) -> Response:
         """``GET /v1/models``: the OpenAI model list with `model`."""
@@ -278,14 +287,21 @@ def _answer(body: dict[str, Any], *, break_after: int | None = None, break_messa
     """The non-stream JSON or the SSE stream (broken after `break_after` chunks if set, with
     `break_message` as the error's message if given) for a valid request."""
     pieces, finish_reason = reply_words(body["messages"], body.get("max_tokens"))
-    meta = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "created": int(time.time()), "model": body["model"],
-            "system_fingerprint": "fp_openai_compat_test"}
+    meta = {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+        "created": int(time.time()),
+        "model": body["model"],
+        "system_fingerprint": "fp_openai_compat_test",
+    }
     usage = {"prompt_tokens": _prompt_tokens(body["messages"]), "completion_tokens": len(pieces)}
     usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
     if body.get("stream"):
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        events = (_sse(meta, pieces, finish_reason, usage if include_usage else None) if break_after is None
-                  else _broken_sse(meta, pieces[:break_after], break_message))
+        events = (
+            _sse(meta, pieces, finish_reason, usage if include_usage else None)
+            if break_after is None
+            else _broken_sse(meta, pieces[:break_after], break_message)
+        )
         return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
     return JSONResponse(_completion(meta, "".join(pieces), finish_reason, usage))
 
@@ -308,8 +324,9 @@ def _chunk(meta: dict[str, Any], delta: dict[str, Any], finish_reason: str | Non
     return {**meta, "object": "chat.completion.chunk", "choices": [choice]}
 
 
-async def _sse(meta: dict[str, Any], pieces: list[str], finish_reason: str,
-               usage: dict[str, int] | None) -> AsyncIterator[str]:
+async def _sse(
+    meta: dict[str, Any], pieces: list[str], finish_reason: str, usage: dict[str, int] | None
+) -> AsyncIterator[str]:
     """SSE events: role chunk, one chunk per piece, finish chunk, optional usage chunk, [DONE]."""
     yield _event(_chunk(meta, {"role": "assistant", "content": ""}, None))
     for piece in pieces:
@@ -327,8 +344,12 @@ async def _broken_sse(meta: dict[str, Any], pieces: list[str], message: str | No
     for piece in pieces:
         await asyncio.sleep(0)
         yield _event(_chunk(meta, {"content": piece}, None))
-    error = {"message": message or "Injected error in the middle of the stream", "type": "server_error",
-             "param": None, "code": None}
+    error = {
+        "message": message or "Injected error in the middle of the stream",
+        "type": "server_error",
+        "param": None,
+        "code": None,
+    }
     yield _event({"error": error})
 
 
@@ -359,8 +380,12 @@ def _echo(headers: dict[str, str]) -> str:
 
 def _error(status: int, message: str, *, code: str | int | None = None) -> JSONResponse:
     """An OpenAI-style error answer."""
-    error = {"message": message, "type": ERROR_TYPES.get(status, "api_error"), "param": None,
-             "code": code if code is not None else status}
+    error = {
+        "message": message,
+        "type": ERROR_TYPES.get(status, "api_error"),
+        "param": None,
+        "code": code if code is not None else status,
+    }
     return JSONResponse({"error": error}, status_code=status)
 
 

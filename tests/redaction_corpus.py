@@ -99,7 +99,8 @@ def table(scores: dict[str, Score]) -> str:
     lines = ["| type | labelled | found | recall | findings | correct | precision |", "|---|---|---|---|---|---|---|"]
     for kind, s in scores.items():
         lines.append(
-            f"| `<{kind}>` | {s.labelled} | {s.found} | {s.recall:.2f} | {s.findings} | {s.correct} | {s.precision:.2f} |"
+            f"| `<{kind}>` | {s.labelled} | {s.found} | {s.recall:.2f} | {s.findings} | {s.correct} "
+            f"| {s.precision:.2f} |"
         )
     return "\n".join(lines)
 

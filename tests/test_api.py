@@ -131,7 +131,11 @@ REFUSALS = {
     "short conversation id": ("/chat", lambda ids: ({"text": "hi", "files": []}, "abc"), "malformed"),
     "too long message": ("/chat", lambda ids: ({"text": "x" * 100_001, "files": []}, ""), "limit is 100,000"),
     "unknown message key": ("/chat", lambda ids: ({"txt": "hi"}, ""), "unknown keys"),
-    "file not uploaded": ("/chat", lambda ids: ({"text": "hi", "files": [{"path": "/etc/passwd"}]}, ""), "not uploaded"),
+    "file not uploaded": (
+        "/chat",
+        lambda ids: ({"text": "hi", "files": [{"path": "/etc/passwd"}]}, ""),
+        "not uploaded",
+    ),
     "rating value": ("/rate", lambda ids: (ids["cid"], ids["mid"], "love"), "is not 'like'"),
     "reply of another conversation": ("/rate", lambda ids: (ids["other_cid"], ids["mid"], "like"), "not a reply"),
     "unknown message id": ("/rate", lambda ids: (ids["cid"], "0" * 32, "like"), "not a reply"),

@@ -21,10 +21,10 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import AppProcess, read_records
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import AppProcess, read_records
 from schemas.records import RECORD_TYPES
 
 TOKEN_MARKER = "hf_attackmarkerTOKEN0123456789"
@@ -216,8 +216,14 @@ def test_api_refuses_server_files_and_urls(site):
 def test_gradio_file_routes_serve_no_server_file(site):
     with httpx.Client(base_url=site["url"], timeout=30) as client:
         shard = next(iter(site["data"].glob("*/*.jsonl")), site["data"] / "turns" / "x.jsonl")
-        for path in ("/etc/passwd", str(site["secret"]), str(shard), str(site["uploads"] / "planted" / "link.txt"),
-                     "https://example.com/", "http://127.0.0.1:1/"):
+        for path in (
+            "/etc/passwd",
+            str(site["secret"]),
+            str(shard),
+            str(site["uploads"] / "planted" / "link.txt"),
+            "https://example.com/",
+            "http://127.0.0.1:1/",
+        ):
             for route in (f"/gradio_api/file={path}", f"/review/gradio_api/file={path}", f"/gradio_api/proxy={path}"):
                 response = client.get(route)
                 assert response.status_code in (400, 401, 403, 404), (route, response.status_code)
@@ -246,8 +252,9 @@ def test_oversized_bodies_are_refused_before_they_are_read(site):
         for path in ("/gradio_api/queue/join", "/gradio_api/run/chat", "/gradio_api/call/chat", "/review/login"):
             response = client.post(path, content=big, headers={"content-type": "application/json"})
             assert response.status_code == 413, path
-        chunked = client.post("/gradio_api/run/chat", content=iter([big[:100_000]] * 4),
-                              headers={"content-type": "application/json"})  # no Content-Length
+        chunked = client.post(
+            "/gradio_api/run/chat", content=iter([big[:100_000]] * 4), headers={"content-type": "application/json"}
+        )  # no Content-Length
         assert chunked.status_code == 413
         upload = client.post("/gradio_api/upload", files={"files": ("big.bin", b"0" * (MAX_UPLOAD + 10))})
         assert upload.status_code == 413
@@ -314,7 +321,14 @@ def test_hostile_conversation_ids_get_a_clear_refusal(site, conversation_id):
 def test_reasons_nested_or_many_are_refused_with_a_short_message(site, reply):
     ids = [reply["conversation_id"], reply["message_id"]]
     with httpx.Client(base_url=site["url"], timeout=30) as client:
-        for reasons in ([["Harmful"]], [{"r": 1}], [1, 2], "x" * 5000, [f"r{i}" for i in range(20_000)], {"Harmful": 1}):
+        for reasons in (
+            [["Harmful"]],
+            [{"r": 1}],
+            [1, 2],
+            "x" * 5000,
+            [f"r{i}" for i in range(20_000)],
+            {"Harmful": 1},
+        ):
             status, body = api_call(client, "flag", [*ids, reasons, ""])
             assert refused(status, body), (reasons, body)
             assert len(error_text(body)) <= 300
@@ -401,10 +415,14 @@ def test_no_chat_page_event_deletes_a_conversation_without_its_id(site, reply):
     chat whose replies name ids of no reply, or the conversation's id where a reply's belongs):
     none deletes the conversation of ``reply``, whose ids they do not carry."""
     chats = [
-        [{"role": "user", "content": "hi"},
-         {"role": "assistant", "content": "hi", "metadata": {"id": uuid.uuid4().hex}}],
-        [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hi",
-                                             "metadata": {"id": reply["conversation_id"]}}],
+        [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "hi", "metadata": {"id": uuid.uuid4().hex}},
+        ],
+        [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "hi", "metadata": {"id": reply["conversation_id"]}},
+        ],
         [],
     ]
     with httpx.Client(base_url=site["url"], timeout=30) as client:
@@ -413,8 +431,9 @@ def test_no_chat_page_event_deletes_a_conversation_without_its_id(site, reply):
         events = dependencies(client)
         for chat in chats:
             for fn_index, inputs in events:
-                data = [chat if kind == "chatbot" else "" if kind in ("textbox", "markdown") else None
-                        for kind in inputs]
+                data = [
+                    chat if kind == "chatbot" else "" if kind in ("textbox", "markdown") else None for kind in inputs
+                ]
                 status, text = page_event(client, fn_index, data, {"index": 1, "value": "hi", "liked": True})
                 assert_clean(text, site)
     assert not read_records(site["data"], "deletions")

@@ -30,7 +30,11 @@ class UserApp:
         self.release = threading.Event()
         self.release.set()
         self.demo = FeedbackChatInterface(
-            self.reply, data_dir=data_dir, multimodal=True, save_history=True, editable=True,
+            self.reply,
+            data_dir=data_dir,
+            multimodal=True,
+            save_history=True,
+            editable=True,
             additional_inputs=[gr.Slider(0, 2, value=0.7, label="Temperature")],
             flagging_options=["Like", "Dislike", "Spam", "Wrong"],
         )
@@ -175,6 +179,7 @@ def test_the_apps_flagging_options_are_the_flag_menu_and_each_pick_is_recorded(b
     wait_until(lambda: len(user_app.records("ratings")) == 1, timeout=40, what="the like")
     (turn,) = user_app.records("turns")
     assert [(f["message_id"], f["reasons"]) for f in user_app.records("flags")] == [
-        (turn["message_id"], ["Spam"]), (turn["message_id"], ["Wrong"])
+        (turn["message_id"], ["Spam"]),
+        (turn["message_id"], ["Wrong"]),
     ]
     page.page.close()

@@ -122,8 +122,9 @@ def test_the_page_forgets_its_conversation_and_the_next_message_starts_a_new_one
     assert records_of(data, kept) == kept_before
 
     page.send("after forgetting 0b3d")  # a new conversation, recorded as agreed
-    wait_until(lambda: [t for t in read_records(data, "turns") if "0b3d" in t["messages"][-1]["content"]],
-               what="the next turn")
+    wait_until(
+        lambda: [t for t in read_records(data, "turns") if "0b3d" in t["messages"][-1]["content"]], what="the next turn"
+    )
     (after,) = [t for t in read_records(data, "turns") if "0b3d" in t["messages"][-1]["content"]]
     assert after["conversation_id"] != forgotten and after["turn_index"] == 0
     assert [m["content"] for m in after["messages"]] == ["after forgetting 0b3d"]  # nothing of the old chat
@@ -159,8 +160,9 @@ def test_a_chat_deleted_elsewhere_is_reported_as_already_deleted(browser, app):
     page = ChatPage(browser.new_page(), app.url, app.data)
     page.answer(AGREE)
     page.send("deleted in another tab 9a3f")
-    wait_until(lambda: [t for t in read_records(app.data, "turns") if "9a3f" in t["messages"][-1]["content"]],
-               what="the turn")
+    wait_until(
+        lambda: [t for t in read_records(app.data, "turns") if "9a3f" in t["messages"][-1]["content"]], what="the turn"
+    )
     (turn,) = [t for t in read_records(app.data, "turns") if "9a3f" in t["messages"][-1]["content"]]
     Client(app.url, verbose=False).predict(turn["conversation_id"], api_name="/forget")
     deletions = read_records(app.data, "deletions")
@@ -173,8 +175,9 @@ def test_a_chat_deleted_elsewhere_is_reported_as_already_deleted(browser, app):
 
 def test_a_chat_reopened_from_the_history_panel_is_the_one_forgotten(browser, tmp_path):
     data = tmp_path / "data"
-    demo = FeedbackChatInterface(lambda message, history: f"You said: {message['text']}", data_dir=data,
-                                 multimodal=True, save_history=True)
+    demo = FeedbackChatInterface(
+        lambda message, history: f"You said: {message['text']}", data_dir=data, multimodal=True, save_history=True
+    )
     url = launch(demo)
     try:
         page = ChatPage(browser.new_page(), url, data)
@@ -230,7 +233,10 @@ def test_a_signed_in_reviewer_deletes_the_conversation_of_a_flagged_reply(browse
     wait_until(lambda: not records_of(data, flagged), timeout=30, what="the deleted conversation's records to go")
     deletion = read_records(data, "deletions")[-1]
     assert (deletion["conversation_id"], deletion["requested_by"], deletion["reviewer"]) == (
-        flagged, "reviewer", REVIEWER[0])
+        flagged,
+        "reviewer",
+        REVIEWER[0],
+    )
     assert records_of(data, first["conversation_id"]) == kept_before
     expect(table.get_by_role("gridcell", name=first["response"])).to_be_visible()
     page.close()

@@ -72,7 +72,10 @@ def test_widget_on_another_origin_records_every_action(browser, running_app, sit
     ]
     (flag,) = running_app.records("flags")
     assert (flag["message_id"], flag["reasons"], flag["comment"], flag["conversation_id"]) == (
-        second, ["Inaccurate", "Off-topic"], "it did not answer", conversation
+        second,
+        ["Inaccurate", "Off-topic"],
+        "it did not answer",
+        conversation,
     )
     widget.page.context.close()
 
@@ -292,13 +295,16 @@ def test_mount_widget_serves_the_build_or_nothing(tmp_path):
     assert mount_widget(server)
     http = TestClient(server)
     assert http.get("/widget/feedback-widget.js").content == (WIDGET_DIST / "feedback-widget.js").read_bytes()
-    assert http.get("/widget/", headers={"Origin": "https://shop.example"}).headers["access-control-allow-origin"] == "*"
+    assert (
+        http.get("/widget/", headers={"Origin": "https://shop.example"}).headers["access-control-allow-origin"] == "*"
+    )
     assert http.get("/widget/missing.js").status_code == 404
     assert not mount_widget(empty := Starlette(), directory=tmp_path) and empty.routes == []
 
 
 def test_committed_bundle_is_what_the_build_makes(tmp_path):
-    """``feedback/web/widget_dist`` is committed; it must be the build of ``widget/src`` (needs ``npm ci`` in widget/)."""
+    """``feedback/web/widget_dist`` is committed; it must be the build of ``widget/src`` (needs ``npm ci`` in
+    widget/)."""
     node = shutil.which("node")
     if node is None or not (ROOT / "widget" / "node_modules" / "esbuild").exists():
         pytest.skip("node or widget/node_modules missing: run `npm ci` in widget/ to check the bundle")

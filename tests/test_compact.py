@@ -48,8 +48,9 @@ def repo_state(hub: HubServer, repo_id: str) -> dict[str, Counter]:
         kind = path.split("/", 1)[0]
         if kind in state and path.endswith(".parquet"):
             rows = pq.read_table(io.BytesIO(data)).to_pylist()
-            state[kind].update(json.dumps(json.loads(line), sort_keys=True)
-                               for line in records_to_jsonl(rows).splitlines())
+            state[kind].update(
+                json.dumps(json.loads(line), sort_keys=True) for line in records_to_jsonl(rows).splitlines()
+            )
     return state
 
 
@@ -74,9 +75,19 @@ def load_dataset_rows(hub: HubServer, tmp_path: Path, repo_id: str, configs: tup
         "    out[name] = sorted(json.dumps(r, sort_keys=True, default=str) for r in ds)\n"
         "print(json.dumps(out))\n"
     )
-    env = {**os.environ, **hub_env(hub, tmp_path), "HF_DATASETS_CACHE": str(tmp_path / f"ds-{len(os.listdir(tmp_path))}")}
-    result = subprocess.run([sys.executable, "-c", code, repo_id, *configs], env=env, capture_output=True, text=True,
-                            timeout=300, check=False)
+    env = {
+        **os.environ,
+        **hub_env(hub, tmp_path),
+        "HF_DATASETS_CACHE": str(tmp_path / f"ds-{len(os.listdir(tmp_path))}"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", code, repo_id, *configs],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -101,7 +112,9 @@ def test_pushes_and_compaction_keep_every_record_exactly_once_in_commits_of_at_m
     report = compact_repo(repo_id, api=api(hub), today=TODAY)
     assert repo_state(hub, repo_id) == as_state(records)
     after = files_per_folder(hub, repo_id)
-    assert {after[f"{kind}/{day}"] for kind in KINDS if kind != "deletions" for day in ("2026-03-07", "2026-03-08")} == {1}
+    assert {
+        after[f"{kind}/{day}"] for kind in KINDS if kind != "deletions" for day in ("2026-03-07", "2026-03-08")
+    } == {1}
     assert after["turns/2026-03-10"] == 3  # not a day old yet: left as pushed
     assert report.merged and not report.skipped and report.flagged_rows == len(build_queue(records))
     for commit in hub.commits(repo_id):
@@ -117,7 +130,9 @@ def test_load_dataset_and_the_card_configs_return_the_same_records_before_and_af
     card = yaml.safe_load(hub.files(repo_id)["README.md"].decode().split("---")[1])
     assert [c["config_name"] for c in card["configs"]] == [*configs, "deletions", FLAGGED]
     before = load_dataset_rows(hub, tmp_path, repo_id, configs)
-    assert {name: len(rows) for name, rows in before.items()} == {k: sum(as_state(records)[k].values()) for k in configs}
+    assert {name: len(rows) for name, rows in before.items()} == {
+        k: sum(as_state(records)[k].values()) for k in configs
+    }
     compact_repo(repo_id, api=api(hub), today=TODAY)
     after = load_dataset_rows(hub, tmp_path, repo_id, (*configs, FLAGGED))
     assert {name: after[name] for name in configs} == before
@@ -135,22 +150,26 @@ def test_the_flagged_view_is_the_review_queue_and_the_card_queries_run(hub, tmp_
     flagged = pq.read_table(local / FLAGGED).to_pylist()
     queue = build_queue(records)
     assert [(r["message_id"], r["status"], r["flag_count"], r["rating"]) for r in flagged] == [
-        (i.message_id, i.status, len(i.flags), i.rating) for i in queue]
+        (i.message_id, i.status, len(i.flags), i.rating) for i in queue
+    ]
     first = flagged[0]
     assert first["messages"][-1]["content"].startswith("question") and first["response"].startswith("answer")
     assert first["flag_comments"] and first["reasons"][0]["count"] == 1
     con = duckdb.connect()
     answers = {}
     for title, sql in review_queries(repo_id):
-        answers[title] = con.execute(sql.replace(f"hf://datasets/{repo_id}", str(local))
-                                     .replace("'MODEL NAME'", "'m2'").replace("now()", "TIMESTAMP '2026-03-10 12:00'")
-                                     ).fetchall()
+        answers[title] = con.execute(
+            sql.replace(f"hf://datasets/{repo_id}", str(local))
+            .replace("'MODEL NAME'", "'m2'")
+            .replace("now()", "TIMESTAMP '2026-03-10 12:00'")
+        ).fetchall()
     by_reason = {reason: n for reason, n, _ in answers["Open flags by reason"]}
     open_items = filter_queue(queue, QueueFilter())
     assert by_reason == dict(Counter(r for item in open_items for r in item.reason_counts))
     model_week = answers["A model's flagged replies this week (set the model's name)"]
-    assert len(model_week) == sum(1 for i in queue if i.turn.model == "m2"
-                                  and i.last_flagged.date() >= date(2026, 3, 3))
+    assert len(model_week) == sum(
+        1 for i in queue if i.turn.model == "m2" and i.last_flagged.date() >= date(2026, 3, 3)
+    )
 
 
 def test_a_restart_never_pushes_a_compacted_shard_again(hub, tmp_path, pushed):
@@ -166,17 +185,30 @@ def test_two_compactions_at_once_and_replicas_pushing_meanwhile_lose_and_double_
     data_dir = tmp_path / "old"
     records = write_day(data_dir, TODAY - timedelta(days=5), 60)
     push_folder(data_dir, repo_id, api=api(hub))
-    apps = [AppProcess({**hub_env(hub, tmp_path), "FEEDBACK_DATA_DIR": str(tmp_path / f"replica{i}"),
-                        "FEEDBACK_DATASET_REPO": repo_id, "FEEDBACK_SYNC_EVERY": "0.005"},
-                       tmp_path / f"replica{i}.log").wait_ready() for i in range(2)]
+    apps = [
+        AppProcess(
+            {
+                **hub_env(hub, tmp_path),
+                "FEEDBACK_DATA_DIR": str(tmp_path / f"replica{i}"),
+                "FEEDBACK_DATASET_REPO": repo_id,
+                "FEEDBACK_SYNC_EVERY": "0.005",
+            },
+            tmp_path / f"replica{i}.log",
+        ).wait_ready()
+        for i in range(2)
+    ]
     try:
         chatting = [threading.Thread(target=chat_rate_flag, args=(app.url, 8)) for app in apps]
         for thread in chatting:
             thread.start()
         # compact today's partition too (the day "ended": min_age_days=-1) while the replicas push into it
         results: list = []
-        racing = [threading.Thread(target=lambda: results.append(
-            compact_repo(repo_id, api=api(hub), min_age_days=-1, flagged=False))) for _ in range(2)]
+        racing = [
+            threading.Thread(
+                target=lambda: results.append(compact_repo(repo_id, api=api(hub), min_age_days=-1, flagged=False))
+            )
+            for _ in range(2)
+        ]
         for thread in racing:
             thread.start()
         for thread in [*racing, *chatting]:
@@ -214,8 +246,9 @@ def test_the_app_compacts_its_repo_on_its_own(hub, tmp_path, monkeypatch):
     monkeypatch.setattr(sync, "COMPACT_FIRST_SECONDS", 0.5)
     data_dir = tmp_path / "data"
     records = write_day(data_dir, date.today() - timedelta(days=4), 5)
-    hub_sync = sync.HubSync(FeedbackStore(data_dir), repo_id="test-user/self", token=TOKEN, every=600,
-                            hf_api=api(hub), compact_hours=1)
+    hub_sync = sync.HubSync(
+        FeedbackStore(data_dir), repo_id="test-user/self", token=TOKEN, every=600, hf_api=api(hub), compact_hours=1
+    )
     hub_sync.start()
     try:
         deadline = time.monotonic() + 120
@@ -232,14 +265,28 @@ def test_the_app_compacts_its_repo_on_its_own(hub, tmp_path, monkeypatch):
 def test_the_compact_command(hub, tmp_path, pushed):
     repo_id, records = pushed
     env = {**os.environ, **hub_env(hub, tmp_path), "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    result = subprocess.run([sys.executable, "-m", "feedback", "compact", repo_id, "--min-age-days", "0"],
-                            env=env, capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "feedback", "compact", repo_id, "--min-age-days", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"compacted {repo_id}: " in result.stdout and "files merged into" in result.stdout
     assert repo_state(hub, repo_id) == as_state(records)
     assert TOKEN not in result.stdout + result.stderr
-    bad = subprocess.run([sys.executable, "-m", "feedback", "compact", "not a repo"], env=env, capture_output=True,
-                         text=True, timeout=120, check=False, cwd=tmp_path)
+    bad = subprocess.run(
+        [sys.executable, "-m", "feedback", "compact", "not a repo"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+    )
     assert bad.returncode == 1 and "is not a Hub dataset repo id" in bad.stdout
 
 
@@ -265,7 +312,8 @@ def test_a_repo_of_the_flat_layout_is_not_pushed_twice_and_compaction_converts_i
     hub_api.create_repo("test-user/old", repo_type="dataset")
     hub_api.upload_folder(repo_id="test-user/old", repo_type="dataset", folder_path=data_dir)
     assert push_folder(data_dir, "test-user/old", api=hub_api) is None or not any(
-        path.endswith(".parquet") for path in hub.files("test-user/old"))
+        path.endswith(".parquet") for path in hub.files("test-user/old")
+    )
     compact_repo("test-user/old", api=hub_api, today=TODAY, flagged=False)
     assert not any(path.endswith(".jsonl") for path in hub.files("test-user/old"))
     assert repo_state(hub, "test-user/old") == as_state(records)

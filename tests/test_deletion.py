@@ -33,7 +33,9 @@ def recorder(tmp_path):
     store.close()
 
 
-def chat(recorder: FeedbackRecorder, conversation_id: str, turns: int, *, text: str, files: tuple[str, ...] = ()) -> list[Turn]:
+def chat(
+    recorder: FeedbackRecorder, conversation_id: str, turns: int, *, text: str, files: tuple[str, ...] = ()
+) -> list[Turn]:
     written = []
     for i in range(turns):
         turn = make_turn(conversation_id, index=i, text=f"{text} #{i}", response=f"reply {i} to {text}", files=files)
@@ -59,7 +61,10 @@ def test_forget_writes_a_deletion_record_and_erases_every_trace_of_the_conversat
     before = records_by_kind(store)
     from feedback.review import QueueFilter, ReviewDesk
 
-    assert {i.turn.conversation_id for i in ReviewDesk(recorder).queue(QueueFilter(status=None))} == {"forget-me-1", "keep-me-001"}  # indexed
+    assert {i.turn.conversation_id for i in ReviewDesk(recorder).queue(QueueFilter(status=None))} == {
+        "forget-me-1",
+        "keep-me-001",
+    }  # indexed
     eraser = Eraser(recorder)
 
     deletion = eraser.forget("forget-me-1", requested_by="user")
@@ -72,7 +77,9 @@ def test_forget_writes_a_deletion_record_and_erases_every_trace_of_the_conversat
         assert after[kind] == [r for r in before[kind] if r.conversation_id != "forget-me-1"], kind
         assert len(after[kind]) == 6
     blobs = data_bytes(store.root)
-    assert not any(SECRET.encode() in data for data in blobs.values()), [p for p, d in blobs.items() if SECRET.encode() in d]
+    assert not any(SECRET.encode() in data for data in blobs.values()), [
+        p for p, d in blobs.items() if SECRET.encode() in d
+    ]
     assert not (store.root / mine).exists() and (store.root / both).exists()  # a file another conversation uses stays
     assert not (store.root / ".review-index.duckdb").exists()  # rebuilt at its next use, without them
     report = eraser.last_erasure
@@ -80,7 +87,9 @@ def test_forget_writes_a_deletion_record_and_erases_every_trace_of_the_conversat
     assert recorder.index.path("forget-me-1") == [] and recorder.owner(kept[0].message_id) == "keep-me-001"
     assert [ref.message_id for ref in recorder.index.path("keep-me-001")] == [t.message_id for t in kept]
     assert (store.root / ERASED_LEDGER).read_text().split() == ["forget-me-1"]
-    queue = ReviewDesk(recorder).queue(QueueFilter(status=None))  # the rebuilt review index: the other conversation's replies, right
+    queue = ReviewDesk(recorder).queue(
+        QueueFilter(status=None)
+    )  # the rebuilt review index: the other conversation's replies, right
     assert {i.turn.conversation_id for i in queue} == {"keep-me-001"} and len(queue) == 6
     assert all(i.turn.messages[-1].content.startswith("the weather") for i in queue)
 
@@ -169,7 +178,8 @@ def test_a_conversation_the_write_gate_kept_out_has_nothing_to_delete_and_writes
         Eraser(recorder, resume=False).forget("declined-01", requested_by="user")
     assert recorder.index.path("declined-01") == []  # forgotten in memory too
     assert list(store.iter_records("deletions")) == [] and not any(
-        SECRET.encode() in data for data in data_bytes(store.root).values())
+        SECRET.encode() in data for data in data_bytes(store.root).values()
+    )
     recorder.close()
     store.close()
 
@@ -206,9 +216,19 @@ def test_python_app_py_holds_its_data_dir_so_the_delete_command_refuses_it(tmp_p
     data = tmp_path / "data"
     app = AppProcess({"FEEDBACK_DATA_DIR": str(data)}, tmp_path / "app.log").wait_ready()
     try:
-        command = [sys.executable, "-m", "feedback", "delete", "--conversation", "any-conversation", "--source", str(data)]
-        refused = subprocess.run(command, cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True,
-                                 timeout=120)
+        command = [
+            sys.executable,
+            "-m",
+            "feedback",
+            "delete",
+            "--conversation",
+            "any-conversation",
+            "--source",
+            str(data),
+        ]
+        refused = subprocess.run(
+            command, cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=120
+        )
     finally:
         assert app.terminate() == 0
     assert refused.returncode == 1 and "an app is serving" in refused.stdout, refused.stdout + refused.stderr

@@ -51,8 +51,15 @@ class Replica:
         self.root = root
         self.store = FeedbackStore(root)
         self.recorder = FeedbackRecorder(self.store, flag_reasons=DEFAULT_FLAG_REASONS)
-        self.sync = HubSync(self.store, repo_id=repo_id, token=TOKEN, every=600, hf_api=hub_api(hub),
-                            compact_hours=0, index=self.recorder.index)
+        self.sync = HubSync(
+            self.store,
+            repo_id=repo_id,
+            token=TOKEN,
+            every=600,
+            hf_api=hub_api(hub),
+            compact_hours=0,
+            index=self.recorder.index,
+        )
         self.sync.start()
         self.sync._thread.join(60)  # connected (the scheduler's first push runs in the background)
         assert self.sync.scheduler is not None, self.sync._connect_error
@@ -67,8 +74,9 @@ class Replica:
 
     def push(self) -> None:
         self.sync.scheduler.trigger().result(120)
-        assert self.sync.scheduler.last_error is None or not self.sync.scheduler.unpushed(), \
+        assert self.sync.scheduler.last_error is None or not self.sync.scheduler.unpushed(), (
             self.sync.scheduler.last_error
+        )
 
     def crash(self) -> None:
         """Stop without a final push (the process died): what was not pushed stays on disk."""
@@ -84,22 +92,44 @@ class Replica:
         self.store.close()
 
 
-def conversation(replica: Replica, cid: str, texts: list[str], *, files: tuple[str, ...] = (), start: int = 0,
-                 flagged: bool = False) -> list[Record]:
+def conversation(
+    replica: Replica, cid: str, texts: list[str], *, files: tuple[str, ...] = (), start: int = 0, flagged: bool = False
+) -> list[Record]:
     """Turns of ``cid`` (the first carrying ``files``), a rating of each reply, and a flag and a review of the
     last one when ``flagged``."""
     records = []
     for number, text in enumerate(texts, start=start):
-        turn = replica.write(make_turn(cid, f"{cid}-m{number}", index=number, text=text,
-                                       files=files if number == start else (), response=f"reply to {text}",
-                                       model="echo"))
-        records += [turn, replica.write(Rating(conversation_id=cid, message_id=turn.message_id,
-                                               rating="like" if number % 2 else "dislike"))]
+        turn = replica.write(
+            make_turn(
+                cid,
+                f"{cid}-m{number}",
+                index=number,
+                text=text,
+                files=files if number == start else (),
+                response=f"reply to {text}",
+                model="echo",
+            )
+        )
+        records += [
+            turn,
+            replica.write(
+                Rating(conversation_id=cid, message_id=turn.message_id, rating="like" if number % 2 else "dislike")
+            ),
+        ]
     if flagged:
-        records += [replica.write(Flag(conversation_id=cid, message_id=records[-2].message_id, reasons=["Harmful"],
-                                       comment=f"flag of {cid}")),
-                    replica.write(Review(conversation_id=cid, message_id=records[-2].message_id, decision="confirmed",
-                                         reviewer="ann"))]
+        records += [
+            replica.write(
+                Flag(
+                    conversation_id=cid,
+                    message_id=records[-2].message_id,
+                    reasons=["Harmful"],
+                    comment=f"flag of {cid}",
+                )
+            ),
+            replica.write(
+                Review(conversation_id=cid, message_id=records[-2].message_id, decision="confirmed", reviewer="ann")
+            ),
+        ]
     return records
 
 
@@ -135,8 +165,11 @@ def leaks_in_history(hub: HubServer, repo_id: str, cid: str, texts: list[str]) -
 
     api, fs = hub_api(hub), HfFileSystem(endpoint=hub.endpoint, token=TOKEN, skip_instance_cache=True)
     refs = api.list_repo_refs(repo_id, repo_type="dataset")
-    commits = {c.commit_id for ref in [*refs.branches, *refs.converts]
-               for c in api.list_repo_commits(repo_id, repo_type="dataset", revision=ref.ref)}
+    commits = {
+        c.commit_id
+        for ref in [*refs.branches, *refs.converts]
+        for c in api.list_repo_commits(repo_id, repo_type="dataset", revision=ref.ref)
+    }
     found = {}
     for oid in sorted(commits):
         for path in api.list_repo_files(repo_id, repo_type="dataset", revision=oid):
@@ -213,13 +246,21 @@ def test_a_conversation_deleted_on_one_of_three_replicas_is_gone_everywhere_and_
         assert sum(state["deletions"].values()) == 1
         for replica in (a, b, c):
             mine = expected_state([r for r in replica.written if r.conversation_id != victim])
-            local = {kind: Counter(canonical(json.loads(line)) for line in local_bytes(replica.root, (kind,))
-                                   .splitlines()) for kind in USER_KINDS}
+            local = {
+                kind: Counter(canonical(json.loads(line)) for line in local_bytes(replica.root, (kind,)).splitlines())
+                for kind in USER_KINDS
+            }
             assert all(local[kind] >= mine[kind] for kind in USER_KINDS)
         # the history still holds it (no purge asked): a revision before the erasure does; purging discards it
         assert any(leaks(hub, REPO, oid, victim, texts) for oid in before)
-        hub.convert_branch(REPO, {"default/train/0000.parquet": hub.files(REPO, before[-1])[
-            next(p for p in hub.files(REPO, before[-1]) if p.startswith("turns/"))]})
+        hub.convert_branch(
+            REPO,
+            {
+                "default/train/0000.parquet": hub.files(REPO, before[-1])[
+                    next(p for p in hub.files(REPO, before[-1]) if p.startswith("turns/"))
+                ]
+            },
+        )
         assert leaks_in_history(hub, REPO, victim, texts + replies)
         purged = purge(hub_api(hub), REPO)
         assert purged.squashed and purged.deleted == ["refs/convert/parquet"] and purged.commits > 5
@@ -249,23 +290,34 @@ def test_an_erasure_while_the_hub_is_down_is_made_before_the_next_push(hub, tmp_
         assert ErasureLedger(replica.root, "test-user/down").pending == set()
         state = repo_state(hub, "test-user/down", (*USER_KINDS, "deletions"))
         assert {k: state[k] for k in USER_KINDS} == expected_state(
-            [r for r in replica.written if r.conversation_id != "gone-while-down1"])
+            [r for r in replica.written if r.conversation_id != "gone-while-down1"]
+        )
         assert sum(state["deletions"].values()) == 1
         # a push with nothing new costs the head's commit and one listing of deletions/, and reads nothing
         seen = len(hub.request_log)
         replica.push()
         paths = [r.path for r in hub.request_log[seen:]]
         head = hub.head("test-user/down")
-        assert paths == ["/api/datasets/test-user/down/revision/main",
-                         f"/api/datasets/test-user/down/tree/{head}/deletions"], paths
+        assert paths == [
+            "/api/datasets/test-user/down/revision/main",
+            f"/api/datasets/test-user/down/tree/{head}/deletions",
+        ], paths
     finally:
         replica.close()
 
 
 def run_cli(hub: HubServer, tmp_path: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
     env = {**os.environ, **hub_env(hub, tmp_path), "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "feedback", "delete", *args], env=env, input=stdin,
-                          capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path)
+    return subprocess.run(
+        [sys.executable, "-m", "feedback", "delete", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=tmp_path,
+    )
 
 
 def write_dir(root: Path, conversations: dict[str, str]) -> list[Record]:
@@ -275,8 +327,10 @@ def write_dir(root: Path, conversations: dict[str, str]) -> list[Record]:
     try:
         for cid, text in conversations.items():
             turn = make_turn(cid, f"{cid}-m0", text=text, response=f"reply to {text}", model="echo")
-            records += [recorder.write(turn), recorder.write(Rating(conversation_id=cid, message_id=turn.message_id,
-                                                                    rating="like"))]
+            records += [
+                recorder.write(turn),
+                recorder.write(Rating(conversation_id=cid, message_id=turn.message_id, rating="like")),
+            ]
     finally:
         recorder.close()
         store.close()
@@ -288,8 +342,10 @@ def test_the_delete_command_on_a_data_dir(hub, tmp_path):
     records = write_dir(data, {"cli-victim-0001": "delete me from the dir", "cli-keeper-0001": "keep me"})
     push_folder(data, "test-user/cli-dir", api=hub_api(hub))
     assert run_cli(hub, tmp_path, "--conversation", "bad id!", "--source", str(data)).returncode == 2
-    assert run_cli(hub, tmp_path, "--conversation", "cli-victim-0001", "--source", str(data),
-                   "--purge-history").returncode == 2
+    assert (
+        run_cli(hub, tmp_path, "--conversation", "cli-victim-0001", "--source", str(data), "--purge-history").returncode
+        == 2
+    )
     assert run_cli(hub, tmp_path, "--conversation", "cli-victim-0001", "--source", "not a dir").returncode == 2
     unknown = run_cli(hub, tmp_path, "--conversation", "never-recorded-01", "--source", str(data))
     assert unknown.returncode == 1 and "holds no turn of conversation never-recorded-01" in unknown.stdout
@@ -309,7 +365,8 @@ def test_the_delete_command_on_a_data_dir(hub, tmp_path):
     assert leaks(hub, "test-user/cli-dir", "main", "cli-victim-0001", ["delete me from the dir"]) == []
     state = repo_state(hub, "test-user/cli-dir", (*USER_KINDS, "deletions"))
     assert {k: state[k] for k in USER_KINDS} == expected_state(
-        [r for r in records if r.conversation_id != "cli-victim-0001"])
+        [r for r in records if r.conversation_id != "cli-victim-0001"]
+    )
     assert sum(state["deletions"].values()) == 1
 
 
@@ -323,11 +380,16 @@ def test_the_delete_command_on_the_repo_with_purge_history(hub, tmp_path):
     # the dataset viewer's conversion holds a copy of the data
     parquet = [content for path, content in hub.files(repo_id).items() if path.endswith(".parquet")]
     hub.convert_branch(repo_id, {f"default/train/{i:04d}.parquet": content for i, content in enumerate(parquet)})
-    assert run_cli(hub, tmp_path, "--conversation", "repo-victim-001", "--source", repo_id,
-                   "--purge-history", stdin="no\n").returncode == 1  # declined: nothing changed
+    assert (
+        run_cli(
+            hub, tmp_path, "--conversation", "repo-victim-001", "--source", repo_id, "--purge-history", stdin="no\n"
+        ).returncode
+        == 1
+    )  # declined: nothing changed
     assert leaks(hub, repo_id, "main", "repo-victim-001", ["purge me everywhere"])
-    result = run_cli(hub, tmp_path, "--conversation", "repo-victim-001", "--source", repo_id, "--purge-history",
-                     stdin="yes\n")
+    result = run_cli(
+        hub, tmp_path, "--conversation", "repo-victim-001", "--source", repo_id, "--purge-history", stdin="yes\n"
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "squashes the" in result.stdout and "refs/convert/parquet" in result.stdout
     api = hub_api(hub)
@@ -354,8 +416,9 @@ def test_a_conversion_branch_the_hub_refuses_to_delete_is_reported(hub, tmp_path
     push_folder(data, repo_id, api=hub_api(hub))
     hub.convert_branch(repo_id, {"default/train/0.parquet": b"converted copy: refused purge text"})
     hub.protect_convert_refs = True
-    result = run_cli(hub, tmp_path, "--conversation", "prot-victim-001", "--source", repo_id, "--purge-history",
-                     "--yes")
+    result = run_cli(
+        hub, tmp_path, "--conversation", "prot-victim-001", "--source", repo_id, "--purge-history", "--yes"
+    )
     assert result.returncode == 1
     assert "the Hub refused to delete refs/convert/parquet" in result.stdout
     assert len(hub_api(hub).list_repo_commits(repo_id, repo_type="dataset")) == 1  # the squash stays done
@@ -416,8 +479,12 @@ def test_forget_in_the_running_app_erases_the_repo_too(hub, tmp_path):
 
     repo_id = "test-user/app-forget"
     data = tmp_path / "data"
-    env = {**hub_env(hub, tmp_path), "FEEDBACK_DATA_DIR": str(data), "FEEDBACK_DATASET_REPO": repo_id,
-           "FEEDBACK_SYNC_EVERY": "0.01"}
+    env = {
+        **hub_env(hub, tmp_path),
+        "FEEDBACK_DATA_DIR": str(data),
+        "FEEDBACK_DATASET_REPO": repo_id,
+        "FEEDBACK_SYNC_EVERY": "0.01",
+    }
     app = AppProcess(env, tmp_path / "app.log").wait_ready()
     try:
         client = Client(app.url, verbose=False)

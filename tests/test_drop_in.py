@@ -85,7 +85,10 @@ def test_the_page_records_additional_inputs_by_label(tmp_path):
 def test_the_system_prompt_is_the_first_logged_message(tmp_path):
     with OpenAICompatServer(model="tiny-chat") as server:
         settings = Settings(
-            data_dir=tmp_path / "data", responder="openai", model="tiny-chat", base_url=server.base_url,
+            data_dir=tmp_path / "data",
+            responder="openai",
+            model="tiny-chat",
+            base_url=server.base_url,
             system_prompt="You are terse.",
         )
         demo = build_app(settings)
@@ -137,7 +140,9 @@ def test_clicks_on_a_reply_that_fails_are_dropped_with_the_reply(tmp_path):
         raise RuntimeError("model went away")
 
     demo = FeedbackChatInterface(broken, data_dir=tmp_path / "data")
-    pending = PendingTurn(demo.recorder, demo._stream([], []), "conversation-2", [ChatMessage(role="user", content="x")], 0, "m")
+    pending = PendingTurn(
+        demo.recorder, demo._stream([], []), "conversation-2", [ChatMessage(role="user", content="x")], 0, "m"
+    )
     replies = iter(pending)
     next(replies)
     demo.recorder.rate("conversation-2", pending.message_id, "dislike")

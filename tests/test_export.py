@@ -243,8 +243,9 @@ def test_split_is_by_conversation_deterministic_and_the_same_in_every_format():
     many_conversations(log, 200)
     split_of = {}
     for fmt in ("sft", "kto", "dpo"):
-        export = export_records(fmt, log.turns, log.ratings, log.flags, ExportOptions(test_size=0.25, seed=3,
-                                                                                       include_ids=True))
+        export = export_records(
+            fmt, log.turns, log.ratings, log.flags, ExportOptions(test_size=0.25, seed=3, include_ids=True)
+        )
         train = {row["conversation_id"] for row in export.rows("train")}
         test = {row["conversation_id"] for row in export.rows("test")}
         assert train and test and not train & test
@@ -320,11 +321,22 @@ def test_cli_until_a_date_includes_that_whole_day(tmp_path):
     liked_reply(log)
     data_dir = log.write(tmp_path / "data")
     day = T0.date().isoformat()
-    assert run_cli("sft", "--source", str(data_dir), "--out", str(tmp_path / "a"), "--until", day,
-                   "--test-size", "0") == 0
+    assert (
+        run_cli("sft", "--source", str(data_dir), "--out", str(tmp_path / "a"), "--until", day, "--test-size", "0") == 0
+    )
     assert len((tmp_path / "a" / "train.jsonl").read_text().splitlines()) == 1
-    assert run_cli("sft", "--source", str(data_dir), "--out", str(tmp_path / "b"), "--since",
-                   (T0.date() + timedelta(days=1)).isoformat()) == 0
+    assert (
+        run_cli(
+            "sft",
+            "--source",
+            str(data_dir),
+            "--out",
+            str(tmp_path / "b"),
+            "--since",
+            (T0.date() + timedelta(days=1)).isoformat(),
+        )
+        == 0
+    )
     assert not (tmp_path / "b" / "train.jsonl").exists()  # no rows: no file (an empty one cannot be loaded)
 
 
@@ -368,8 +380,14 @@ def reference_rows(fmt: str, store: FeedbackStore) -> set:
     by_prompt: dict[tuple, list] = {}
     for conversation, prompt, response, liked in replies:
         by_prompt.setdefault((conversation, prompt), []).append((response, liked))
-    return {(prompt, good, bad) for (_, prompt), answers in by_prompt.items()
-            for good, liked in answers if liked for bad, disliked in answers if not disliked and good != bad}
+    return {
+        (prompt, good, bad)
+        for (_, prompt), answers in by_prompt.items()
+        for good, liked in answers
+        if liked
+        for bad, disliked in answers
+        if not disliked and good != bad
+    }
 
 
 @pytest.mark.parametrize("fmt", ["sft", "kto", "dpo"])
@@ -383,7 +401,8 @@ def test_a_generated_log_matches_a_record_by_record_reference(tmp_path, fmt):
 def test_a_rating_naming_a_reply_of_another_conversation_does_not_count():
     log = Log()
     turn = log.turn("conv-owner", 0, U1, "Paris.")
-    log.ratings.append(Rating(conversation_id="conv-intruder", message_id=turn.message_id, rating="like",
-                              timestamp=log.now()))
+    log.ratings.append(
+        Rating(conversation_id="conv-intruder", message_id=turn.message_id, rating="like", timestamp=log.now())
+    )
     export = log.export("sft", include_ids=True)
     assert export.rows() == [] and export.stats["records"]["ratings"]["unknown_reply"] == 1

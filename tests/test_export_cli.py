@@ -38,15 +38,27 @@ print(json.dumps({"code": code, "modules": sorted({name.split(".")[0] for name i
 
 def imported_by(*argv: str) -> tuple[int, set[str]]:
     """Run ``python -m feedback ARGV`` in a fresh interpreter; its exit code and the top-level packages it imported."""
-    result = subprocess.run([sys.executable, "-c", PROBE, json.dumps(argv)], cwd=ROOT, capture_output=True,
-                            text=True, check=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(argv)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
     answer = json.loads(result.stdout.strip().splitlines()[-1])
     return answer["code"], set(answer["modules"])
 
 
 def test_importing_the_cli_imports_no_command():
-    result = subprocess.run([sys.executable, "-c", "import sys, feedback.cli; print(sorted(sys.modules))"], cwd=ROOT,
-                            capture_output=True, text=True, check=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", "import sys, feedback.cli; print(sorted(sys.modules))"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
     modules = set(eval(result.stdout))  # noqa: S307 - our own subprocess's printed list
     assert not modules & {*HEAVY, "datasets", "pyarrow"}
     assert not {name for name in modules if name.startswith("feedback.cli.")}
@@ -62,8 +74,9 @@ def test_the_export_command_imports_no_gradio(tmp_path):
     log = Log()
     flagged_dislike(log, "Inaccurate")
     data_dir = log.write(tmp_path / "data")
-    code, modules = imported_by("export", "dpo", "--source", str(data_dir), "--out", str(tmp_path / "out"),
-                                "--no-progress")
+    code, modules = imported_by(
+        "export", "dpo", "--source", str(data_dir), "--out", str(tmp_path / "out"), "--no-progress"
+    )
     assert code == 0 and (tmp_path / "out" / "train.jsonl").exists()
     assert not modules & set(HEAVY) and "datasets" in modules
 
@@ -106,8 +119,11 @@ def test_an_unknown_format_is_refused_with_the_list(capsys):
 def test_the_help_lists_every_format():
     from feedback.export.formats import FORMATS
 
-    listed = [line.split()[0] for line in export_command.EPILOG.splitlines() if line.startswith("  ") and
-              not line.startswith("   ")]
+    listed = [
+        line.split()[0]
+        for line in export_command.EPILOG.splitlines()
+        if line.startswith("  ") and not line.startswith("   ")
+    ]
     assert listed == list(FORMATS)
 
 
@@ -125,8 +141,21 @@ def test_cli_pairs_latest_and_with_ids_count(tmp_path):
     data_dir = log.write(tmp_path / "data")
     assert run_cli("dpo", "--source", str(data_dir), "--out", str(tmp_path / "all"), "--test-size", "0") == 0
     assert len(rows(tmp_path / "all" / "train.jsonl")) == 4
-    assert run_cli("dpo", "--source", str(data_dir), "--out", str(tmp_path / "latest"), "--test-size", "0",
-                   "--pairs", "latest", "--with-ids") == 0
+    assert (
+        run_cli(
+            "dpo",
+            "--source",
+            str(data_dir),
+            "--out",
+            str(tmp_path / "latest"),
+            "--test-size",
+            "0",
+            "--pairs",
+            "latest",
+            "--with-ids",
+        )
+        == 0
+    )
     (row,) = rows(tmp_path / "latest" / "train.jsonl")
     assert row["count"] == 2 and row["chosen"][0]["content"] == "It is Paris."
     stats = json.loads((tmp_path / "latest" / "stats.json").read_text())
@@ -139,13 +168,26 @@ def test_cli_keep_flagged_reasons(tmp_path):
     data_dir = log.write(tmp_path / "data")
     assert run_cli("dpo", "--source", str(data_dir), "--out", str(tmp_path / "default"), "--test-size", "0") == 0
     assert not (tmp_path / "default" / "train.jsonl").exists()
-    assert run_cli("dpo", "--source", str(data_dir), "--out", str(tmp_path / "other"), "--test-size", "0",
-                   "--keep-flagged-reasons", "Inaccurate, Other") == 0
+    assert (
+        run_cli(
+            "dpo",
+            "--source",
+            str(data_dir),
+            "--out",
+            str(tmp_path / "other"),
+            "--test-size",
+            "0",
+            "--keep-flagged-reasons",
+            "Inaccurate, Other",
+        )
+        == 0
+    )
     assert len(rows(tmp_path / "other" / "train.jsonl")) == 1
     stats = json.loads((tmp_path / "other" / "stats.json").read_text())
     assert stats["options"]["keep_flagged_reasons"] == ["Inaccurate", "Other"]
-    args = build_parser(command="export").parse_args(["export", "dpo", "--source", "x", "--out", "y",
-                                                      "--keep-flagged-reasons", ""])
+    args = build_parser(command="export").parse_args(
+        ["export", "dpo", "--source", "x", "--out", "y", "--keep-flagged-reasons", ""]
+    )
     assert args.keep_flagged_reasons == ()
 
 
@@ -154,9 +196,12 @@ def test_cli_messages(tmp_path):
     log.rate(log.turn("conv-liked", 0, [("user", "Hi")], "Hello!"), "like")
     data_dir = log.write(tmp_path / "data")
     assert run_cli("sft", "--source", str(data_dir), "--out", str(tmp_path / "pc"), "--test-size", "0") == 0
-    assert rows(tmp_path / "pc" / "train.jsonl") == [{"prompt": [{"role": "user", "content": "Hi"}],
-                                                      "completion": [{"role": "assistant", "content": "Hello!"}]}]
-    assert run_cli("sft", "--source", str(data_dir), "--out", str(tmp_path / "m"), "--test-size", "0",
-                   "--messages") == 0
-    assert rows(tmp_path / "m" / "train.jsonl") == [{"messages": [{"role": "user", "content": "Hi"},
-                                                                  {"role": "assistant", "content": "Hello!"}]}]
+    assert rows(tmp_path / "pc" / "train.jsonl") == [
+        {"prompt": [{"role": "user", "content": "Hi"}], "completion": [{"role": "assistant", "content": "Hello!"}]}
+    ]
+    assert (
+        run_cli("sft", "--source", str(data_dir), "--out", str(tmp_path / "m"), "--test-size", "0", "--messages") == 0
+    )
+    assert rows(tmp_path / "m" / "train.jsonl") == [
+        {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]}
+    ]

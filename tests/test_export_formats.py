@@ -24,8 +24,10 @@ class Log:
     """A reply, its liked regeneration (a DPO pair) and a flagged third try: rows in every format."""
 
     turns = [_turn("first-reply", "Go away.", 0), _turn("second-reply", "Hello!", 1), _turn("third-reply", "Hm.", 2)]
-    ratings = [Rating(conversation_id=CID, message_id="first-reply", rating="dislike", timestamp="2026-05-01T11:00:00Z"),
-               Rating(conversation_id=CID, message_id="second-reply", rating="like", timestamp="2026-05-01T11:01:00Z")]
+    ratings = [
+        Rating(conversation_id=CID, message_id="first-reply", rating="dislike", timestamp="2026-05-01T11:00:00Z"),
+        Rating(conversation_id=CID, message_id="second-reply", rating="like", timestamp="2026-05-01T11:01:00Z"),
+    ]
     flags = [Flag(conversation_id=CID, message_id="third-reply", reasons=["Other"], timestamp="2026-05-01T12:00:00Z")]
 
     def export(self, fmt: str, **options: object) -> Export:

@@ -52,7 +52,8 @@ def test_export_from_the_hub_equals_export_from_the_data_dir_it_was_pushed_from(
         lines = (tmp_path / "out" / f"{split}.jsonl").read_text().splitlines()
         assert [json.loads(line) for line in lines] == local.rows(split)
     assert {k: v for k, v in remote.stats.items() if k != "records"} == {
-        k: v for k, v in local.stats.items() if k != "records"}
+        k: v for k, v in local.stats.items() if k != "records"
+    }
 
 
 def test_a_repo_source_is_read_in_place_not_downloaded(tmp_path, hub, pushed_logs):
@@ -67,14 +68,21 @@ def test_an_unknown_repo_is_a_clear_error(hub):
 
 
 def test_push_to_hub_uploads_the_splits_and_a_card(tmp_path, hub, pushed_logs):
-    export = run_export("dpo", str(pushed_logs), tmp_path / "out", ExportOptions(test_size=0.3, seed=5),
-                        push_to_hub="alice/chat-dpo", progress=False)
+    export = run_export(
+        "dpo",
+        str(pushed_logs),
+        tmp_path / "out",
+        ExportOptions(test_size=0.3, seed=5),
+        push_to_hub="alice/chat-dpo",
+        progress=False,
+    )
     files = hub.files("alice/chat-dpo")
     assert {"README.md", "data/train-00000-of-00001.parquet", "data/test-00000-of-00001.parquet"} <= set(files)
     for split in ("train", "test"):
         api = HfApi(endpoint=hub.endpoint, token=TOKEN)
-        path = api.hf_hub_download("alice/chat-dpo", f"data/{split}-00000-of-00001.parquet", repo_type="dataset",
-                                   cache_dir=tmp_path / "cache")
+        path = api.hf_hub_download(
+            "alice/chat-dpo", f"data/{split}-00000-of-00001.parquet", repo_type="dataset", cache_dir=tmp_path / "cache"
+        )
         assert pq.read_table(path).to_pylist() == export.rows(split)
     card = files["README.md"].decode()
     metadata = yaml.safe_load(io.StringIO(card.split("---")[1]))

@@ -25,8 +25,14 @@ def flag(mid: str, minute: int) -> Flag:
 
 
 def review(mid: str, decision: str, minute: int, fixed: str | None = None) -> Review:
-    return Review(conversation_id=CID, message_id=mid, decision=decision, corrected_reply=fixed, reviewer="ann",
-                  timestamp=f"2026-05-01T13:{minute:02d}:00Z")
+    return Review(
+        conversation_id=CID,
+        message_id=mid,
+        decision=decision,
+        corrected_reply=fixed,
+        reviewer="ann",
+        timestamp=f"2026-05-01T13:{minute:02d}:00Z",
+    )
 
 
 TURNS = [
@@ -34,8 +40,11 @@ TURNS = [
     turn("reply-fixme", 1, "q2", "wrong answer", 1),
     turn("reply-dismissed", 2, "q3", "fine answer", 2),
 ]
-RATINGS = [rating("reply-confirmed", "like", 0), rating("reply-fixme", "dislike", 1),
-           rating("reply-dismissed", "like", 2)]
+RATINGS = [
+    rating("reply-confirmed", "like", 0),
+    rating("reply-fixme", "dislike", 1),
+    rating("reply-dismissed", "like", 2),
+]
 FLAGS = [flag("reply-confirmed", 0), flag("reply-fixme", 1), flag("reply-dismissed", 2)]
 REVIEWS = [
     review("reply-confirmed", "dismissed", 0),  # changed its mind: the latest review counts
@@ -91,8 +100,10 @@ def test_reviews_in_a_data_dir_are_read(tmp_path):
     for record in [*TURNS, *RATINGS, *FLAGS, *REVIEWS]:
         store.append(record)
     store.close()
-    assert responses(rows_from_data_dir("sft", tmp_path, test_size=0), "completion") == ["the right answer",
-                                                                                        "fine answer"]
+    assert responses(rows_from_data_dir("sft", tmp_path, test_size=0), "completion") == [
+        "the right answer",
+        "fine answer",
+    ]
     (pair,) = rows_from_data_dir("dpo", tmp_path, test_size=0)
     assert pair["chosen"][0]["content"] == "the right answer"
 

@@ -18,8 +18,14 @@ SYSTEM = ("system", "Answer in one word.")
 
 
 def review(log: Log, turn: Turn, decision: str, fixed: str | None = None) -> Review:
-    return Review(conversation_id=turn.conversation_id, message_id=turn.message_id, decision=decision,
-                  corrected_reply=fixed, reviewer="ann", timestamp=log.now())
+    return Review(
+        conversation_id=turn.conversation_id,
+        message_id=turn.message_id,
+        decision=decision,
+        corrected_reply=fixed,
+        reviewer="ann",
+        timestamp=log.now(),
+    )
 
 
 def export(log: Log, fmt: str, reviews: list[Review] = (), **options: object):  # noqa: ANN201 - an Export
@@ -38,8 +44,10 @@ def test_sft_rows_are_conversational_prompt_completion_with_the_system_message_f
     log.rate(second, "like")
     (row,) = export(log, "sft").rows()
     assert list(row) == ["prompt", "completion"]
-    assert row["prompt"] == [{"role": "system", "content": "Answer in one word."}, *[
-        {"role": role, "content": text} for role, text in (*Q, ("assistant", "Lyon."), ("user", "Sure?"))]]
+    assert row["prompt"] == [
+        {"role": "system", "content": "Answer in one word."},
+        *[{"role": role, "content": text} for role, text in (*Q, ("assistant", "Lyon."), ("user", "Sure?"))],
+    ]
     assert row["completion"] == [{"role": "assistant", "content": "Paris."}]  # the liked reply, and nothing else
 
 
@@ -79,7 +87,10 @@ def test_a_correction_is_an_sft_row_whatever_the_decision(decision):
     log, reviews, wrong = corrected_log(decision)
     result = export(log, "sft", reviews, include_ids=True)
     (row,) = result.rows()
-    assert row["prompt"] == [{"role": "system", "content": "Answer in one word."}, {"role": "user", "content": U1[0][1]}]
+    assert row["prompt"] == [
+        {"role": "system", "content": "Answer in one word."},
+        {"role": "user", "content": U1[0][1]},
+    ]
     assert row["completion"] == [{"role": "assistant", "content": "Paris."}]
     assert (row["message_id"], row["corrected_id"], row["count"]) == (None, wrong.message_id, 1)
     assert result.stats["reviews"]["correction_rows"] == 1
@@ -102,7 +113,9 @@ def test_a_correction_comes_right_after_its_reply_and_follows_the_filters():
     reviews = [review(log, wrong, "needs-fix", "dos")]
     assert [row["completion"][0]["content"] for row in export(log, "sft", reviews).rows()] == ["uno", "dos", "tres"]
     assert [row["completion"][0]["content"] for row in export(log, "sft", reviews, models=("m1",)).rows()] == [
-        "uno", "tres"]
+        "uno",
+        "tres",
+    ]
 
 
 def test_a_correction_and_a_liked_reply_of_the_same_text_make_one_row():
@@ -130,8 +143,9 @@ def test_pairs_latest_gives_one_pair_per_prompt_latest_liked_against_latest_disl
     regenerated_four_times(log)
     regenerated_reply = log.turn("conv-other", 0, [("user", "Hi")], "Go away.")
     log.rate(regenerated_reply, "dislike")
-    log.rate(log.turn("conv-other", 0, [("user", "Hi")], "Hello!", regenerated_from=regenerated_reply.message_id),
-             "like")
+    log.rate(
+        log.turn("conv-other", 0, [("user", "Hi")], "Hello!", regenerated_from=regenerated_reply.message_id), "like"
+    )
     result = export(log, "dpo", pairs="latest")
     assert [compact("dpo", row)[1:] for row in result.rows()] == [("It is Paris.", "Nice."), ("Hello!", "Go away.")]
     assert result.stats["rows_removed"]["not_latest_pair"] == 3
@@ -187,7 +201,9 @@ def test_two_conversations_liking_the_same_reply_give_one_row_of_count_two(fmt):
     log.rate(log.turn("conv-cid", 0, U1, "Lyon."), "like")
     result = export(log, fmt, include_ids=True)
     assert [(row["completion"][0]["content"], row["count"], row["conversation_id"]) for row in result.rows()] == [
-        ("Paris.", 2, "conv-ann"), ("Lyon.", 1, "conv-cid")]
+        ("Paris.", 2, "conv-ann"),
+        ("Lyon.", 1, "conv-cid"),
+    ]
     assert result.stats["rows_by_count"] == {"train": {"1": 1, "2": 1}, "test": {}}
     assert all("count" not in row for row in export(log, fmt).rows())  # only with the ids
 
@@ -223,11 +239,13 @@ def test_counts_reach_the_files_and_the_stats(tmp_path):
     log = Log()
     two_users_like_the_same_reply(log)
     data_dir = log.write(tmp_path / "data")
-    written = run_export("kto", str(data_dir), tmp_path / "out", ExportOptions(test_size=0, include_ids=True),
-                         progress=False)
+    written = run_export(
+        "kto", str(data_dir), tmp_path / "out", ExportOptions(test_size=0, include_ids=True), progress=False
+    )
     lines = [json.loads(line) for line in (tmp_path / "out" / "train.jsonl").read_text().splitlines()]
-    assert [row["count"] for row in lines] == [2] and lines == written.rows() == export(log, "kto",
-                                                                                           include_ids=True).rows()
+    assert [row["count"] for row in lines] == [2] and lines == written.rows() == export(
+        log, "kto", include_ids=True
+    ).rows()
     stats = json.loads((tmp_path / "out" / "stats.json").read_text())
     assert stats["rows_by_count"]["train"] == {"2": 1}
     assert not list((tmp_path / "out").glob(".*"))  # no partial file left
@@ -317,4 +335,6 @@ def test_an_export_with_no_rows_writes_only_its_stats(tmp_path):
     result = run_export("dpo", str(log.write(tmp_path / "data")), tmp_path / "out", progress=False)
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["stats.json"]
     assert result.rows() == [] and json.loads((tmp_path / "out" / "stats.json").read_text())["files"] == {
-        "train": None, "test": None}
+        "train": None,
+        "test": None,
+    }

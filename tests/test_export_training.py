@@ -36,32 +36,65 @@ SYSTEM = ("system", "You answer questions about capitals in one short sentence."
 def tokenizer_for(rows: list[dict]) -> PreTrainedTokenizerFast:
     """A word-level tokenizer whose vocabulary is every word of the rows' messages."""
     split = pre_tokenizers.Whitespace()
-    words = sorted({word for row in rows for value in row.values() if isinstance(value, list)
-                    for message in value for text in (message["role"], message["content"])
-                    for word, _ in split.pre_tokenize_str(text)})
+    words = sorted(
+        {
+            word
+            for row in rows
+            for value in row.values()
+            if isinstance(value, list)
+            for message in value
+            for text in (message["role"], message["content"])
+            for word, _ in split.pre_tokenize_str(text)
+        }
+    )
     vocab = {token: i for i, token in enumerate([*SPECIAL, *words])}
     model = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     model.pre_tokenizer = split
-    return PreTrainedTokenizerFast(tokenizer_object=model, unk_token="<unk>", bos_token="<|im_start|>",
-                                   eos_token="<|im_end|>", pad_token="<pad>", chat_template=CHATML)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=model,
+        unk_token="<unk>",
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        pad_token="<pad>",
+        chat_template=CHATML,
+    )
 
 
 def tiny_model(tokenizer: PreTrainedTokenizerFast) -> LlamaForCausalLM:
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512,
-                         pad_token_id=tokenizer.pad_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=512,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     return LlamaForCausalLM(config)
 
 
 def trainer_args(config: type, out: Path) -> object:
-    return config(output_dir=str(out), max_steps=1, per_device_train_batch_size=2, report_to="none", use_cpu=True,
-                  save_strategy="no", logging_strategy="no", dataset_num_proc=None)
+    return config(
+        output_dir=str(out),
+        max_steps=1,
+        per_device_train_batch_size=2,
+        report_to="none",
+        use_cpu=True,
+        save_strategy="no",
+        logging_strategy="no",
+        dataset_num_proc=None,
+    )
 
 
 def sft_trainer(dataset: Dataset, out: Path) -> SFTTrainer:
     tokenizer = tokenizer_for(list(dataset))
-    return SFTTrainer(model=tiny_model(tokenizer), args=trainer_args(SFTConfig, out), train_dataset=dataset,
-                      processing_class=tokenizer)
+    return SFTTrainer(
+        model=tiny_model(tokenizer),
+        args=trainer_args(SFTConfig, out),
+        train_dataset=dataset,
+        processing_class=tokenizer,
+    )
 
 
 def loss_tokens(trainer: SFTTrainer, example: dict) -> list[str]:
@@ -99,7 +132,10 @@ def test_sft_trainer_computes_the_loss_on_the_liked_reply_only(tmp_path):
     assert dataset.column_names == ["prompt", "completion"] and dataset.num_rows == 4
     trainer = sft_trainer(dataset, tmp_path / "trainer")
     for row, example in zip(dataset, trainer.train_dataset, strict=True):
-        assert row["prompt"][0]["role"] == "system" and row["prompt"][-1] == {"role": "user", "content": "Are you sure?"}
+        assert row["prompt"][0]["role"] == "system" and row["prompt"][-1] == {
+            "role": "user",
+            "content": "Are you sure?",
+        }
         reply = row["completion"][0]["content"]
         assert loss_tokens(trainer, example) == [*words(trainer, reply), "<|im_end|>"]
         assert len(example["input_ids"]) > 3 * len(loss_tokens(trainer, example))  # the prompt is there, masked
@@ -142,8 +178,13 @@ def test_an_export_with_an_empty_test_split_loads_every_documented_way_and_train
     assert train.column_names == ["prompt", "chosen", "rejected"] and train.num_rows == 2  # n = 1, 3 (5: flagged)
     tokenizer = tokenizer_for(list(train))
     model = tiny_model(tokenizer)
-    trainer = DPOTrainer(model=model, ref_model=copy.deepcopy(model), args=trainer_args(DPOConfig, tmp_path / "dpo"),
-                         train_dataset=train, processing_class=tokenizer)
+    trainer = DPOTrainer(
+        model=model,
+        ref_model=copy.deepcopy(model),
+        args=trainer_args(DPOConfig, tmp_path / "dpo"),
+        train_dataset=train,
+        processing_class=tokenizer,
+    )
     assert math.isfinite(trainer.train().training_loss)
 
 
@@ -155,8 +196,14 @@ def test_a_reviewers_correction_is_trained_on_by_sft(tmp_path):
     wrong = log.turn("conversation-fix", 0, [SYSTEM, ("user", "What is the capital of France?")], "Lyon is.")
     log.rate(wrong, "dislike")
     log.flag(wrong, "Inaccurate", comment="it is Paris")
-    review = Review(conversation_id=wrong.conversation_id, message_id=wrong.message_id, decision="needs-fix",
-                    corrected_reply="The capital of France is Paris.", reviewer="ann", timestamp=log.now())
+    review = Review(
+        conversation_id=wrong.conversation_id,
+        message_id=wrong.message_id,
+        decision="needs-fix",
+        corrected_reply="The capital of France is Paris.",
+        reviewer="ann",
+        timestamp=log.now(),
+    )
     data_dir = log.write(tmp_path / "data")
     from feedback.store import FeedbackStore
 
@@ -166,12 +213,17 @@ def test_a_reviewers_correction_is_trained_on_by_sft(tmp_path):
     run_export("sft", str(data_dir), tmp_path / "out", ExportOptions(test_size=0, include_ids=True), progress=False)
     dataset = read_json_files(tmp_path / "out", tmp_path / "cache")
     (fixed,) = [row for row in dataset if row["corrected_id"] == wrong.message_id]
-    assert fixed["prompt"] == [{"role": "system", "content": SYSTEM[1]},
-                               {"role": "user", "content": "What is the capital of France?"}]
+    assert fixed["prompt"] == [
+        {"role": "system", "content": SYSTEM[1]},
+        {"role": "user", "content": "What is the capital of France?"},
+    ]
     assert fixed["completion"] == [{"role": "assistant", "content": "The capital of France is Paris."}]
     assert fixed["message_id"] is None and fixed["count"] == 1
     trainer = sft_trainer(dataset.select_columns(["prompt", "completion"]), tmp_path / "trainer")
-    (example,) = [example for row, example in zip(dataset, trainer.train_dataset, strict=True)
-                  if row["corrected_id"] == wrong.message_id]
+    (example,) = [
+        example
+        for row, example in zip(dataset, trainer.train_dataset, strict=True)
+        if row["corrected_id"] == wrong.message_id
+    ]
     assert loss_tokens(trainer, example) == [*words(trainer, "The capital of France is Paris."), "<|im_end|>"]
     assert math.isfinite(trainer.train().training_loss)

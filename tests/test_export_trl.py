@@ -35,8 +35,13 @@ def tokenizer() -> PreTrainedTokenizerFast:
     vocab = {"<unk>": 0, "<|im_start|>": 1, "<|im_end|>": 2}
     model = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     model.pre_tokenizer = pre_tokenizers.Whitespace()
-    return PreTrainedTokenizerFast(tokenizer_object=model, unk_token="<unk>", bos_token="<|im_start|>",
-                                   eos_token="<|im_end|>", chat_template=CHATML)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=model,
+        unk_token="<unk>",
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        chat_template=CHATML,
+    )
 
 
 @pytest.fixture(scope="module")

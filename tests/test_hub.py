@@ -91,16 +91,23 @@ def test_the_timeout_comes_from_the_caller_then_feedback_hub_timeout(monkeypatch
 def run_cli(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     """``python -m feedback ARGS`` in ``cwd`` (the project is found through ``PYTHONPATH``)."""
     full_env = {**os.environ, **env, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "feedback", *args], cwd=cwd, env=full_env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "feedback", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def seed(data_dir: Path) -> Path:
     """One conversation: a liked turn, and a disliked and flagged turn."""
     store = FeedbackStore(data_dir)
     for i, rating in enumerate(("like", "dislike")):
-        turn = make_turn("conv-hub-0001", f"msg-hub-000{i}", index=i, text=f"question {i}", response=f"answer {i}",
-                         model="m1")
+        turn = make_turn(
+            "conv-hub-0001", f"msg-hub-000{i}", index=i, text=f"question {i}", response=f"answer {i}", model="m1"
+        )
         store.append(turn)
         store.append(Rating(conversation_id=turn.conversation_id, message_id=turn.message_id, rating=rating))
     store.append(Flag(conversation_id="conv-hub-0001", message_id="msg-hub-0001", reasons=["Inaccurate"]))
@@ -137,7 +144,9 @@ def test_stats_and_export_read_a_repo_in_place_not_into_the_current_directory(hu
     assert TOKEN not in stats.stdout + stats.stderr + export.stdout + export.stderr
 
 
-def test_review_of_a_repo_reads_it_in_place_writes_decisions_beside_the_hf_cache_and_says_how_to_push_them(hub, pushed, tmp_path, cwd):
+def test_review_of_a_repo_reads_it_in_place_writes_decisions_beside_the_hf_cache_and_says_how_to_push_them(
+    hub, pushed, tmp_path, cwd
+):
     env = {**os.environ, **hub_env(hub, tmp_path), "PYTHONPATH": str(REPO)}
     command = [sys.executable, "-m", "feedback", "review", "--source", pushed, "--port", str(free_port())]
     process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -180,8 +189,21 @@ def dead_hub(hub: HubServer) -> Iterator[FaultProxy]:
         (["push", "{data}", "--repo", LOGS, "--timeout", "1"], None, "push failed: "),
         (["pull", LOGS, "{pulled}", "--timeout", "1"], None, "pull failed: "),
         (["export", "sft", "--source", LOGS, "--out", "{out}", "--no-progress"], "1", "error: SOURCE"),
-        (["export", "sft", "--source", "{data}", "--out", "{out}", "--no-progress", "--push-to-hub", "test-user/sft"],
-         "1", "Timeout"),
+        (
+            [
+                "export",
+                "sft",
+                "--source",
+                "{data}",
+                "--out",
+                "{out}",
+                "--no-progress",
+                "--push-to-hub",
+                "test-user/sft",
+            ],
+            "1",
+            "Timeout",
+        ),
     ],
     ids=["push", "pull", "export-source", "export-push"],
 )

@@ -55,8 +55,15 @@ def add(path: str, data: bytes) -> CommitOperationAdd:
 
 
 def download(hub: HubServer, tmp_path: Path, filename: str, revision: str | None = None) -> bytes:
-    path = hf_hub_download(REPO, filename, repo_type="dataset", revision=revision, endpoint=hub.endpoint,
-                           token=TOKEN, cache_dir=tmp_path / "cache")
+    path = hf_hub_download(
+        REPO,
+        filename,
+        repo_type="dataset",
+        revision=revision,
+        endpoint=hub.endpoint,
+        token=TOKEN,
+        cache_dir=tmp_path / "cache",
+    )
     return Path(path).read_bytes()
 
 
@@ -121,12 +128,20 @@ def test_upload_file_folder_and_create_commit(hub, api, repo, tmp_path):
     (folder / "turns" / "a.jsonl").write_bytes(b'{"a": 1}\n')
     (folder / "turns" / "b.jsonl").write_bytes(b'{"b": 2}\n')
     api.upload_folder(folder_path=folder, repo_id=repo, repo_type="dataset", commit_message="folder")
-    api.create_commit(repo, [add("x.txt", b"x"), add("y.txt", b"yy"), CommitOperationDelete("notes/one.txt")],
-                      commit_message="several", commit_description="details", repo_type="dataset")
+    api.create_commit(
+        repo,
+        [add("x.txt", b"x"), add("y.txt", b"yy"), CommitOperationDelete("notes/one.txt")],
+        commit_message="several",
+        commit_description="details",
+        repo_type="dataset",
+    )
 
     assert hub.files(repo) == {
-        ".gitattributes": GITATTRIBUTES, "turns/a.jsonl": b'{"a": 1}\n', "turns/b.jsonl": b'{"b": 2}\n',
-        "x.txt": b"x", "y.txt": b"yy",
+        ".gitattributes": GITATTRIBUTES,
+        "turns/a.jsonl": b'{"a": 1}\n',
+        "turns/b.jsonl": b'{"b": 2}\n',
+        "x.txt": b"x",
+        "y.txt": b"yy",
     }
     last = hub.commits(repo)[-1]
     assert (last["summary"], last["description"]) == ("several", "details")
@@ -135,8 +150,9 @@ def test_upload_file_folder_and_create_commit(hub, api, repo, tmp_path):
 
 
 def test_list_repo_files_follows_pagination(hub, api, repo):
-    api.create_commit(repo, [add(f"turns/{i:02}.jsonl", b"{}\n") for i in range(7)],
-                      commit_message="many", repo_type="dataset")
+    api.create_commit(
+        repo, [add(f"turns/{i:02}.jsonl", b"{}\n") for i in range(7)], commit_message="many", repo_type="dataset"
+    )
     files = api.list_repo_files(repo, repo_type="dataset")
     assert sorted(files) == [".gitattributes"] + [f"turns/{i:02}.jsonl" for i in range(7)]
     tree_pages = [r for r in hub.request_log if "/tree/" in r.path]
@@ -150,8 +166,13 @@ def test_list_repo_files_follows_pagination(hub, api, repo):
 
 def test_list_repo_commits_newest_first_across_pages(hub, api, repo):
     for i in range(3):
-        api.upload_file(path_or_fileobj=f"v{i}".encode(), path_in_repo="f.txt", repo_id=repo,
-                        repo_type="dataset", commit_message=f"commit {i}")
+        api.upload_file(
+            path_or_fileobj=f"v{i}".encode(),
+            path_in_repo="f.txt",
+            repo_id=repo,
+            repo_type="dataset",
+            commit_message=f"commit {i}",
+        )
     commits = api.list_repo_commits(repo, repo_type="dataset")
     assert [c.title for c in commits] == ["commit 2", "commit 1", "commit 0", "initial commit"]
     assert [c.commit_id for c in commits] == [c["oid"] for c in reversed(hub.commits(repo))]
@@ -176,8 +197,7 @@ def test_stale_parent_commit_is_rejected(hub, api, repo):
     parent = hub.head(repo)
     api.create_commit(repo, [add("a.txt", b"a")], commit_message="a", repo_type="dataset", parent_commit=parent)
     with pytest.raises(HfHubHTTPError) as excinfo:
-        api.create_commit(repo, [add("b.txt", b"b")], commit_message="b", repo_type="dataset",
-                          parent_commit=parent)
+        api.create_commit(repo, [add("b.txt", b"b")], commit_message="b", repo_type="dataset", parent_commit=parent)
     assert excinfo.value.response.status_code == 412
     assert "b.txt" not in hub.files(repo)
 
@@ -193,8 +213,9 @@ def test_lfs_upload_and_dedup(hub, api, repo, tmp_path):
     [info] = api.get_paths_info(repo, ["blobs/two.bin"], repo_type="dataset")
     sha256 = hashlib.sha256(big).hexdigest()
     assert info.lfs.sha256 == sha256 and info.size == 4096
-    meta = get_hf_file_metadata(hf_hub_url(REPO, "blobs/two.bin", repo_type="dataset", endpoint=hub.endpoint),
-                                token=TOKEN)
+    meta = get_hf_file_metadata(
+        hf_hub_url(REPO, "blobs/two.bin", repo_type="dataset", endpoint=hub.endpoint), token=TOKEN
+    )
     assert meta.etag == sha256
     assert download(hub, tmp_path, "blobs/two.bin") == big
 
@@ -202,8 +223,9 @@ def test_lfs_upload_and_dedup(hub, api, repo, tmp_path):
 def test_concurrent_commits_from_threads_all_land(hub, api, repo):
     def upload(i: int) -> None:
         client = HfApi(endpoint=hub.endpoint, token=TOKEN)
-        client.upload_file(path_or_fileobj=f"row {i}\n".encode(), path_in_repo=f"turns/{i}.jsonl",
-                           repo_id=repo, repo_type="dataset")
+        client.upload_file(
+            path_or_fileobj=f"row {i}\n".encode(), path_in_repo=f"turns/{i}.jsonl", repo_id=repo, repo_type="dataset"
+        )
 
     threads = [threading.Thread(target=upload, args=(i,)) for i in range(8)]
     for thread in threads:
@@ -236,8 +258,9 @@ def test_blob_oids_etags_and_paths_info(hub, api, repo):
     by_path = {info.path: info for info in infos}
     assert set(by_path) == {"dir/hello.txt", "dir"}
     assert by_path["dir/hello.txt"].blob_id == git_blob_sha1(b"hello\n") == "ce013625030ba8dba906f756967f9e9ca394464a"
-    meta = get_hf_file_metadata(hf_hub_url(REPO, "dir/hello.txt", repo_type="dataset", endpoint=hub.endpoint),
-                                token=TOKEN)
+    meta = get_hf_file_metadata(
+        hf_hub_url(REPO, "dir/hello.txt", repo_type="dataset", endpoint=hub.endpoint), token=TOKEN
+    )
     assert (meta.etag, meta.size, meta.commit_hash) == (git_blob_sha1(b"hello\n"), 6, hub.head(repo))
 
 
@@ -354,15 +377,27 @@ configs:
 
 
 def test_load_dataset_reads_configs_from_readme(hub, api, repo, tmp_path):
-    api.create_commit(repo, [
-        add("README.md", README.encode()),
-        add("turns/a.jsonl", b'{"id": 1, "text": "hi"}\n{"id": 2, "text": "yo"}\n'),
-        add("turns/b.jsonl", b'{"id": 3, "text": "hey"}\n'),
-        add("ratings/a.jsonl", b'{"id": 1, "score": 5}\n'),
-    ], commit_message="data", repo_type="dataset")
+    api.create_commit(
+        repo,
+        [
+            add("README.md", README.encode()),
+            add("turns/a.jsonl", b'{"id": 1, "text": "hi"}\n{"id": 2, "text": "yo"}\n'),
+            add("turns/b.jsonl", b'{"id": 3, "text": "hey"}\n'),
+            add("ratings/a.jsonl", b'{"id": 1, "score": 5}\n'),
+        ],
+        commit_message="data",
+        repo_type="dataset",
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_"))}
-    env.update(HF_ENDPOINT=hub.endpoint, HF_TOKEN=TOKEN, HF_HUB_DISABLE_XET="1", HF_UPDATE_DOWNLOAD_COUNTS="0",
-               HF_HUB_DISABLE_TELEMETRY="1", HF_HOME=str(tmp_path / "hf"), HF_DATASETS_CACHE=str(tmp_path / "ds"))
+    env.update(
+        HF_ENDPOINT=hub.endpoint,
+        HF_TOKEN=TOKEN,
+        HF_HUB_DISABLE_XET="1",
+        HF_UPDATE_DOWNLOAD_COUNTS="0",
+        HF_HUB_DISABLE_TELEMETRY="1",
+        HF_HOME=str(tmp_path / "hf"),
+        HF_DATASETS_CACHE=str(tmp_path / "ds"),
+    )
     code = (
         "import datasets, json, sys\n"
         f"turns = datasets.load_dataset({REPO!r}, 'turns', split='train')\n"

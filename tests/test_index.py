@@ -135,7 +135,10 @@ def test_a_restart_reads_no_shard_again_and_keeps_retries_and_edits(tmp_path):
     assert TurnIndex(FeedbackStore(data)).catch_up() == 0  # every byte was indexed as it was written
     recorder = open_recorder(data)
     assert recorder.path("conv-0001") == before
-    assert [(ref.message_id, ref.turn_index, ref.user.content) for ref in before] == [("reply-00a", 0, "hi"), ("reply-00e", 1, "edited")]
+    assert [(ref.message_id, ref.turn_index, ref.user.content) for ref in before] == [
+        ("reply-00a", 0, "hi"),
+        ("reply-00e", 1, "edited"),
+    ]
     assert recorder.owner("reply-00d") == "conv-0001"  # an old branch can still be rated
     recorder.rate("conv-0001", "reply-00d", "dislike")
     stop(recorder)
@@ -180,7 +183,11 @@ def test_another_replicas_shard_appended_while_down_is_caught_up(tmp_path):
     assert third["turn_index"] == 2
     (written,) = [t for t in read_records(data, "turns") if t["message_id"] == third["message_id"]]
     assert [m["content"] for m in written["messages"]] == [
-        "started here", first["response"], "went on elsewhere", late.response, "back here",
+        "started here",
+        first["response"],
+        "went on elsewhere",
+        late.response,
+        "back here",
     ]
     stop(recorder)
 
@@ -357,8 +364,12 @@ def test_the_index_matches_none_of_the_sync_patterns(tmp_path):
 
 def test_a_push_to_the_hub_does_not_contain_the_index(hub, tmp_path):
     repo_id = "test-user/index-not-synced"
-    env = {**hub_env(hub, tmp_path), "FEEDBACK_DATA_DIR": str(tmp_path / "data"), "FEEDBACK_DATASET_REPO": repo_id,
-           "FEEDBACK_SYNC_EVERY": "0.005"}
+    env = {
+        **hub_env(hub, tmp_path),
+        "FEEDBACK_DATA_DIR": str(tmp_path / "data"),
+        "FEEDBACK_DATASET_REPO": repo_id,
+        "FEEDBACK_SYNC_EVERY": "0.005",
+    }
     app = AppProcess(env, tmp_path / "app.log").wait_ready()
     try:
         client = Client(app.url, verbose=False)

@@ -183,9 +183,8 @@ def test_http_error_status_tells_the_user_only_the_status(server, log_lines, sta
 
 
 def test_server_echoing_the_token_in_its_error_is_redacted(log_lines):
-    with OpenAICompatServer(model=MODEL, api_key="the-right-key") as strict:
-        with pytest.raises(ResponderError) as caught:
-            list(responder(strict).stream(user("x")))
+    with OpenAICompatServer(model=MODEL, api_key="the-right-key") as strict, pytest.raises(ResponderError) as caught:
+        list(responder(strict).stream(user("x")))
 
     assert str(caught.value) == "HTTP 401 from the model server"
     assert "HTTP 401: Incorrect API key provided: Bearer ***" in caught.value.detail
@@ -397,8 +396,9 @@ def test_server_non_stream_answer_has_the_openai_shape(server):
 def test_server_stream_chunks_have_the_openai_shape_and_optional_usage(server):
     client = InferenceClient(base_url=server.base_url, api_key=TOKEN)
 
-    chunks = list(client.chat_completion(user("ping"), model=MODEL, stream=True,
-                                         stream_options={"include_usage": True}))
+    chunks = list(
+        client.chat_completion(user("ping"), model=MODEL, stream=True, stream_options={"include_usage": True})
+    )
 
     assert chunks[0].choices[0].delta.role == "assistant"
     assert all(chunk.object == "chat.completion.chunk" for chunk in chunks)

@@ -29,8 +29,22 @@ from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parent.parent
 WIDGET_FILES = ("feedback-widget.js", "feedback-widget.css", "index.html")
-NOT_SOURCE = (".git", ".venv", "venv", "build", "dist", "data", "test-artifacts", "node_modules", "__pycache__",
-              ".pytest_cache", ".hypothesis", ".gradio", "*.egg-info", "*.pyc")
+NOT_SOURCE = (
+    ".git",
+    ".venv",
+    "venv",
+    "build",
+    "dist",
+    "data",
+    "test-artifacts",
+    "node_modules",
+    "__pycache__",
+    ".pytest_cache",
+    ".hypothesis",
+    ".gradio",
+    "*.egg-info",
+    "*.pyc",
+)
 """Left out of the copy the wheel is built from: what is not the checkout's source (a local data dir,
 caches, venvs, earlier build output)."""
 
@@ -67,17 +81,23 @@ def test_dependencies_match_requirements_txt():
     """Same packages; each pinned version (what a Space and CI install) is allowed by pyproject."""
     declared = {normalise(r.name): r for r in map(Requirement, pyproject()["project"]["dependencies"])}
     pinned = pins(ROOT / "requirements.txt")
-    assert sorted(declared) == sorted(pinned), "pyproject.toml dependencies and requirements.txt list different packages"
+    assert sorted(declared) == sorted(pinned), (
+        "pyproject.toml dependencies and requirements.txt list different packages"
+    )
     for name, requirement in pinned.items():
         version = pinned_version(requirement)
-        assert declared[name].specifier.contains(version), f"requirements.txt pins {name}=={version}, outside {declared[name]}"
+        assert declared[name].specifier.contains(version), (
+            f"requirements.txt pins {name}=={version}, outside {declared[name]}"
+        )
 
 
 def test_test_extra_matches_requirements_test_txt():
     """``pip install .[test]`` gives exactly requirements-test.txt's pins."""
     extra = {normalise(r.name): r for r in map(Requirement, pyproject()["project"]["optional-dependencies"]["test"])}
     pinned = pins(ROOT / "requirements-test.txt")
-    assert {name: str(r.specifier) for name, r in extra.items()} == {name: str(r.specifier) for name, r in pinned.items()}
+    assert {name: str(r.specifier) for name, r in extra.items()} == {
+        name: str(r.specifier) for name, r in pinned.items()
+    }
     assert "-r requirements.txt" in (ROOT / "requirements-test.txt").read_text()
 
 
@@ -96,8 +116,9 @@ class Installed:
         return self.venv / "bin"
 
     def run(self, *args: str | Path, timeout: float = 60) -> subprocess.CompletedProcess:
-        return subprocess.run([str(a) for a in args], cwd=self.cwd, env=self.env, capture_output=True, text=True,
-                              timeout=timeout)
+        return subprocess.run(
+            [str(a) for a in args], cwd=self.cwd, env=self.env, capture_output=True, text=True, timeout=timeout
+        )
 
 
 def build_wheel(out: Path, work: Path) -> Path:
@@ -106,9 +127,24 @@ def build_wheel(out: Path, work: Path) -> Path:
     source = work / "source"
     shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*NOT_SOURCE))
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "--quiet",
-         "-w", str(out), str(source)],
-        cwd=work, capture_output=True, text=True, timeout=120, env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--quiet",
+            "-w",
+            str(out),
+            str(source),
+        ],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
     )
     assert result.returncode == 0, result.stdout + result.stderr
     (wheel,) = out.glob("chat_feedback-*.whl")
@@ -125,22 +161,50 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     venv = work / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60)
     python = venv / "bin" / "python"
-    site = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               check=True, capture_output=True, text=True).stdout.strip())
+    site = Path(
+        subprocess.run(
+            [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
     # This environment's installed packages, after the venv's own: the dependencies, never the checkout.
     outer = dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib"))
     (site / "outer-site-packages.pth").write_text("".join(f"{path}\n" for path in outer))
     subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "--quiet",
-         "--disable-pip-version-check", str(wheel)],
-        check=True, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--no-deps",
+            "--no-index",
+            "--quiet",
+            "--disable-pip-version-check",
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
     cwd = work / "elsewhere"
     cwd.mkdir()
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "VIRTUAL_ENV", "FEEDBACK_"))}
-    env.update({"PATH": f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}", "VIRTUAL_ENV": str(venv),
-                "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"})
+    env = {
+        key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "VIRTUAL_ENV", "FEEDBACK_"))
+    }
+    env.update(
+        {
+            "PATH": f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}",
+            "VIRTUAL_ENV": str(venv),
+            "HF_HUB_OFFLINE": "1",
+            "GRADIO_ANALYTICS_ENABLED": "False",
+        }
+    )
     yield Installed(wheel, venv, cwd, env)
 
 
@@ -153,18 +217,24 @@ def test_wheel_holds_the_library_and_the_widget_only(installed: Installed):
         with zipfile.ZipFile(installed.wheel).open(f"feedback/web/widget_dist/{name}") as packed:
             assert packed.read() == (ROOT / "feedback" / "web" / "widget_dist" / name).read_bytes()
     meta = zipfile.ZipFile(installed.wheel).read("chat_feedback-0.1.0.dist-info/METADATA").decode()
-    required = {normalise(Requirement(line.split(":", 1)[1]).name) for line in meta.splitlines()
-                if line.startswith("Requires-Dist:") and "extra ==" not in line}
+    required = {
+        normalise(Requirement(line.split(":", 1)[1]).name)
+        for line in meta.splitlines()
+        if line.startswith("Requires-Dist:") and "extra ==" not in line
+    }
     assert required == set(pins(ROOT / "requirements.txt"))
     entry_points = zipfile.ZipFile(installed.wheel).read("chat_feedback-0.1.0.dist-info/entry_points.txt").decode()
     assert "chat-feedback = feedback.cli:main" in entry_points
 
 
 def test_installed_copy_imports_from_the_venv(installed: Installed):
-    result = installed.run(installed.bin / "python", "-c",
-                           "import feedback, schemas; from feedback import FeedbackChatInterface; "
-                           "from feedback.web.widget import WIDGET_DIR; "
-                           "print(feedback.__file__); print(schemas.__file__); print(WIDGET_DIR)")
+    result = installed.run(
+        installed.bin / "python",
+        "-c",
+        "import feedback, schemas; from feedback import FeedbackChatInterface; "
+        "from feedback.web.widget import WIDGET_DIR; "
+        "print(feedback.__file__); print(schemas.__file__); print(WIDGET_DIR)",
+    )
     assert result.returncode == 0, result.stderr
     site = installed.venv.resolve()
     for line in result.stdout.split():
@@ -188,12 +258,17 @@ def test_installed_app_serves_page_api_and_widget(installed: Installed):
     the wheel's package data, records go to the configured data dir, SIGTERM ends it cleanly."""
     port = free_port()
     data_dir = installed.cwd / "records"
-    env = {**installed.env, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
-           "FEEDBACK_DATA_DIR": str(data_dir)}
+    env = {
+        **installed.env,
+        "GRADIO_SERVER_NAME": "127.0.0.1",
+        "GRADIO_SERVER_PORT": str(port),
+        "FEEDBACK_DATA_DIR": str(data_dir),
+    }
     log = installed.cwd / "serve.log"
     with open(log, "w") as out:
-        process = subprocess.Popen([installed.bin / "chat-feedback", "serve"], cwd=installed.cwd, env=env,
-                                   stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [installed.bin / "chat-feedback", "serve"], cwd=installed.cwd, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

@@ -151,7 +151,9 @@ def test_callback_works_as_a_gr_interface_flagging_callback(tmp_path, monkeypatc
     assert {r["source"] for r in ratings} == {f["source"] for f in flags} == {"interface"}
     assert flags[0]["reasons"] == ["Wrong"] and flags[0]["message_id"] == turns[2]["message_id"]
     assert callback.count == 3
-    assert not (tmp_path / ".gradio" / "flagged").exists() or not any((tmp_path / ".gradio" / "flagged").rglob("*.jsonl"))
+    assert not (tmp_path / ".gradio" / "flagged").exists() or not any(
+        (tmp_path / ".gradio" / "flagged").rglob("*.jsonl")
+    )
 
 
 def test_attach_feedback_in_your_own_blocks(tmp_path):

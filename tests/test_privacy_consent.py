@@ -199,8 +199,9 @@ def button(session: PageSession, label: str) -> gr.Button:
 
 
 def page_on(data_dir: Path, consent: str) -> PageSession:
-    demo = FeedbackChatInterface(lambda message, history: f"echo {message['text']}", data_dir=data_dir,
-                                 multimodal=True, consent=consent)  # type: ignore[arg-type]
+    demo = FeedbackChatInterface(
+        lambda message, history: f"echo {message['text']}", data_dir=data_dir, multimodal=True, consent=consent
+    )  # type: ignore[arg-type]
     return PageSession(TestClient(gr.routes.App.create_app(demo)), "browser-1")
 
 
@@ -235,11 +236,14 @@ def test_the_page_records_once_the_user_agreed(tmp_path):
 
 
 def test_the_notice_page_has_no_consent_step_and_links_the_policy(tmp_path):
-    demo = FeedbackChatInterface(lambda m, h: "ok", data_dir=tmp_path / "data", policy_url="https://example.com/privacy")
+    demo = FeedbackChatInterface(
+        lambda m, h: "ok", data_dir=tmp_path / "data", policy_url="https://example.com/privacy"
+    )
     assert demo.consent_step is None and demo.consent.mode == "notice"
     assert 'href="https://example.com/privacy"' in demo.description and "recorded" in demo.description
-    required = FeedbackChatInterface(lambda m, h: "ok", data_dir=tmp_path / "data2", consent="required",
-                                     policy_url="https://example.com/privacy")
+    required = FeedbackChatInterface(
+        lambda m, h: "ok", data_dir=tmp_path / "data2", consent="required", policy_url="https://example.com/privacy"
+    )
     assert required.consent_step is not None and "recorded" not in (required.description or "")
 
 
@@ -264,16 +268,18 @@ def test_declined_conversations_reach_neither_the_data_dir_nor_the_hub(hub, tmp_
     try:
         client = Client(app.url, verbose=False)
         assert client.predict(api_name="/feedback_options")["policy_url"] == "https://example.com/privacy"
-        declined = client.predict({"text": "declined e3f9", "files": [handle_file(str(declined_file))]}, "",
-                                  consent=False, api_name="/chat")
+        declined = client.predict(
+            {"text": "declined e3f9", "files": [handle_file(str(declined_file))]}, "", consent=False, api_name="/chat"
+        )
         assert declined["response"].startswith("You said: declined e3f9")
         cid = declined["conversation_id"]
         more = client.predict("more e3f9", cid, api_name="/chat")
         client.predict(cid, more["message_id"], "dislike", "", "comment e3f9", api_name="/rate")
         client.predict(cid, more["message_id"], ["Harmful"], "flag e3f9", api_name="/flag")
         unanswered = client.predict("unanswered e3f9", "", api_name="/chat")
-        agreed = client.predict({"text": "agreed 0a4d", "files": [handle_file(str(agreed_file))]}, "",
-                                consent=True, api_name="/chat")
+        agreed = client.predict(
+            {"text": "agreed 0a4d", "files": [handle_file(str(agreed_file))]}, "", consent=True, api_name="/chat"
+        )
         client.predict(agreed["conversation_id"], agreed["message_id"], "like", api_name="/rate")
         client.close()
         assert app.terminate() == 0, app.log()  # the final push

@@ -58,7 +58,9 @@ def test_the_corpus_precision_and_recall_per_type_meet_the_thresholds(redactor):
         measured = scores[kind]
         assert measured.labelled >= 9, f"{kind}: too few labelled examples"
         assert measured.recall >= recall, f"{kind} recall {measured.recall:.2f}; missed {measured.missed}"
-        assert measured.precision >= precision, f"{kind} precision {measured.precision:.2f}; wrongly found {measured.false}"
+        assert measured.precision >= precision, (
+            f"{kind} precision {measured.precision:.2f}; wrongly found {measured.false}"
+        )
 
 
 def test_placeholders_are_typed_and_overlaps_are_replaced_whole(redactor):
@@ -118,20 +120,33 @@ def test_text_typed_into_an_additional_input_is_redacted_numbers_and_choices_kep
     list(api.chat("hi", "", signature="Jane, jane.doe@example.com", temperature=1.5))
     (turn,) = read_records(data, "turns")
     assert turn["params"]["inputs"] == [
-        {"name": "Signature", "value": '"Jane, <EMAIL>"'}, {"name": "Temperature", "value": "1.5"}
+        {"name": "Signature", "value": '"Jane, <EMAIL>"'},
+        {"name": "Temperature", "value": "1.5"},
     ]
     assert turn["params"]["temperature"] == 1.5
 
 
 def test_every_free_text_field_of_every_record_kind_is_listed():
     """A new record kind, or a new text field, must be added to the redactor (and this list)."""
-    not_free_text = {"conversation_id", "message_id", "model", "option", "reasons", "reviewer", "source",
-                     "regenerated_from", "edited_from", "decision", "rating"}
+    not_free_text = {
+        "conversation_id",
+        "message_id",
+        "model",
+        "option",
+        "reasons",
+        "reviewer",
+        "source",
+        "regenerated_from",
+        "edited_from",
+        "decision",
+        "rating",
+    }
     for kind, cls in RECORD_TYPES.items():
         text_fields = {
-            name for name, info in cls.model_fields.items()
-            if name not in not_free_text and (str in (info.annotation, *get_args(info.annotation)) or name in
-                                              ("messages", "params"))
+            name
+            for name, info in cls.model_fields.items()
+            if name not in not_free_text
+            and (str in (info.annotation, *get_args(info.annotation)) or name in ("messages", "params"))
         }
         assert text_fields == set(TEXT_FIELDS.get(kind, ())), kind
 
@@ -139,8 +154,9 @@ def test_every_free_text_field_of_every_record_kind_is_listed():
 def test_the_page_shows_the_reply_as_said_and_a_retry_of_a_redacted_message_is_a_retry(tmp_path, redactor):
     data = tmp_path / "data"
     recorder = FeedbackRecorder(FeedbackStore(data), flag_reasons=("Harmful",), gate=[ConsentGate(), redactor])
-    demo = FeedbackChatInterface(lambda message, history: f"noted: {message['text']}", recorder=recorder,
-                                 multimodal=True)
+    demo = FeedbackChatInterface(
+        lambda message, history: f"noted: {message['text']}", recorder=recorder, multimodal=True
+    )
     session = PageSession(TestClient(gr.routes.App.create_app(demo)), "browser-1")
     session.send(PERSONAL)
     assert session.chat[-1]["content"] == [{"type": "text", "text": f"noted: {PERSONAL}"}]  # shown unchanged

@@ -1,4 +1,5 @@
-"""Tests for feedback.replay_data (replay responder data) and the tests' sample data finder (tests/support/sample_data.py)."""
+"""Tests for feedback.replay_data (replay responder data) and the tests' sample data finder
+(tests/support/sample_data.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from support import sample_data
+
 from feedback.replay_data import (
     NoRecordedReply,
     PreferencePair,
@@ -25,9 +26,7 @@ HH_RLHF_REPLAYABLE = 2171
 
 def transcript(*turns: str) -> str:
     """Build an hh-rlhf transcript alternating Human/Assistant, starting with Human."""
-    return "".join(
-        f"\n\n{'Human' if i % 2 == 0 else 'Assistant'}: {text}" for i, text in enumerate(turns)
-    )
+    return "".join(f"\n\n{'Human' if i % 2 == 0 else 'Assistant'}: {text}" for i, text in enumerate(turns))
 
 
 def pair(index: int, *shared: str, rejected: str, chosen: str) -> PreferencePair:
@@ -70,8 +69,7 @@ def assistant(text: str) -> dict[str, str]:
         ),
         pytest.param(
             "\n\nHuman: a\n\nAssistant: b\n\nHuman: c\n\nAssistant: d\n\nHuman: e\n\nAssistant: f",
-            [("user", "a"), ("assistant", "b"), ("user", "c"), ("assistant", "d"), ("user", "e"),
-             ("assistant", "f")],
+            [("user", "a"), ("assistant", "b"), ("user", "c"), ("assistant", "d"), ("user", "e"), ("assistant", "f")],
             id="multi-turn",
         ),
         pytest.param(
@@ -132,8 +130,7 @@ def test_load_pairs_plain_and_gzip(tmp_path: Path, name: str) -> None:
         {"chosen": transcript("hi", "hello"), "rejected": transcript("hi", "go away")},
         {"chosen": transcript("q", ""), "rejected": transcript("q", "a")},
     ]
-    path = write_jsonl(tmp_path / name, [json.dumps(row) for row in rows[:1]] + [""]
-                       + [json.dumps(rows[1])])
+    path = write_jsonl(tmp_path / name, [json.dumps(row) for row in rows[:1]] + [""] + [json.dumps(rows[1])])
     pairs = load_pairs(path)
     assert [p.index for p in pairs] == [0, 1]
     assert pairs[0].chosen == (("user", "hi"), ("assistant", "hello"))
@@ -188,47 +185,60 @@ def non_alternating(index: int) -> PreferencePair:
 RULE_CASES = [
     pytest.param(
         [pair(0, "hi", rejected="r0", chosen="c0"), pair(1, "hi", rejected="r1", chosen="c1")],
-        [0], {SkipReason.DIFFERENT_LAST_REPLIES: 1},
+        [0],
+        {SkipReason.DIFFERENT_LAST_REPLIES: 1},
         id="same-single-question-different-replies",
     ),
     pytest.param(
-        [pair(0, "hi", "hello", "more", rejected="r", chosen="c"),
-         pair(1, "hi", "HEY", "more", rejected="r", chosen="c")],
-        [0], {SkipReason.DIFFERENT_REPLY: 1},
+        [
+            pair(0, "hi", "hello", "more", rejected="r", chosen="c"),
+            pair(1, "hi", "HEY", "more", rejected="r", chosen="c"),
+        ],
+        [0],
+        {SkipReason.DIFFERENT_REPLY: 1},
         id="duplicate-opening-different-reply",
     ),
     pytest.param(
-        [pair(0, "hi", "hello", "a", rejected="r", chosen="c"),
-         pair(1, " hi ", "hello\n", "b", rejected="r", chosen="c")],
-        [0, 1], {},
+        [
+            pair(0, "hi", "hello", "a", rejected="r", chosen="c"),
+            pair(1, " hi ", "hello\n", "b", rejected="r", chosen="c"),
+        ],
+        [0, 1],
+        {},
         id="same-opening-same-reply-whitespace-ignored",
     ),
     pytest.param(
         [pair(0, "hi", rejected="r", chosen="c"), pair(1, "hi", rejected="r", chosen="c")],
-        [0, 1], {},
+        [0, 1],
+        {},
         id="exact-duplicate-pair",
     ),
     pytest.param(
         [non_alternating(0), pair(1, "x", rejected="r", chosen="c")],
-        [1], {SkipReason.NOT_ALTERNATING: 1},
+        [1],
+        {SkipReason.NOT_ALTERNATING: 1},
         id="non-alternating-skipped-and-registers-nothing",
     ),
     pytest.param(
-        [pair(0, "hi", rejected="hello", chosen="c"),
-         pair(1, "hi", "hello", "more", rejected="r", chosen="c")],
-        [0], {SkipReason.EARLIER_ENDS_HERE: 1},
+        [pair(0, "hi", rejected="hello", chosen="c"), pair(1, "hi", "hello", "more", rejected="r", chosen="c")],
+        [0],
+        {SkipReason.EARLIER_ENDS_HERE: 1},
         id="last-turn-key-then-intermediate-key",
     ),
     pytest.param(
-        [pair(0, "hi", "hello", "more", rejected="r", chosen="c"),
-         pair(1, "hi", rejected="hello", chosen="hello")],
-        [0], {SkipReason.EARLIER_CONTINUES: 1},
+        [pair(0, "hi", "hello", "more", rejected="r", chosen="c"), pair(1, "hi", rejected="hello", chosen="hello")],
+        [0],
+        {SkipReason.EARLIER_CONTINUES: 1},
         id="intermediate-key-then-last-turn-key",
     ),
     pytest.param(
-        [pair(0, "hi", "A", "q", rejected="r", chosen="c"), pair(1, "hi", "B", "q", rejected="r", chosen="c"),
-         pair(2, "hi", "B", "q", rejected="r", chosen="c")],
-        [0], {SkipReason.DIFFERENT_REPLY: 2},
+        [
+            pair(0, "hi", "A", "q", rejected="r", chosen="c"),
+            pair(1, "hi", "B", "q", rejected="r", chosen="c"),
+            pair(2, "hi", "B", "q", rejected="r", chosen="c"),
+        ],
+        [0],
+        {SkipReason.DIFFERENT_REPLY: 2},
         id="only-replayable-pairs-register-keys",
     ),
 ]
@@ -247,9 +257,7 @@ def test_rejected_structure_is_not_checked_but_must_end_with_a_reply() -> None:
     chosen = tuple(parse_transcript(transcript("q", "c")))
     odd_rejected = tuple(parse_transcript("\n\nHuman: other\n\nAssistant: x\n\nAssistant: r"))
     ends_with_user = tuple(parse_transcript(transcript("q", "x", "more")))
-    index = ReplayIndex.from_pairs(
-        [PreferencePair(0, chosen, odd_rejected), PreferencePair(1, chosen, ends_with_user)]
-    )
+    index = ReplayIndex.from_pairs([PreferencePair(0, chosen, odd_rejected), PreferencePair(1, chosen, ends_with_user)])
     assert index.scripts == (ReplayScript(0, ("q",), (), rejected="r", chosen="c"),)
     assert index.skipped_pairs == {1: SkipReason.REJECTED_NO_REPLY}
 
@@ -391,8 +399,9 @@ def test_missing_hh_rlhf_downloads_when_online(tmp_path: Path, monkeypatch: pyte
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
     assert sample_data.hh_rlhf_test_file() == tmp_path / "cached.jsonl.gz"
-    assert calls == [{"repo_id": "Anthropic/hh-rlhf", "filename": "harmless-base/test.jsonl.gz",
-                      "repo_type": "dataset"}]
+    assert calls == [
+        {"repo_id": "Anthropic/hh-rlhf", "filename": "harmless-base/test.jsonl.gz", "repo_type": "dataset"}
+    ]
 
 
 def test_fastchat_dummy_file_found() -> None:

@@ -58,7 +58,9 @@ class TestQueue:
         assert fix.review.corrected_reply == "The date is 1969." and fix.review.reviewer == "ann"
         reviews = read_records(tmp_path, "reviews")
         assert [(r["message_id"], r["decision"]) for r in reviews] == [
-            ("msg-a1111", "needs-fix"), ("msg-b0000", "dismissed"), ("msg-b0000", "confirmed"),
+            ("msg-a1111", "needs-fix"),
+            ("msg-b0000", "dismissed"),
+            ("msg-b0000", "confirmed"),
         ]
         assert reviews[0]["conversation_id"] == "conv-aaaa"
 
@@ -90,17 +92,26 @@ class TestStats:
         assert models.loc["m1", "replies"] == 4 and models.loc["m1", "like_rate"] == 0.5
         assert models.loc["m2", "like_rate"] == 1.0
         assert dict(zip(stats.flags_per_reason.reason, stats.flags_per_reason["count"], strict=True)) == {
-            "Inaccurate": 2, "Harmful": 1, "Off-topic": 1, "Other": 1,
+            "Inaccurate": 2,
+            "Harmful": 1,
+            "Off-topic": 1,
+            "Other": 1,
         }
         assert dict(zip(stats.conversation_lengths.turns, stats.conversation_lengths.conversations, strict=True)) == {
-            1: 1, 2: 2,
+            1: 1,
+            2: 2,
         }
         assert stats.open_queue == 3
 
     def test_stats_command_prints_the_tables(self, tmp_path):
         seed(tmp_path / "data")
-        result = subprocess.run([sys.executable, "-m", "feedback", "stats", "--source", str(tmp_path / "data")],
-                                cwd=REPO, capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-m", "feedback", "stats", "--source", str(tmp_path / "data")],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert result.returncode == 0, result.stderr
         assert "Open review queue: 3" in result.stdout
         assert "Inaccurate" in result.stdout and "2026-03-01" in result.stdout and "0.500" in result.stdout
@@ -149,8 +160,16 @@ def test_stats_and_review_read_a_dataset_repo(hub, tmp_path):
     seed(tmp_path / "data").close()
     push_folder(tmp_path / "data", "test-user/reviewable", token=TOKEN, api=HfApi(endpoint=hub.endpoint, token=TOKEN))
     env = {**os.environ, **hub_env(hub, tmp_path)}
-    command = [sys.executable, "-m", "feedback", "stats", "--source", "test-user/reviewable",
-               "--data-dir", str(tmp_path / "pulled")]
+    command = [
+        sys.executable,
+        "-m",
+        "feedback",
+        "stats",
+        "--source",
+        "test-user/reviewable",
+        "--data-dir",
+        str(tmp_path / "pulled"),
+    ]
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Open review queue: 3" in result.stdout

@@ -107,30 +107,47 @@ class TestSameOriginOnly:
         cookie = signed_in(app)
         assert httpx.get(f"{app.url}/review/config", timeout=10).status_code == 401
         assert httpx.get(f"{app.url}/review/config", headers=cookie, timeout=10).status_code == 200
-        call = httpx.post(f"{app.url}/review/gradio_api/call/queue_items", json={"data": []},
-                          headers={**cookie, "Origin": app.url, "Sec-Fetch-Site": "same-origin"}, timeout=10)
+        call = httpx.post(
+            f"{app.url}/review/gradio_api/call/queue_items",
+            json={"data": []},
+            headers={**cookie, "Origin": app.url, "Sec-Fetch-Site": "same-origin"},
+            timeout=10,
+        )
         assert call.status_code == 200 and "event_id" in call.json()
 
     @pytest.mark.parametrize(
         "path",
-        ["/review/gradio_api/queue/join", "/review/gradio_api/call/decide", "/review/gradio_api/run/decide",
-         "/review/gradio_api/upload", "/review/logout", "/review"],
+        [
+            "/review/gradio_api/queue/join",
+            "/review/gradio_api/call/decide",
+            "/review/gradio_api/run/decide",
+            "/review/gradio_api/upload",
+            "/review/logout",
+            "/review",
+        ],
     )
     def test_cross_origin_state_changing_requests_are_refused_with_a_valid_cookie(self, app, path):
         cookie = signed_in(app)
         body = {"data": ["msg-x", "confirmed", "", ""], "fn_index": 0, "session_hash": "abcdefgh"}
         for method in ("POST", "PUT", "DELETE"):
-            response = httpx.request(method, f"{app.url}{path}", json=body,
-                                     headers={**cookie, "Origin": EVIL, "Host": REAL_HOST}, timeout=10)
+            response = httpx.request(
+                method, f"{app.url}{path}", json=body, headers={**cookie, "Origin": EVIL, "Host": REAL_HOST}, timeout=10
+            )
             assert response.status_code == 403, (method, path, response.text)
             assert "access-control-allow-origin" not in response.headers
 
     def test_cross_origin_reads_get_no_cors_headers(self, app):
         cookie = signed_in(app)
         preflight = httpx.options(
-            f"{app.url}/review/gradio_api/queue/join", timeout=10,
-            headers={**cookie, "Origin": EVIL, "Host": REAL_HOST, "Access-Control-Request-Method": "POST",
-                     "Access-Control-Request-Headers": "content-type"},
+            f"{app.url}/review/gradio_api/queue/join",
+            timeout=10,
+            headers={
+                **cookie,
+                "Origin": EVIL,
+                "Host": REAL_HOST,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type",
+            },
         )
         assert preflight.status_code == 403
         assert not {"access-control-allow-origin", "access-control-allow-credentials"} & set(preflight.headers)
@@ -157,8 +174,12 @@ class TestSameOriginOnly:
         assert "access-control-allow-origin" not in local.headers
         localhost = httpx.options(join, headers={**preflight, "Origin": "http://localhost:8000"}, timeout=10)
         assert localhost.headers["access-control-allow-origin"] == "http://localhost:8000"
-        call = httpx.post(f"{app.url}/gradio_api/call/feedback_options", json={"data": []},
-                          headers={"Origin": shop, "Host": REAL_HOST}, timeout=10)
+        call = httpx.post(
+            f"{app.url}/gradio_api/call/feedback_options",
+            json={"data": []},
+            headers={"Origin": shop, "Host": REAL_HOST},
+            timeout=10,
+        )
         assert call.status_code == 200 and call.headers["access-control-allow-origin"] == shop
         widget = httpx.get(f"{app.url}/widget/feedback-widget.js", headers={"Origin": shop}, timeout=10)
         assert widget.status_code == 200 and widget.headers["access-control-allow-origin"] == "*"
@@ -239,8 +260,9 @@ class TestSignInThrottle:
         assert sign_in(app, "dan", USERS["dan"], **{"X-Forwarded-For": "203.0.113.4"}).status_code == 429
 
     def test_an_oversized_sign_in_body_is_refused(self, app):
-        response = httpx.post(f"{app.url}/review/login", timeout=10,
-                              data={"username": "ann", "password": "x" * 100_000})
+        response = httpx.post(
+            f"{app.url}/review/login", timeout=10, data={"username": "ann", "password": "x" * 100_000}
+        )
         assert response.status_code == 413
 
 
@@ -290,8 +312,12 @@ class TestLoginThrottle:
 
     @pytest.mark.parametrize(
         ("kwargs", "message"),
-        [({"max_failures": 0}, "'max_failures'"), ({"lockout": float("inf")}, "'lockout'"),
-         ({"lockout": -1}, "'lockout'"), ({"max_keys": 0}, "'max_keys'")],
+        [
+            ({"max_failures": 0}, "'max_failures'"),
+            ({"lockout": float("inf")}, "'lockout'"),
+            ({"lockout": -1}, "'lockout'"),
+            ({"max_keys": 0}, "'max_keys'"),
+        ],
     )
     def test_bad_arguments_are_refused(self, kwargs, message):
         with pytest.raises(ValueError, match=message):
@@ -307,8 +333,16 @@ class TestLoginThrottle:
         ({"host": "A.example", "origin": "http://a.EXAMPLE:80"}, "http", False),
         ({"host": "a.example", "origin": "https://a.example"}, "http", True),
         ({"host": "a.example", "origin": "https://a.example", "x-forwarded-proto": "https"}, "http", False),
-        ({"host": "internal:7860", "origin": "https://a.example", "x-forwarded-host": "a.example",
-          "x-forwarded-proto": "https"}, "http", False),
+        (
+            {
+                "host": "internal:7860",
+                "origin": "https://a.example",
+                "x-forwarded-host": "a.example",
+                "x-forwarded-proto": "https",
+            },
+            "http",
+            False,
+        ),
         ({"host": "a.example", "origin": "http://a.example:8080"}, "http", True),
         ({"host": "a.example", "origin": "http://b.example"}, "http", True),
         ({"host": "a.example", "origin": "http://a.example.evil"}, "http", True),

@@ -38,17 +38,25 @@ def seeded(data_dir: Path) -> list:
 
 
 def desk(data_dir: Path) -> ReviewDesk:
-    return ReviewDesk(FeedbackRecorder(FeedbackStore(data_dir), flag_reasons=("Inaccurate", "Harmful")),
-                      reviewers=["ann"])
+    return ReviewDesk(
+        FeedbackRecorder(FeedbackStore(data_dir), flag_reasons=("Inaccurate", "Harmful")), reviewers=["ann"]
+    )
 
 
 class Request:
     username = "ann"
 
 
-@pytest.mark.parametrize("queue_filter", [QueueFilter(), QueueFilter(status=None), QueueFilter(reason="Harmful"),
-                                          QueueFilter(model="m2", status="confirmed"),
-                                          QueueFilter(since=TODAY - timedelta(days=2), status=None)])
+@pytest.mark.parametrize(
+    "queue_filter",
+    [
+        QueueFilter(),
+        QueueFilter(status=None),
+        QueueFilter(reason="Harmful"),
+        QueueFilter(model="m2", status="confirmed"),
+        QueueFilter(since=TODAY - timedelta(days=2), status=None),
+    ],
+)
 def test_pages_of_50_cover_the_filtered_queue_in_order(tmp_path, queue_filter):
     records = seeded(tmp_path)
     expected = [item.message_id for item in filter_queue(build_queue(records), queue_filter)]
@@ -69,15 +77,31 @@ def test_the_page_handlers_and_the_api_page_the_queue(tmp_path):
     assert loaded[1] == [i.message_id for i in build_queue(records) if "Harmful" in i.reason_counts][:PAGE_SIZE]
     api = page.queue_items("", "m1", str(TODAY - timedelta(days=3)), str(TODAY - timedelta(days=3)), "", 1, Request())
     assert [i["message_id"] for i in api] == [
-        i.message_id for i in filter_queue(build_queue(records), QueueFilter(
-            model="m1", since=TODAY - timedelta(days=3), until=TODAY - timedelta(days=3), status=None))][:PAGE_SIZE]
+        i.message_id
+        for i in filter_queue(
+            build_queue(records),
+            QueueFilter(model="m1", since=TODAY - timedelta(days=3), until=TODAY - timedelta(days=3), status=None),
+        )
+    ][:PAGE_SIZE]
     assert page.queue_items("", "", "", "", "open", 99, Request()) == []
 
 
 def test_stats_prints_a_filtered_queue_page(tmp_path):
     records = seeded(tmp_path / "data")
-    command = [sys.executable, "-m", "feedback", "stats", "--source", str(tmp_path / "data"), "--reason", "Harmful",
-               "--status", "any", "--page", "1"]
+    command = [
+        sys.executable,
+        "-m",
+        "feedback",
+        "stats",
+        "--source",
+        str(tmp_path / "data"),
+        "--reason",
+        "Harmful",
+        "--status",
+        "any",
+        "--page",
+        "1",
+    ]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     harmful = [i for i in build_queue(records) if "Harmful" in i.reason_counts]
@@ -125,7 +149,8 @@ def test_an_export_of_a_repo_read_in_place_equals_the_local_export(hub, tmp_path
     for split in ("train", "test"):
         assert remote.rows(split) == local.rows(split)
     assert {k: v for k, v in remote.stats.items() if k != "records"} == {
-        k: v for k, v in local.stats.items() if k != "records"}
+        k: v for k, v in local.stats.items() if k != "records"
+    }
 
 
 def test_review_of_a_repo_merges_the_decisions_written_locally(hub, tmp_path, repo, monkeypatch):

@@ -51,21 +51,24 @@ GONE_REASON = "Spam"
 
 
 def gone_turn(mid: str, minute: int, index: int = 0) -> Turn:
-    return make_turn(GONE, mid, index=index, text="a secret prompt", response=f"secret {mid}", model=GONE_MODEL,
-                     timestamp=at(minute))
+    return make_turn(
+        GONE, mid, index=index, text="a secret prompt", response=f"secret {mid}", model=GONE_MODEL, timestamp=at(minute)
+    )
 
 
 GONE_TURNS = [gone_turn("gone-liked", 30), gone_turn("gone-disliked", 31), gone_turn("gone-flagged", 32, 1)]
 GONE_BEFORE = [
     *GONE_TURNS,
-    rating(GONE, "gone-liked", "like", 33), rating(GONE, "gone-disliked", "dislike", 34),
+    rating(GONE, "gone-liked", "like", 33),
+    rating(GONE, "gone-disliked", "dislike", 34),
     rating(GONE, "gone-flagged", "dislike", 35),
     flag(GONE, "gone-flagged", 36, GONE_REASON, "Harmful", comment="secret comment"),
     review(GONE, "gone-flagged", "needs-fix", 37, fixed="a secret correction"),
 ]
 DELETION = Deletion(conversation_id=GONE, requested_by="user", timestamp=at(40))
 GONE_AFTER = [  # written after the deletion record, e.g. by a replica that had not heard of it yet
-    rating(GONE, "gone-liked", "dislike", 41), flag(GONE, "gone-liked", 42, GONE_REASON),
+    rating(GONE, "gone-liked", "dislike", 41),
+    flag(GONE, "gone-liked", 42, GONE_REASON),
     review(GONE, "gone-disliked", "confirmed", 43),
 ]
 GONE_RECORDS = [*GONE_BEFORE, *GONE_AFTER]
@@ -80,9 +83,13 @@ def by_kind(records: list[Record], kind: str) -> list[Record]:
 
 
 def export_of(fmt: str, records: list[Record], **options: object):
-    return export_records(fmt, *(by_kind(records, kind) for kind in ("turns", "ratings", "flags")),
-                          ExportOptions(include_ids=True, test_size=0.3, seed=1, **options),
-                          reviews=by_kind(records, "reviews"), deletions=by_kind(records, "deletions"))
+    return export_records(
+        fmt,
+        *(by_kind(records, kind) for kind in ("turns", "ratings", "flags")),
+        ExportOptions(include_ids=True, test_size=0.3, seed=1, **options),
+        reviews=by_kind(records, "reviews"),
+        deletions=by_kind(records, "deletions"),
+    )
 
 
 def without_deleted(stats: dict) -> dict:
@@ -90,9 +97,15 @@ def without_deleted(stats: dict) -> dict:
     and the ``deleted`` counts."""
     kept = {key: value for key, value in stats.items() if key not in ("records", "left_out")}
     kept["left_out"] = {reason: n for reason, n in stats["left_out"].items() if reason != "deleted"}
-    kept["records"] = {kind: {name: n for name, n in counts.items()
-                              if name not in ("files", "bytes", "records", "deleted", "conversations")}
-                       for kind, counts in stats["records"].items() if kind != "deletions"}
+    kept["records"] = {
+        kind: {
+            name: n
+            for name, n in counts.items()
+            if name not in ("files", "bytes", "records", "deleted", "conversations")
+        }
+        for kind, counts in stats["records"].items()
+        if kind != "deletions"
+    }
     return kept
 
 
@@ -123,8 +136,9 @@ class TestTheRulesEngine:
         assert judged.replies == expected.replies
         assert judged.verdicts.ratings == expected.verdicts.ratings
         assert judged.verdicts.flags == expected.verdicts.flags
-        assert {k: r.decision for k, r in judged.verdicts.reviews.items()} == \
-            {k: r.decision for k, r in expected.verdicts.reviews.items()}
+        assert {k: r.decision for k, r in judged.verdicts.reviews.items()} == {
+            k: r.decision for k, r in expected.verdicts.reviews.items()
+        }
         for kind in ("ratings", "flags"):
             assert {**judged.verdicts.counts[kind], "deleted": 0} == {**expected.verdicts.counts[kind], "deleted": 0}
 
@@ -186,11 +200,18 @@ def write(data_dir, records: list[Record]) -> None:
     store.close()
 
 
-FILTERS = [EVERY_STATUS, QueueFilter(), QueueFilter(status="needs-fix"), QueueFilter(status="confirmed"),
-           QueueFilter(status="dismissed"), QueueFilter(reason=GONE_REASON, status=None),
-           QueueFilter(reason="Harmful", status=None), QueueFilter(model=GONE_MODEL, status=None),
-           QueueFilter(model="m1", status=None),
-           QueueFilter(since=date(2026, 4, 1), until=date(2026, 4, 1), status=None)]
+FILTERS = [
+    EVERY_STATUS,
+    QueueFilter(),
+    QueueFilter(status="needs-fix"),
+    QueueFilter(status="confirmed"),
+    QueueFilter(status="dismissed"),
+    QueueFilter(reason=GONE_REASON, status=None),
+    QueueFilter(reason="Harmful", status=None),
+    QueueFilter(model=GONE_MODEL, status=None),
+    QueueFilter(model="m1", status=None),
+    QueueFilter(since=date(2026, 4, 1), until=date(2026, 4, 1), status=None),
+]
 
 
 class TestQueueAndStats:
@@ -246,8 +267,7 @@ class TestQueueAndStats:
         store.close()
 
 
-def test_a_repo_read_in_place_its_flagged_view_and_card_queries_leave_the_conversation_out(hub, tmp_path,
-                                                                                           monkeypatch):
+def test_a_repo_read_in_place_its_flagged_view_and_card_queries_leave_the_conversation_out(hub, tmp_path, monkeypatch):
     """The deletion record pushed, the conversation's records still in the repo (not erased yet)."""
     monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
     monkeypatch.setenv("HF_TOKEN", TOKEN)
@@ -278,15 +298,22 @@ def test_a_repo_read_in_place_its_flagged_view_and_card_queries_leave_the_conver
         (local / path).write_bytes(data)
     flagged = pq.read_table(local / FLAGGED).to_pylist()
     assert [(r["conversation_id"], r["message_id"], r["status"]) for r in flagged] == [
-        (i.turn.conversation_id, i.message_id, i.status) for i in build_queue(RECORDS)]
+        (i.turn.conversation_id, i.message_id, i.status) for i in build_queue(RECORDS)
+    ]
 
     con = duckdb.connect()
-    answers = {title: con.execute(sql.replace(f"hf://datasets/{repo_id}", str(local)).replace("'MODEL NAME'", "'m1'")
-                                  .replace("now()", "TIMESTAMP '2026-04-02 12:00'")).fetchall()
-               for title, sql in review_queries(repo_id)}
+    answers = {
+        title: con.execute(
+            sql.replace(f"hf://datasets/{repo_id}", str(local))
+            .replace("'MODEL NAME'", "'m1'")
+            .replace("now()", "TIMESTAMP '2026-04-02 12:00'")
+        ).fetchall()
+        for title, sql in review_queries(repo_id)
+    }
     by_reason = {reason: n for reason, n, _ in answers["Open flags by reason"]}
-    assert by_reason == dict(Counter(r for item in filter_queue(build_queue(RECORDS), QueueFilter())
-                                     for r in item.reason_counts))
+    assert by_reason == dict(
+        Counter(r for item in filter_queue(build_queue(RECORDS), QueueFilter()) for r in item.reason_counts)
+    )
     assert len(answers["A model's flagged replies this week (set the model's name)"]) == len(build_queue(RECORDS))
 
 
@@ -294,6 +321,7 @@ def test_the_card_queries_leave_out_rows_still_in_the_flagged_view_and_run_witho
     """Between the deletion record and the erasure commit, the ``flagged`` view may still hold the
     conversation (written by an earlier compaction): the card's queries leave it out; a repo with no
     ``deletions/`` folder at all runs them too."""
+
     def parquet(folder, kind: str, records: list[Record]) -> None:
         (folder / kind / "2026-04-01").mkdir(parents=True)
         table = pa.Table.from_pylist([r.model_dump() for r in records], schema=RECORD_FEATURES[kind].arrow_schema)
@@ -310,17 +338,22 @@ def test_the_card_queries_leave_out_rows_still_in_the_flagged_view_and_run_witho
 
     def answers(folder):
         con = duckdb.connect()
-        return {title: con.execute(sql.replace("hf://datasets/o/n", str(folder))
-                                   .replace("'MODEL NAME'", f"'{GONE_MODEL}'")
-                                   .replace("now()", "TIMESTAMP '2026-04-02 12:00'")).fetchall()
-                for title, sql in review_queries("o/n")}
+        return {
+            title: con.execute(
+                sql.replace("hf://datasets/o/n", str(folder))
+                .replace("'MODEL NAME'", f"'{GONE_MODEL}'")
+                .replace("now()", "TIMESTAMP '2026-04-02 12:00'")
+            ).fetchall()
+            for title, sql in review_queries("o/n")
+        }
 
     kept, deleted = answers(repo(tmp_path / "kept", False)), answers(repo(tmp_path / "deleted", True))
     flagged_title = "A model's flagged replies this week (set the model's name)"
     assert len(kept[flagged_title]) == 2 and deleted[flagged_title] == []
     assert GONE_REASON in {row[0] for row in kept["Open flags by reason"]}
-    assert {row[0] for row in deleted["Open flags by reason"]} == \
-        {r for item in filter_queue(build_queue(RECORDS), QueueFilter()) for r in item.reason_counts}
+    assert {row[0] for row in deleted["Open flags by reason"]} == {
+        r for item in filter_queue(build_queue(RECORDS), QueueFilter()) for r in item.reason_counts
+    }
     worst = "Prompts with the worst like rate (latest rating of each reply, at least 3 rated replies)"
     assert ("a secret prompt", 3, 0.0) in kept[worst]
     assert "a secret prompt" not in {row[0] for row in deleted[worst]}

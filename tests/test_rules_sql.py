@@ -39,8 +39,16 @@ def test_the_fixture_records_give_the_same_queue_and_stats():
     same_stats(stats, compute_stats(RECORDS))
 
 
-@pytest.mark.parametrize("queue_filter", [QueueFilter(), QueueFilter(reason="Inaccurate"), QueueFilter(model="m1"),
-                                          QueueFilter(status="confirmed"), QueueFilter(reason="Harmful", status=None)])
+@pytest.mark.parametrize(
+    "queue_filter",
+    [
+        QueueFilter(),
+        QueueFilter(reason="Inaccurate"),
+        QueueFilter(model="m1"),
+        QueueFilter(status="confirmed"),
+        QueueFilter(reason="Harmful", status=None),
+    ],
+)
 def test_filters_and_pages_match_the_record_filter(queue_filter):
     expected = filter_queue(build_queue(RECORDS), queue_filter)
     source = RecordsSource(RECORDS)
@@ -54,8 +62,9 @@ def test_filters_and_pages_match_the_record_filter(queue_filter):
 @given(ratings_strategy, flags_strategy, reviews_strategy, deletions_strategy, st.integers(0, 60))
 def test_sql_and_arrow_agree_on_any_records(ratings, flags, reviews, deletions, place):
     turns = [turn(OWNER[mid], mid) for mid in MIDS] + [turn(OWNER[mid], mid) for mid in MIDS[:2]]
-    records: list[Record] = interleaved([*turns, *(r for group in (*ratings, *flags, *reviews) for r in group)],
-                                        deletions, place)
+    records: list[Record] = interleaved(
+        [*turns, *(r for group in (*ratings, *flags, *reviews) for r in group)], deletions, place
+    )
     page, stats = sql_queue_and_stats(RecordsSource(records))
     assert page.items == build_queue(records)
     same_stats(stats, compute_stats(records))

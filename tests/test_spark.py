@@ -79,9 +79,17 @@ def build_log(seed: int = 7) -> dict[str, list]:
             messages = [*history, ChatMessage(role="user", content=question)]
             replies = []
             for r in range(rng.choice((1, 2, 2, 3, 4))):
-                turn = make_turn(cid, f"msg-{c:04d}-{index}-{r}", index=index, prompt=messages,
-                                 response=f"reply {c}.{index}.{r}", model="m1", latency_ms=5.0,
-                                 regenerated_from=replies[-1].message_id if replies else None, timestamp=next(clock))
+                turn = make_turn(
+                    cid,
+                    f"msg-{c:04d}-{index}-{r}",
+                    index=index,
+                    prompt=messages,
+                    response=f"reply {c}.{index}.{r}",
+                    model="m1",
+                    latency_ms=5.0,
+                    regenerated_from=replies[-1].message_id if replies else None,
+                    timestamp=next(clock),
+                )
                 records["turns"].append(turn)
                 replies.append(turn)
             for turn in replies:

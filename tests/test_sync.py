@@ -42,7 +42,9 @@ def load_dataset_counts(
         "print(json.dumps(out))\n"
     )
     env = {**os.environ, **hub_env(hub, tmp_path), "HF_DATASETS_CACHE": str(tmp_path / "ds-cache")}
-    result = subprocess.run([sys.executable, "-c", code, repo_id, *configs], env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", code, repo_id, *configs], env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -58,8 +60,14 @@ def start_app(hub: HubServer, tmp_path: Path, name: str, repo_id: str, every: fl
 
 
 def numbered_turn(i: int) -> Turn:
-    return make_turn(f"conversation-{i:06d}", f"message-{i:08d}", text=f"question number {i:06d}",
-                     response=f"answer number {i:06d}", model="echo", timestamp="2026-01-01T00:00:00Z")
+    return make_turn(
+        f"conversation-{i:06d}",
+        f"message-{i:08d}",
+        text=f"question number {i:06d}",
+        response=f"answer number {i:06d}",
+        model="echo",
+        timestamp="2026-01-01T00:00:00Z",
+    )
 
 
 def test_app_process_pushes_every_record_exactly_once_and_datasets_reads_it(hub, tmp_path):
@@ -140,7 +148,9 @@ def test_a_tick_never_queues_a_second_push_and_a_stopped_scheduler_pushes_nothin
         assert scheduler.trigger().result(timeout=1) is None
     finally:
         scheduler.stop()
-    assert [r["message_id"] for r in repo_records(hub, "test-user/one-at-a-time")["turns"]] == [numbered_turn(0).message_id]
+    assert [r["message_id"] for r in repo_records(hub, "test-user/one-at-a-time")["turns"]] == [
+        numbered_turn(0).message_id
+    ]
 
 
 def test_a_failing_hub_never_blocks_chat_and_loses_nothing(hub, tmp_path):
@@ -159,7 +169,10 @@ def test_a_failing_hub_never_blocks_chat_and_loses_nothing(hub, tmp_path):
             hub.fail(status, paths=r"/commit/")
             before = failed_commits(status)
             chat_rate_flag(app.url, 2)
-            wait_until(lambda: failed_commits(status) >= before + 2, what=f"two failed pushes ({status})")
+            wait_until(
+                lambda status=status, before=before: failed_commits(status) >= before + 2,
+                what=f"two failed pushes ({status})",
+            )
 
         hub.clear_faults()
         hub.hang(600)  # the Hub stops answering: a push is held open
@@ -170,8 +183,11 @@ def test_a_failing_hub_never_blocks_chat_and_loses_nothing(hub, tmp_path):
         hub.clear_faults()
 
         local = local_records(tmp_path / "data")
-        wait_until(lambda: same_records(repo_records(hub, repo_id), local_records(tmp_path / "data")),
-                   timeout=120, what="every record to arrive after recovery")
+        wait_until(
+            lambda: same_records(repo_records(hub, repo_id), local_records(tmp_path / "data")),
+            timeout=120,
+            what="every record to arrive after recovery",
+        )
         client.close()
         assert app.terminate() == 0
     finally:
@@ -184,8 +200,9 @@ def test_a_failing_hub_never_blocks_chat_and_loses_nothing(hub, tmp_path):
 
 def run_cli(hub: HubServer, tmp_path: Path, *args: str) -> str:
     env = {**os.environ, **hub_env(hub, tmp_path)}
-    result = subprocess.run([sys.executable, "-m", "feedback", *args], cwd=REPO, env=env, capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "feedback", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     assert TOKEN not in result.stdout + result.stderr
     return result.stdout
@@ -229,7 +246,8 @@ def test_a_torn_shard_is_pushed_up_to_its_last_complete_line(hub, tmp_path):
     pushed = pq.read_table(io.BytesIO(hub.files("test-user/torn")[repo_path("turns", shard.name)])).to_pylist()
     # the complete lines, as Parquet in the shard's day partition
     assert [json.loads(line) for line in records_to_jsonl(pushed).splitlines()] == [
-        json.loads(line) for line in complete.splitlines()]
+        json.loads(line) for line in complete.splitlines()
+    ]
     assert load_dataset_counts(hub, tmp_path, "test-user/torn", ("turns", "ratings")) == {"turns": 3, "ratings": 3}
     # the app on the crashed data dir writes to a new shard and its records arrive too
     store = FeedbackStore(data_dir)

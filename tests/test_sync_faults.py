@@ -41,8 +41,17 @@ def proxy(hub: HubServer):
         fault_proxy.stop()
 
 
-def start_app(hub: HubServer, endpoint: str, tmp_path: Path, log_name: str, repo_id: str, *,
-              hub_timeout: str = HUB_TIMEOUT, log_level: str = "INFO", ready: bool = True) -> AppProcess:
+def start_app(
+    hub: HubServer,
+    endpoint: str,
+    tmp_path: Path,
+    log_name: str,
+    repo_id: str,
+    *,
+    hub_timeout: str = HUB_TIMEOUT,
+    log_level: str = "INFO",
+    ready: bool = True,
+) -> AppProcess:
     """``python app.py`` syncing ``tmp_path/data`` to ``repo_id`` through ``endpoint``."""
     env = {
         **hub_env(hub, tmp_path),
@@ -119,8 +128,10 @@ def restart_and_push_everything(hub: HubServer, tmp_path: Path, repo_id: str) ->
     """Run the app again with the Hub healthy (no proxy): its first push sends what was left."""
     app = start_app(hub, hub.endpoint, tmp_path, "restart", repo_id)
     try:
-        wait_until(lambda: same_records(repo_records(hub, repo_id), local_records(tmp_path / "data")),
-                   what="the next run to push what was left")
+        wait_until(
+            lambda: same_records(repo_records(hub, repo_id), local_records(tmp_path / "data")),
+            what="the next run to push what was left",
+        )
         assert app.terminate() == 0, app.log()
     finally:
         app.kill()
@@ -143,8 +154,10 @@ def test_a_dead_connection_costs_one_push_and_later_pushes_happen(hub, proxy, tm
 
         proxy.set_mode("pass")  # ...and once it heals, the next push sends everything
         chat_rate_flag(app.url, 2)
-        wait_until(lambda: same_records(repo_records(hub, repo_id), local_records(tmp_path / "data")),
-                   what="every record after the network healed")
+        wait_until(
+            lambda: same_records(repo_records(hub, repo_id), local_records(tmp_path / "data")),
+            what="every record after the network healed",
+        )
         assert app.terminate() == 0, app.log()
     finally:
         app.kill()

@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import read_records
-from feedback.web.api import ChatAPI
+
 from feedback.chat import responder_stream
 from feedback.recorder import FeedbackRecorder
 from feedback.responders import EchoResponder
 from feedback.review.desk import ReviewDesk
 from feedback.store import FeedbackStore
+from feedback.web.api import ChatAPI
 from schemas.records import Record
 
 REASONS = ("Inaccurate", "Harmful")

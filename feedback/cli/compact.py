@@ -12,11 +12,16 @@ from feedback.hub.client import failure_reason, is_repo_id, use_hub_timeout
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``compact`` command."""
-    compact = subparsers.add_parser("compact", help="compact a dataset repo (days older than a day) and write its "
-                                                    "flagged view")
+    compact = subparsers.add_parser(
+        "compact", help="compact a dataset repo (days older than a day) and write its flagged view"
+    )
     compact.add_argument("repo", help="owner/name of the dataset repo")
-    compact.add_argument("--min-age-days", type=int, default=1,
-                         help="compact a day once it ended more than this many days ago (default 1)")
+    compact.add_argument(
+        "--min-age-days",
+        type=int,
+        default=1,
+        help="compact a day once it ended more than this many days ago (default 1)",
+    )
     compact.add_argument("--no-flagged", action="store_true", help="do not rewrite the flagged view")
     compact.add_argument("--token", default=None, help=TOKEN_HELP)
     compact.add_argument("--timeout", type=timeout_argument, default=None, metavar="SECONDS", help=TIMEOUT_HELP)

@@ -41,13 +41,25 @@ class _Unknown(Exception):
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``delete`` command."""
     delete = subparsers.add_parser("delete", help="delete conversations from a data dir or a dataset repo")
-    delete.add_argument("--conversation", action="append", required=True, metavar="ID",
-                        help="the conversation id to delete (repeat for several)")
-    delete.add_argument("--source", default=None, metavar="DIR|owner/name",
-                        help="a data dir, or owner/name of a dataset repo (default: $FEEDBACK_DATA_DIR, else ./data)")
-    delete.add_argument("--purge-history", action="store_true",
-                        help="(repo) also discard the repo's history that still holds them: squash main into one "
-                             "commit and delete the conversion branches (refs/convert/...)")
+    delete.add_argument(
+        "--conversation",
+        action="append",
+        required=True,
+        metavar="ID",
+        help="the conversation id to delete (repeat for several)",
+    )
+    delete.add_argument(
+        "--source",
+        default=None,
+        metavar="DIR|owner/name",
+        help="a data dir, or owner/name of a dataset repo (default: $FEEDBACK_DATA_DIR, else ./data)",
+    )
+    delete.add_argument(
+        "--purge-history",
+        action="store_true",
+        help="(repo) also discard the repo's history that still holds them: squash main into one "
+        "commit and delete the conversion branches (refs/convert/...)",
+    )
     delete.add_argument("--yes", action="store_true", help="do not ask before purging the history")
     delete.add_argument("--token", default=None, help=TOKEN_HELP)
     delete.add_argument("--timeout", type=timeout_argument, default=None, metavar="SECONDS", help=TIMEOUT_HELP)
@@ -105,8 +117,10 @@ def _delete_local_unused(data_dir: Path, ids: list[str]) -> int:
         index = recorder.index
         unknown = [cid for cid in ids if index.is_deleted(cid) or not index.on_disk(cid)]
         if unknown:
-            print(f"delete failed: {data_dir} holds no turn of conversation {', '.join(unknown)} "
-                  "(never recorded, or already deleted): nothing deleted")
+            print(
+                f"delete failed: {data_dir} holds no turn of conversation {', '.join(unknown)} "
+                "(never recorded, or already deleted): nothing deleted"
+            )
             return 1
         for cid in ids:
             recorder.write(Deletion(conversation_id=cid, requested_by="operator"))
@@ -131,12 +145,17 @@ def _delete_local_unused(data_dir: Path, ids: list[str]) -> int:
     finally:
         recorder.close()
         store.close()
-    print(f"deleted {len(ids)} conversation(s) from {data_dir}: {local.records} records, "
-          f"{len(local.rewritten)} shards rewritten, {len(local.removed)} removed, {len(local.files)} uploaded files")
+    print(
+        f"deleted {len(ids)} conversation(s) from {data_dir}: {local.records} records, "
+        f"{len(local.rewritten)} shards rewritten, {len(local.removed)} removed, {len(local.files)} uploaded files"
+    )
     for repo_id in repos:
-        print(f"{repo_id}: erased by the app's sync before its next push "
-              f"(or now: python -m feedback delete --source {repo_id} " + " ".join(f"--conversation {c}" for c in ids)
-              + ")")
+        print(
+            f"{repo_id}: erased by the app's sync before its next push "
+            f"(or now: python -m feedback delete --source {repo_id} "
+            + " ".join(f"--conversation {c}" for c in ids)
+            + ")"
+        )
     return 0
 
 
@@ -167,8 +186,9 @@ def _delete_repo(repo_id: str, ids: list[str], args: argparse.Namespace) -> int:
             if not args.yes and not _ask(f"Type '{CONFIRM_WORD}' to go on: "):
                 print("delete cancelled: nothing changed")
                 return 1
-        result = erase_from_repo(repo_id, ids, api=api, add_if=add_if, purge_history=args.purge_history,
-                                 confirm=confirm)
+        result = erase_from_repo(
+            repo_id, ids, api=api, add_if=add_if, purge_history=args.purge_history, confirm=confirm
+        )
     except _Unknown as error:
         print(f"delete failed: {error}")
         return 1

@@ -49,39 +49,66 @@ def _format_name(name: str) -> str:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``export`` subcommand."""
-    parser = subparsers.add_parser("export", help="build a fine-tuning dataset or the review queue",
-                                   description="Build a fine-tuning dataset (TRL formats) or the review queue "
-                                               "from the logged turns, ratings and flags.", epilog=EPILOG,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = subparsers.add_parser(
+        "export",
+        help="build a fine-tuning dataset or the review queue",
+        description="Build a fine-tuning dataset (TRL formats) or the review queue "
+        "from the logged turns, ratings and flags.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("format", type=_format_name, metavar="FORMAT", help="one of the formats listed below")
     parser.add_argument("--source", required=True, help="a local data dir or a Hub dataset repo id")
     parser.add_argument("--out", required=True, metavar="DIR", help="where to write train/test.jsonl and stats.json")
-    parser.add_argument("--push-to-hub", metavar="REPO",
-                        help="also push the DatasetDict and a card to this dataset repo")
+    parser.add_argument(
+        "--push-to-hub", metavar="REPO", help="also push the DatasetDict and a card to this dataset repo"
+    )
     parser.add_argument("--public", action="store_true", help="create the --push-to-hub repo public (default private)")
     parser.add_argument("--include-unrated", action="store_true", help="sft: also replies with no rating")
-    parser.add_argument("--cross-conversation", action="store_true",
-                        help="dpo: also pair replies to identical prompts across conversations")
+    parser.add_argument(
+        "--cross-conversation",
+        action="store_true",
+        help="dpo: also pair replies to identical prompts across conversations",
+    )
     parser.add_argument("--keep-flagged", action="store_true", help="keep flagged replies in sft, dpo and kto")
-    parser.add_argument("--keep-flagged-reasons", type=_reasons, default=QUALITY_REASONS, metavar="REASONS",
-                        help="dpo, kto: a disliked reply flagged only for these comma-separated reasons stays in "
-                             f"as a negative; '' for none (default {','.join(QUALITY_REASONS)})")
-    parser.add_argument("--messages", action="store_true",
-                        help="sft: TRL language-modeling rows (messages) instead of prompt-completion; "
-                             "the loss is then on every token, the prompt's too")
-    parser.add_argument("--pairs", choices=PAIRS, default="all",
-                        help="dpo: every liked x disliked pair of a prompt (all, default) or one per prompt, "
-                             "the latest liked against the latest disliked reply (latest)")
+    parser.add_argument(
+        "--keep-flagged-reasons",
+        type=_reasons,
+        default=QUALITY_REASONS,
+        metavar="REASONS",
+        help="dpo, kto: a disliked reply flagged only for these comma-separated reasons stays in "
+        f"as a negative; '' for none (default {','.join(QUALITY_REASONS)})",
+    )
+    parser.add_argument(
+        "--messages",
+        action="store_true",
+        help="sft: TRL language-modeling rows (messages) instead of prompt-completion; "
+        "the loss is then on every token, the prompt's too",
+    )
+    parser.add_argument(
+        "--pairs",
+        choices=PAIRS,
+        default="all",
+        help="dpo: every liked x disliked pair of a prompt (all, default) or one per prompt, "
+        "the latest liked against the latest disliked reply (latest)",
+    )
     parser.add_argument("--since", type=_since, metavar="WHEN", help="replies at or after this date/time (UTC)")
-    parser.add_argument("--until", type=_until, metavar="WHEN",
-                        help="replies before this time (UTC); a date alone includes that whole day")
-    parser.add_argument("--model", action="append", default=[], metavar="NAME",
-                        help="only replies of this model (repeat for several)")
+    parser.add_argument(
+        "--until",
+        type=_until,
+        metavar="WHEN",
+        help="replies before this time (UTC); a date alone includes that whole day",
+    )
+    parser.add_argument(
+        "--model", action="append", default=[], metavar="NAME", help="only replies of this model (repeat for several)"
+    )
     parser.add_argument("--test-size", type=float, default=0.1, help="share of conversations in test (default 0.1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the conversation split (default 0)")
-    parser.add_argument("--with-ids", action="store_true",
-                        help="add conversation and message ids to each row, and its count (distinct conversations "
-                             "that gave it)")
+    parser.add_argument(
+        "--with-ids",
+        action="store_true",
+        help="add conversation and message ids to each row, and its count (distinct conversations that gave it)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--log-level", default="INFO", help="loguru level (default INFO)")
     parser.set_defaults(func=run)
@@ -101,13 +128,28 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         options = ExportOptions(
-            include_unrated=args.include_unrated, cross_conversation=args.cross_conversation,
-            keep_flagged=args.keep_flagged, since=args.since, until=args.until, models=tuple(args.model),
-            test_size=args.test_size, seed=args.seed, include_ids=args.with_ids, messages=args.messages,
-            pairs=args.pairs, keep_flagged_reasons=args.keep_flagged_reasons,
+            include_unrated=args.include_unrated,
+            cross_conversation=args.cross_conversation,
+            keep_flagged=args.keep_flagged,
+            since=args.since,
+            until=args.until,
+            models=tuple(args.model),
+            test_size=args.test_size,
+            seed=args.seed,
+            include_ids=args.with_ids,
+            messages=args.messages,
+            pairs=args.pairs,
+            keep_flagged_reasons=args.keep_flagged_reasons,
         )
-        export = run_export(args.format, args.source, args.out, options, push_to_hub=args.push_to_hub,
-                            private=not args.public, progress=not args.no_progress)
+        export = run_export(
+            args.format,
+            args.source,
+            args.out,
+            options,
+            push_to_hub=args.push_to_hub,
+            private=not args.public,
+            progress=not args.no_progress,
+        )
     except (ValueError, FileNotFoundError) as error:
         logger.error("export failed: {}", error)
         print(f"error: {error}", file=sys.stderr)

@@ -49,12 +49,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_push(args: argparse.Namespace) -> int:
     """Run ``push``; prints what was sent, or why it failed (one line, no secret). Returns 0 or 1."""
     try:
-        commit = push_folder(args.data_dir, args.repo, token=args.token, private=not args.public,
-                             license=args.license, timeout=args.timeout)
+        commit = push_folder(
+            args.data_dir,
+            args.repo,
+            token=args.token,
+            private=not args.public,
+            license=args.license,
+            timeout=args.timeout,
+        )
     except Exception as error:  # noqa: BLE001 - report any failure in one line, without the token
         print(f"push failed: {failure_reason(error)}")
         return 1
-    print(f"pushed {args.data_dir} to {args.repo}: commit {commit}" if commit else f"nothing new to push to {args.repo}")
+    print(
+        f"pushed {args.data_dir} to {args.repo}: commit {commit}" if commit else f"nothing new to push to {args.repo}"
+    )
     return 0
 
 

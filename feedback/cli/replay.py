@@ -134,7 +134,9 @@ def run(args: argparse.Namespace) -> int:
     """Run the ``replay`` command; exit code 1 when any conversation failed."""
     index = ReplayIndex.from_file(args.file)
     scripts = list(index.scripts[: args.limit] if args.limit is not None else index.scripts)
-    logger.info("{} replayable pairs of {} in {}; replaying {}", len(index.scripts), index.n_pairs, args.file, len(scripts))
+    logger.info(
+        "{} replayable pairs of {} in {}; replaying {}", len(index.scripts), index.n_pairs, args.file, len(scripts)
+    )
     summary = ReplayDriver(args.url, concurrency=args.concurrency).run(scripts)
     summary.skipped = index.skipped
     for line in summary.lines():

@@ -69,16 +69,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``review`` and ``stats`` commands."""
     review = subparsers.add_parser("review", help="open the reviewer page on a data dir or a dataset repo")
     review.add_argument("--source", required=True, help="a data dir, or owner/name of a dataset repo")
-    review.add_argument("--data-dir", type=Path, default=None,
-                        help="where decisions on a dataset repo go (default: $HF_HOME/chat-feedback-review/OWNER__NAME)")
+    review.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="where decisions on a dataset repo go (default: $HF_HOME/chat-feedback-review/OWNER__NAME)",
+    )
     review.add_argument("--reviewer", default=None, help="your name on the decisions (default: your user name)")
     review.add_argument("--port", type=int, default=7861, help="port on 127.0.0.1 (default 7861)")
     review.set_defaults(func=run_review)
 
     stats = subparsers.add_parser("stats", help="print ratings, like rates, flags and queue size (and a queue page)")
     stats.add_argument("--source", required=True, help="a data dir, or owner/name of a dataset repo")
-    stats.add_argument("--data-dir", type=Path, default=None,
-                       help="pull a dataset repo into this folder first (default: read it in place)")
+    stats.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="pull a dataset repo into this folder first (default: read it in place)",
+    )
     queue = stats.add_argument_group("queue", "print a page of the review queue too (any of these options)")
     queue.add_argument("--queue", action="store_true", help="print the first page of the open queue")
     queue.add_argument("--reason", default=None, help="flagged for this reason")
@@ -97,8 +105,11 @@ def run_review(args: argparse.Namespace) -> int:
     desk, data_dir = open_desk(args.source, args.data_dir)
     reviewer = args.reviewer or getpass.getuser()
     page = ReviewPage(desk, local_reviewer=reviewer).build()
-    print(f"reviewing {data_dir if Path(args.source).is_dir() else args.source} as {reviewer}; "
-          f"decisions go to {data_dir / 'reviews'}", flush=True)
+    print(
+        f"reviewing {data_dir if Path(args.source).is_dir() else args.source} as {reviewer}; "
+        f"decisions go to {data_dir / 'reviews'}",
+        flush=True,
+    )
     if not Path(args.source).is_dir():
         print(f"push them with: python -m feedback push {data_dir} --repo {args.source}", flush=True)
     page.queue().launch(server_name="127.0.0.1", server_port=args.port)
@@ -112,8 +123,9 @@ def run_stats(args: argparse.Namespace) -> int:
     wanted = (args.queue, args.reason, args.model, args.since, args.until, args.status, args.page)
     if any(value not in (None, False) for value in wanted):
         status = None if args.status == ANY_STATUS else (args.status or "open")
-        queue_filter = QueueFilter(reason=args.reason, model=args.model, since=args.since, until=args.until,
-                                   status=status)
+        queue_filter = QueueFilter(
+            reason=args.reason, model=args.model, since=args.since, until=args.until, status=status
+        )
         print("\n" + queue_text(desk.page(queue_filter, offset=(max(1, args.page or 1) - 1) * PAGE_SIZE)))
     return 0
 
@@ -126,6 +138,8 @@ def queue_text(page: QueuePage) -> str:
     for item in page.items:
         reasons = ", ".join(f"{r} x{n}" for r, n in item.reason_counts.most_common())
         reply = " ".join(item.turn.response.split())[:60]
-        lines.append(f"{item.last_flagged:%Y-%m-%d %H:%M}  {item.status:<9}  {item.turn.model:<16}  "
-                     f"{item.rating or '-':<7}  {reasons:<28}  {item.message_id}  {reply}")
+        lines.append(
+            f"{item.last_flagged:%Y-%m-%d %H:%M}  {item.status:<9}  {item.turn.model:<16}  "
+            f"{item.rating or '-':<7}  {reasons:<28}  {item.message_id}  {reply}"
+        )
     return "\n".join(lines)

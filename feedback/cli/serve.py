@@ -18,7 +18,9 @@ DESCRIPTION = (
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``serve`` command."""
-    serve = subparsers.add_parser("serve", help="serve the chat app (what `python app.py` does)", description=DESCRIPTION)
+    serve = subparsers.add_parser(
+        "serve", help="serve the chat app (what `python app.py` does)", description=DESCRIPTION
+    )
     serve.set_defaults(func=lambda args: main())
 
 

@@ -47,8 +47,19 @@ if TYPE_CHECKING:  # what type checkers see; at run time each name is imported o
     from feedback.hub.source import resolve_source
 
 _EXPORTS = {
-    **dict.fromkeys(["Export", "dpo_rows", "export_data_dir", "export_records", "flag_rows", "kto_rows",
-                     "rows_from_data_dir", "sft_rows"], "feedback.export.build"),
+    **dict.fromkeys(
+        [
+            "Export",
+            "dpo_rows",
+            "export_data_dir",
+            "export_records",
+            "flag_rows",
+            "kto_rows",
+            "rows_from_data_dir",
+            "sft_rows",
+        ],
+        "feedback.export.build",
+    ),
     "FORMATS": "feedback.export.formats",
     "ExportOptions": "feedback.export.options",
     "in_test_split": "feedback.export.rows",

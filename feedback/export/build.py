@@ -34,8 +34,7 @@ from feedback.export.formats import ExportFormat, get_format
 from feedback.export.options import ExportOptions
 from feedback.export.read import ReadCounts, parse_jsonl, read_kind, records_to_jsonl
 from feedback.export.replies import TURN_COLUMNS, dedup_statuses, select_replies
-from feedback.export.rows import (SPLITS, CandidateStore, RowBatch, RowWriter, Sink, pair_rows, reply_rows,
-                                  with_count)
+from feedback.export.rows import SPLITS, CandidateStore, RowBatch, RowWriter, Sink, pair_rows, reply_rows, with_count
 from feedback.export.stats import build_stats
 from feedback.features import record_schema
 from feedback.rules import DELETION_COLUMNS, FLAG_COLUMNS, RATING_COLUMNS, REVIEW_COLUMNS, Verdicts, judge
@@ -80,8 +79,9 @@ class Export:
         if self.files is None:
             raise ValueError("this export's rows went to its sink; read them where the sink put them")
         splits = SPLITS if split is None else (split,)
-        return [line for name in splits if name in self.files
-                for line in self.files[name].read_bytes().splitlines() if line]
+        return [
+            line for name in splits if name in self.files for line in self.files[name].read_bytes().splitlines() if line
+        ]
 
     def rows(self, split: str | None = None) -> list[dict[str, Any]]:
         """The rows of ``split`` (None: all, in order) as JSON values, exactly as the JSONL files hold them."""
@@ -106,14 +106,22 @@ class Export:
         from datasets.table import InMemoryTable
 
         info = DatasetInfo(features=self._features())
-        return DatasetDict({
-            split: Dataset(InMemoryTable(self.table(split)), info=info.copy(), split=NamedSplit(split))
-            for split in SPLITS
-        })
+        return DatasetDict(
+            {
+                split: Dataset(InMemoryTable(self.table(split)), info=info.copy(), split=NamedSplit(split))
+                for split in SPLITS
+            }
+        )
 
 
-def export_data_dir(fmt: str, data_dir: str | os.PathLike[str], options: ExportOptions | None = None, *,
-                    sink: Sink | None = None, progress: bool = False) -> Export:
+def export_data_dir(
+    fmt: str,
+    data_dir: str | os.PathLike[str],
+    options: ExportOptions | None = None,
+    *,
+    sink: Sink | None = None,
+    progress: bool = False,
+) -> Export:
     """Export the records of a local data dir.
 
     Args:
@@ -134,15 +142,23 @@ def export_data_dir(fmt: str, data_dir: str | os.PathLike[str], options: ExportO
     if not root.is_dir():
         raise FileNotFoundError(f"data dir {root} does not exist")
 
-    def read(kind: str, columns: list[str], transform: Callable[[pa.Table], Any],
-             consume: Callable[[Any], None]) -> ReadCounts:
+    def read(
+        kind: str, columns: list[str], transform: Callable[[pa.Table], Any], consume: Callable[[Any], None]
+    ) -> ReadCounts:
         return read_kind(root, kind, columns, transform, consume, progress=progress)
 
     return _export(fmt, read, options or ExportOptions(), sink=sink, progress=progress)
 
 
-def export_records(fmt: str, turns: Records, ratings: Records = (), flags: Records = (),
-                   options: ExportOptions | None = None, reviews: Records = (), deletions: Records = ()) -> Export:
+def export_records(
+    fmt: str,
+    turns: Records,
+    ratings: Records = (),
+    flags: Records = (),
+    options: ExportOptions | None = None,
+    reviews: Records = (),
+    deletions: Records = (),
+) -> Export:
     """Export records given as objects: ``schemas.records`` models or dicts of their JSON form.
 
     Invalid records are skipped and counted (``stats["records"][kind]["bad_lines"]``), as in files.
@@ -150,8 +166,9 @@ def export_records(fmt: str, turns: Records, ratings: Records = (), flags: Recor
     """
     given = {"turns": turns, "ratings": ratings, "flags": flags, "reviews": reviews, "deletions": deletions}
 
-    def read(kind: str, columns: list[str], transform: Callable[[pa.Table], Any],
-             consume: Callable[[Any], None]) -> ReadCounts:
+    def read(
+        kind: str, columns: list[str], transform: Callable[[pa.Table], Any], consume: Callable[[Any], None]
+    ) -> ReadCounts:
         table, counts = parse_jsonl(records_to_jsonl(given[kind]), record_schema(kind, columns))
         consume(transform(table))
         return counts
@@ -172,27 +189,46 @@ def _export(fmt: str, read: Reader, options: ExportOptions, *, sink: Sink | None
         rating_reads = read("ratings", RATING_COLUMNS, lambda table: table, ratings.append)
         flag_reads = read("flags", FLAG_COLUMNS, lambda table: table, flags.append)
         read("reviews", REVIEW_COLUMNS, lambda table: table, reviews.append)
-        verdicts = judge(pa.concat_tables(ratings), pa.concat_tables(flags), pa.concat_tables(reviews),
-                         pa.concat_tables(deletions), progress=progress)
+        verdicts = judge(
+            pa.concat_tables(ratings),
+            pa.concat_tables(flags),
+            pa.concat_tables(reviews),
+            pa.concat_tables(deletions),
+            progress=progress,
+        )
         del ratings, flags, reviews, deletions
         writer = RowWriter(sink)
-        statuses, (duplicates, deleted_turns), pairing, turn_reads = _turn_rows(spec, read, verdicts, options, writer,
-                                                                               progress)
+        statuses, (duplicates, deleted_turns), pairing, turn_reads = _turn_rows(
+            spec, read, verdicts, options, writer, progress
+        )
     finally:
         if collecting:
             gc.enable()
     row_counts = writer.row_counts()
-    stats = build_stats(spec, options, reads={"turns": turn_reads, "ratings": rating_reads, "flags": flag_reads,
-                                              "deletions": deletion_reads},
-                        verdicts=verdicts, statuses=statuses, turn_duplicates=duplicates,
-                        deleted_turns=deleted_turns, writer=writer,
-                        pairing=pairing, row_counts=row_counts)
+    stats = build_stats(
+        spec,
+        options,
+        reads={"turns": turn_reads, "ratings": rating_reads, "flags": flag_reads, "deletions": deletion_reads},
+        verdicts=verdicts,
+        statuses=statuses,
+        turn_duplicates=duplicates,
+        deleted_turns=deleted_turns,
+        writer=writer,
+        pairing=pairing,
+        row_counts=row_counts,
+    )
     with_counts = options.include_ids and spec.counts_agreement
     lines = writer.collected if sink is None else None
     if lines is not None and with_counts:
         lines = _with_counts(lines, row_counts)
-    return Export(format=fmt, options=options, stats=stats, lines=lines, row_counts=row_counts,
-                  counts_pending=with_counts and sink is not None)
+    return Export(
+        format=fmt,
+        options=options,
+        stats=stats,
+        lines=lines,
+        row_counts=row_counts,
+        counts_pending=with_counts and sink is not None,
+    )
 
 
 def _with_counts(lines: list[tuple[str, bytes]], row_counts: dict[str, list[int]]) -> list[tuple[str, bytes]]:
@@ -201,8 +237,9 @@ def _with_counts(lines: list[tuple[str, bytes]], row_counts: dict[str, list[int]
     return [(split, with_count(line, next(counts[split]))) for split, line in lines]
 
 
-def _turn_rows(spec: ExportFormat, read: Reader, verdicts: Verdicts, options: ExportOptions, writer: RowWriter,
-               progress: bool) -> tuple[pa.Table, tuple[int, int], Counter, ReadCounts]:
+def _turn_rows(
+    spec: ExportFormat, read: Reader, verdicts: Verdicts, options: ExportOptions, writer: RowWriter, progress: bool
+) -> tuple[pa.Table, tuple[int, int], Counter, ReadCounts]:
     """Read the turns and hand their rows to ``writer``. Returns statuses, (duplicates, turn records of
     deleted conversations), pairing counts, reads."""
     nothing = select_replies(record_schema("turns", TURN_COLUMNS).empty_table(), verdicts, spec, options)
@@ -237,8 +274,9 @@ def _turn_rows(spec: ExportFormat, read: Reader, verdicts: Verdicts, options: Ex
 
 def _rows(fmt: str, turns: Records, ratings: Records, flags: Records, options: dict[str, Any]) -> list[dict[str, Any]]:
     reviews, deletions = options.pop("reviews", ()), options.pop("deletions", ())
-    return export_records(fmt, turns, ratings, flags, ExportOptions(**options), reviews=reviews,
-                          deletions=deletions).rows()
+    return export_records(
+        fmt, turns, ratings, flags, ExportOptions(**options), reviews=reviews, deletions=deletions
+    ).rows()
 
 
 def sft_rows(turns: Records, ratings: Records = (), flags: Records = (), **options: Any) -> list[dict[str, Any]]:

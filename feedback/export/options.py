@@ -69,8 +69,9 @@ class ExportOptions:
         if self.since is not None and self.until is not None and self.since >= self.until:
             raise ValueError(f"'since' ({self.since.isoformat()}) must be before 'until' ({self.until.isoformat()})")
         if isinstance(self.keep_flagged_reasons, str):
-            raise ValueError(f"'keep_flagged_reasons' must be a list of reasons, not the string "
-                             f"{self.keep_flagged_reasons!r}")
+            raise ValueError(
+                f"'keep_flagged_reasons' must be a list of reasons, not the string {self.keep_flagged_reasons!r}"
+            )
         if self.pairs not in PAIRS:
             raise ValueError(f"'pairs' must be one of {', '.join(PAIRS)}, not {self.pairs!r}")
         object.__setattr__(self, "models", tuple(self.models))

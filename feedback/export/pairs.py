@@ -33,8 +33,14 @@ BATCH = 4096
 
 
 def preference_pairs(
-    replies: pa.Table, taker: RowTaker, *, cross_conversation: bool, latest: bool = False, progress: bool = False,
-    rows: np.ndarray | None = None, total: int | None = None,
+    replies: pa.Table,
+    taker: RowTaker,
+    *,
+    cross_conversation: bool,
+    latest: bool = False,
+    progress: bool = False,
+    rows: np.ndarray | None = None,
+    total: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, Counter]:
     """The (chosen, rejected) row positions in ``replies`` of every pair.
 
@@ -68,8 +74,9 @@ def preference_pairs(
         part = taker.take(batch)
         columns = [part[name].to_pylist() for name in names]
         for row, conversation, prompt, rating, response, time in zip(batch.tolist(), *columns, strict=True):
-            key = hashlib.blake2b(orjson.dumps(prompt if cross_conversation else [conversation, prompt]),
-                                  digest_size=16).digest()
+            key = hashlib.blake2b(
+                orjson.dumps(prompt if cross_conversation else [conversation, prompt]), digest_size=16
+            ).digest()
             groups.setdefault(key, ([], []))[0 if rating == LIKE else 1].append(row)
             responses[row], times[row] = response, time
     chosen, rejected, counts = [], [], Counter()
@@ -80,8 +87,9 @@ def preference_pairs(
         if latest and likes and dislikes:
             good, bad = (max(group, key=lambda row: (times[row], row)) for group in (likes, dislikes))
             made = [(good, bad)] if responses[good] != responses[bad] else []
-            counts.update(+Counter({"identical_chosen_rejected": 1 - len(made),
-                                    "not_latest_pair": len(pairs) - len(made)}))
+            counts.update(
+                +Counter({"identical_chosen_rejected": 1 - len(made), "not_latest_pair": len(pairs) - len(made)})
+            )
             pairs = made
         else:
             counts.update(+Counter({"identical_chosen_rejected": len(likes) * len(dislikes) - len(pairs)}))
@@ -96,13 +104,15 @@ def preference_pairs(
 def _mixed_prompt_rows(replies: pa.Table, cross_conversation: bool) -> np.ndarray:
     """Positions of replies whose cheap prompt key has both a liked and a disliked reply, in order."""
     keys = ["length", "last"] if cross_conversation else ["conversation_id", "length", "last"]
-    light = pa.table({
-        "conversation_id": replies["conversation_id"],
-        "length": pc.list_value_length(replies["prompt"]),
-        "last": _last_contents(replies["prompt"]),
-        "liked": pc.equal(replies["rating"], LIKE),
-        "row": pa.array(np.arange(replies.num_rows)),
-    })
+    light = pa.table(
+        {
+            "conversation_id": replies["conversation_id"],
+            "length": pc.list_value_length(replies["prompt"]),
+            "last": _last_contents(replies["prompt"]),
+            "liked": pc.equal(replies["rating"], LIKE),
+            "row": pa.array(np.arange(replies.num_rows)),
+        }
+    )
     groups = light.group_by(keys).aggregate([("liked", "any"), ("liked", "all")])
     mixed = groups.filter(pc.and_(groups["liked_any"], pc.invert(groups["liked_all"]))).select(keys)
     if mixed.num_rows == 0:

@@ -143,8 +143,13 @@ def read_kind(
         return transform(table), counts
 
     total = ReadCounts()
-    with tqdm(total=sum(remote.size(p) if remote else p.stat().st_size for p in paths), unit="B", unit_scale=True,
-              desc=f"reading {kind}", disable=not progress) as bar:
+    with tqdm(
+        total=sum(remote.size(p) if remote else p.stat().st_size for p in paths),
+        unit="B",
+        unit_scale=True,
+        desc=f"reading {kind}",
+        disable=not progress,
+    ) as bar:
         for result, counts in _ordered_map(read, paths, workers=2):
             total.add(counts)
             consume(result)

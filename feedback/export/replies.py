@@ -62,8 +62,9 @@ def reply_statuses(left_out: dict[str, np.ndarray], count: int) -> np.ndarray:
     return status
 
 
-def select_replies(turns: pa.Table, verdicts: Verdicts, spec: ExportFormat,
-                   options: ExportOptions) -> tuple[pa.Table, pa.Table]:
+def select_replies(
+    turns: pa.Table, verdicts: Verdicts, spec: ExportFormat, options: ExportOptions
+) -> tuple[pa.Table, pa.Table]:
     """Split one shard's turns (``TURN_COLUMNS``) into status rows and candidate replies of format ``spec``.
 
     Returns:
@@ -77,26 +78,39 @@ def select_replies(turns: pa.Table, verdicts: Verdicts, spec: ExportFormat,
     replies = verdicts.replies(turns)
     keys = replies.keys
     prompt, has_files, bad_messages = trl_messages(turns["messages"])
-    status = reply_statuses({
-        **spec.left_out(replies, options),
-        "deleted": replies.deleted,
-        "incomplete": _incomplete(turns, keys) | bad_messages,
-        "other_model": _other_model(turns, options.models),
-        "outside_dates": _outside_dates(turns, options.since, options.until),
-    }, turns.num_rows)
+    status = reply_statuses(
+        {
+            **spec.left_out(replies, options),
+            "deleted": replies.deleted,
+            "incomplete": _incomplete(turns, keys) | bad_messages,
+            "other_model": _other_model(turns, options.models),
+            "outside_dates": _outside_dates(turns, options.since, options.until),
+        },
+        turns.num_rows,
+    )
     flagged = replies.flagged if spec.lists_every_flag else replies.flag_stands
-    statuses = pa.table({"key": keys, "status": status, "rating": replies.rating, "flagged": flagged,
-                         "has_files": has_files})
+    statuses = pa.table(
+        {"key": keys, "status": status, "rating": replies.rating, "flagged": flagged, "has_files": has_files}
+    )
     correction = replies.correction if spec.takes_corrections else pa.nulls(turns.num_rows, pa.string())
     pairable = status == STATUS["kept"]
     usable = ~np.isin(status, [STATUS["deleted"], STATUS["incomplete"], STATUS["other_model"], STATUS["outside_dates"]])
     corrected = bool_numpy(pc.is_valid(correction)) & usable  # a reviewer's fix pairs with its reply
-    candidates = pa.table({
-        "key": keys, "conversation_id": turns["conversation_id"], "message_id": turns["message_id"],
-        "timestamp": turns["timestamp"], "model": turns["model"], "prompt": prompt,
-        "response": turns["response"], "rating": replies.rating, "has_files": has_files,
-        "pairable": pairable, "correction": correction,
-    }).filter(pa.array(pairable | corrected))
+    candidates = pa.table(
+        {
+            "key": keys,
+            "conversation_id": turns["conversation_id"],
+            "message_id": turns["message_id"],
+            "timestamp": turns["timestamp"],
+            "model": turns["model"],
+            "prompt": prompt,
+            "response": turns["response"],
+            "rating": replies.rating,
+            "has_files": has_files,
+            "pairable": pairable,
+            "correction": correction,
+        }
+    ).filter(pa.array(pairable | corrected))
     return statuses, candidates
 
 

@@ -122,8 +122,12 @@ def reply_rows(candidates: pa.Table, verdicts: Verdicts, spec: ReplyFormat, opti
     lines, digests = serialize(table, spec)
     conversations = replies["conversation_id"].to_pylist()
     return RowBatch(
-        replies=keys, conversations=conversations, test=split_mask(conversations, options),
-        lines=lines, digests=digests, liked=replies["rating"].to_numpy() == LIKE,
+        replies=keys,
+        conversations=conversations,
+        test=split_mask(conversations, options),
+        lines=lines,
+        digests=digests,
+        liked=replies["rating"].to_numpy() == LIKE,
         has_files=bool_numpy(replies["has_files"]),
     )
 
@@ -147,8 +151,9 @@ def corrected_replies(flagged: pa.Table) -> pa.Table:
     """Flagged candidate replies with a reviewer's ``correction`` as replies of their own: ``response`` the
     correction, ``message_id`` null, ``corrected_id`` the flagged reply's ``message_id``."""
     table = flagged.set_column(flagged.schema.get_field_index("response"), "response", flagged["correction"])
-    table = table.set_column(table.schema.get_field_index("message_id"), "message_id",
-                             pa.nulls(table.num_rows, pa.string()))
+    table = table.set_column(
+        table.schema.get_field_index("message_id"), "message_id", pa.nulls(table.num_rows, pa.string())
+    )
     return table.append_column("corrected_id", flagged["message_id"])
 
 
@@ -239,8 +244,9 @@ class CandidateStore:
         return pa.table(columns, schema=self.schema)
 
 
-def pair_rows(store: CandidateStore, spec: PairFormat, options: ExportOptions, *, progress: bool = False
-              ) -> tuple[Iterator[RowBatch], Counter]:
+def pair_rows(
+    store: CandidateStore, spec: PairFormat, options: ExportOptions, *, progress: bool = False
+) -> tuple[Iterator[RowBatch], Counter]:
     """The rows of a paired format from all candidate replies, in batches, and what pairing left out.
 
     Rating pairs come from the ``pairable`` replies (every pair, or with ``options.pairs == "latest"``
@@ -262,9 +268,15 @@ def pair_rows(store: CandidateStore, spec: PairFormat, options: ExportOptions, *
     corrected = candidates.filter(pc.is_valid(candidates["correction"]))
     replies = candidates.filter(candidates["pairable"])
     taker = RowTaker(replies)
-    chosen, rejected, counts = preference_pairs(replies, taker, cross_conversation=options.cross_conversation,
-                                                latest=options.pairs == "latest", progress=progress,
-                                                rows=np.arange(replies.num_rows), total=len(pairable))
+    chosen, rejected, counts = preference_pairs(
+        replies,
+        taker,
+        cross_conversation=options.cross_conversation,
+        latest=options.pairs == "latest",
+        progress=progress,
+        rows=np.arange(replies.num_rows),
+        total=len(pairable),
+    )
     order = np.lexsort((chosen, np.maximum(chosen, rejected)))
     chosen, rejected = chosen[order], rejected[order]
     conversations = replies["conversation_id"].to_numpy(zero_copy_only=False)
@@ -277,19 +289,32 @@ def pair_rows(store: CandidateStore, spec: PairFormat, options: ExportOptions, *
     return _pair_batches(taker, chosen, rejected, test, corrected, spec, options, progress), counts
 
 
-def _pair_batches(taker: RowTaker, chosen: np.ndarray, rejected: np.ndarray, test: np.ndarray, corrected: pa.Table,
-                  spec: PairFormat, options: ExportOptions, progress: bool) -> Iterator[RowBatch]:
+def _pair_batches(
+    taker: RowTaker,
+    chosen: np.ndarray,
+    rejected: np.ndarray,
+    test: np.ndarray,
+    corrected: pa.Table,
+    spec: PairFormat,
+    options: ExportOptions,
+    progress: bool,
+) -> Iterator[RowBatch]:
     """The pairs' rows, ``ROW_BATCH`` at a time as they are consumed (no batch waits in memory), then the
     corrections' rows."""
     columns = spec.built_columns(include_ids=options.include_ids)
-    for start in tqdm(range(0, len(chosen), ROW_BATCH), unit="batch", desc=f"building {spec.name} rows",
-                      disable=not progress):
+    for start in tqdm(
+        range(0, len(chosen), ROW_BATCH), unit="batch", desc=f"building {spec.name} rows", disable=not progress
+    ):
         good, bad = taker.take(chosen[start : start + ROW_BATCH]), taker.take(rejected[start : start + ROW_BATCH])
         lines, digests = serialize(spec.rows(good, bad).select(columns), spec)
         yield RowBatch(
             replies=[f"{a}|{b}" for a, b in zip(good["key"].to_pylist(), bad["key"].to_pylist(), strict=True)],
-            conversations=good["conversation_id"].to_pylist(), test=test[start : start + ROW_BATCH], lines=lines,
-            digests=digests, liked=np.ones(len(lines), dtype=bool), has_files=bool_numpy(good["has_files"]),
+            conversations=good["conversation_id"].to_pylist(),
+            test=test[start : start + ROW_BATCH],
+            lines=lines,
+            digests=digests,
+            liked=np.ones(len(lines), dtype=bool),
+            has_files=bool_numpy(good["has_files"]),
         )
     if corrected.num_rows:
         yield correction_rows(corrected, spec, options)
@@ -302,9 +327,13 @@ def correction_rows(flagged: pa.Table, spec: PairFormat, options: ExportOptions)
     lines, digests = serialize(spec.rows(chosen, flagged).select(columns), spec)
     conversations = flagged["conversation_id"].to_pylist()
     return RowBatch(
-        replies=_correction_keys(chosen), conversations=conversations,
-        test=split_mask(conversations, options), lines=lines, digests=digests,
-        liked=np.ones(len(lines), dtype=bool), has_files=bool_numpy(flagged["has_files"]),
+        replies=_correction_keys(chosen),
+        conversations=conversations,
+        test=split_mask(conversations, options),
+        lines=lines,
+        digests=digests,
+        liked=np.ones(len(lines), dtype=bool),
+        has_files=bool_numpy(flagged["has_files"]),
     )
 
 
@@ -363,8 +392,9 @@ class RowWriter:
             else:
                 out[split].append(batch.lines[i])
             self.conversations[split].add(conversation)
-            self.counts.update({f"{split}_rows": 1, f"{split}_liked": int(batch.liked[i]),
-                                "with_files": int(batch.has_files[i])})
+            self.counts.update(
+                {f"{split}_rows": 1, f"{split}_liked": int(batch.liked[i]), "with_files": int(batch.has_files[i])}
+            )
         for split, lines in out.items():
             if lines:
                 self.sink(split, lines)

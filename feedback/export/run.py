@@ -24,8 +24,16 @@ from feedback.export.rows import SPLITS, with_count
 from feedback.hub.source import resolve_source
 
 
-def run_export(fmt: str, source: str, out_dir: str | os.PathLike[str], options: ExportOptions | None = None, *,
-               push_to_hub: str | None = None, private: bool = True, progress: bool = True) -> Export:
+def run_export(
+    fmt: str,
+    source: str,
+    out_dir: str | os.PathLike[str],
+    options: ExportOptions | None = None,
+    *,
+    push_to_hub: str | None = None,
+    private: bool = True,
+    progress: bool = True,
+) -> Export:
     """Export ``source`` (a data dir or Hub dataset repo id) in ``fmt`` to ``out_dir``; push if asked.
 
     Raises:
@@ -39,8 +47,13 @@ def run_export(fmt: str, source: str, out_dir: str | os.PathLike[str], options: 
     try:
         with ExitStack() as stack:
             handles = {split: stack.enter_context(open(path, "wb")) for split, path in partial.items()}
-            export = export_data_dir(fmt, data_dir, options, progress=progress,
-                                     sink=lambda split, lines: handles[split].write(b"\n".join(lines) + b"\n"))
+            export = export_data_dir(
+                fmt,
+                data_dir,
+                options,
+                progress=progress,
+                sink=lambda split, lines: handles[split].write(b"\n".join(lines) + b"\n"),
+            )
         if export.counts_pending:
             for split, path in partial.items():
                 _add_counts(path, export.row_counts[split])
@@ -59,8 +72,12 @@ def run_export(fmt: str, source: str, out_dir: str | os.PathLike[str], options: 
             path.unlink()
             final.unlink(missing_ok=True)
     files = {split: export.files[split].name if split in export.files else None for split in SPLITS}
-    stats = {"source": source, "built_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"), **export.stats,
-             "files": files}
+    stats = {
+        "source": source,
+        "built_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        **export.stats,
+        "files": files,
+    }
     (out / "stats.json").write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
     logger.info("wrote {} ({} train, {} test rows)", out, export.stats["rows"]["train"], export.stats["rows"]["test"])
     if push_to_hub:
@@ -94,8 +111,14 @@ def push_export(export: Export, repo_id: str, *, source: str, private: bool = Tr
     from feedback.hub.transfer import push_dataset
 
     rows = sum(export.stats["rows"].values())
-    commit = push_dataset(export.to_dataset_dict(), repo_id, card=dataset_card(export, repo_id=repo_id, source=source),
-                          commit_message=f"Export {export.format} rows ({rows} rows)", private=private, token=token)
+    commit = push_dataset(
+        export.to_dataset_dict(),
+        repo_id,
+        card=dataset_card(export, repo_id=repo_id, source=source),
+        commit_message=f"Export {export.format} rows ({rows} rows)",
+        private=private,
+        token=token,
+    )
     logger.info("pushed {} to {}", export.format, repo_id)
     return commit
 
@@ -104,11 +127,15 @@ def summary(export: Export) -> str:
     """A few lines for the terminal: rows per split, what was left out and why."""
     stats = export.stats
     rows, conversations = stats["rows"], stats["conversations"]
-    lines = [f"{export.format}: {rows['train']:,} train rows ({conversations['train']:,} conversations), "
-             f"{rows['test']:,} test rows ({conversations['test']:,} conversations)"]
+    lines = [
+        f"{export.format}: {rows['train']:,} train rows ({conversations['train']:,} conversations), "
+        f"{rows['test']:,} test rows ({conversations['test']:,} conversations)"
+    ]
     replies = stats["replies"]
-    lines.append(f"replies: {replies['total']:,} ({replies['liked']:,} liked, {replies['disliked']:,} disliked, "
-                 f"{replies['unrated']:,} unrated, {replies['flagged']:,} flagged)")
+    lines.append(
+        f"replies: {replies['total']:,} ({replies['liked']:,} liked, {replies['disliked']:,} disliked, "
+        f"{replies['unrated']:,} unrated, {replies['flagged']:,} flagged)"
+    )
     left_out = ", ".join(f"{name} {n:,}" for name, n in stats["left_out"].items() if name != "not_flagged")
     removed = ", ".join(f"{name} {n:,}" for name, n in stats["rows_removed"].items() if n)
     lines.append(f"left out: {left_out or 'none'}; rows removed: {removed or 'none'}")

@@ -74,8 +74,9 @@ def build_stats(
     return {
         "format": spec.name,
         "options": options.as_dict(),
-        "records": _record_counts(reads, verdicts, statuses, turn_duplicates,
-                                  int((status == STATUS["incomplete"]).sum()), deleted_turns),
+        "records": _record_counts(
+            reads, verdicts, statuses, turn_duplicates, int((status == STATUS["incomplete"]).sum()), deleted_turns
+        ),
         "replies": {
             "total": int(counted.sum()),
             "liked": int((rating == LIKE).sum()),
@@ -91,8 +92,14 @@ def build_stats(
     }
 
 
-def _record_counts(reads: dict[str, ReadCounts], verdicts: Verdicts, statuses: pa.Table, turn_duplicates: int,
-                   incomplete_turns: int, deleted_turns: int) -> dict[str, dict[str, int]]:
+def _record_counts(
+    reads: dict[str, ReadCounts],
+    verdicts: Verdicts,
+    statuses: pa.Table,
+    turn_duplicates: int,
+    incomplete_turns: int,
+    deleted_turns: int,
+) -> dict[str, dict[str, int]]:
     counts = {kind: dict(vars(read)) for kind, read in reads.items()}
     counts["turns"].update(duplicates=turn_duplicates, incomplete=incomplete_turns, deleted=deleted_turns)
     for kind in ("ratings", "flags"):
@@ -112,8 +119,9 @@ def _split_counts(writer: RowWriter, row_counts: dict[str, list[int]], *, balanc
     result: dict[str, Any] = {
         "rows": {split: counts[f"{split}_rows"] for split in SPLITS},
         "conversations": {split: len(writer.conversations[split]) for split in SPLITS},
-        "rows_by_count": {split: {str(n): rows for n, rows in sorted(Counter(row_counts[split]).items())}
-                          for split in SPLITS},
+        "rows_by_count": {
+            split: {str(n): rows for n, rows in sorted(Counter(row_counts[split]).items())} for split in SPLITS
+        },
         "prompts_with_files": counts["with_files"],
     }
     if balance:

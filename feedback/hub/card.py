@@ -74,8 +74,10 @@ def dataset_card(*, repo_id: str, license: str, consent: str, kinds: tuple[str, 
         pretty_name=f"Chat feedback: {repo_id.split('/')[-1]}",
         task_categories=["text-generation"],
         tags=["chat-feedback", "human-feedback", "preference"],
-        configs=[*({"config_name": kind, "data_files": f"{kind}/*/*.parquet"} for kind in kinds),
-                 {"config_name": FLAGGED, "data_files": f"{FLAGGED}/*.parquet"}],
+        configs=[
+            *({"config_name": kind, "data_files": f"{kind}/*/*.parquet"} for kind in kinds),
+            {"config_name": FLAGGED, "data_files": f"{FLAGGED}/*.parquet"},
+        ],
     )
     features = {**{kind: RECORD_FEATURES[kind] for kind in kinds}, FLAGGED: FLAGGED_FEATURES}
     infos = DatasetInfosDict({name: DatasetInfo(config_name=name, features=f) for name, f in features.items()})
@@ -159,13 +161,18 @@ def review_queries(repo_id: str) -> list[tuple[str, str]]:
     base = f"hf://datasets/{repo_id}"
     deleted = DELETED_SQL.format(base=base)
     return [
-        ("Open flags by reason", f"""
+        (
+            "Open flags by reason",
+            f"""
 WITH {deleted}
 SELECT reason.reason, count(*) AS open_replies, sum(reason.count) AS flags
 FROM (SELECT unnest(reasons) AS reason FROM '{base}/{FLAGGED}/*.parquet'
       WHERE status = 'open' AND conversation_id NOT IN (SELECT conversation_id FROM deleted))
-GROUP BY ALL ORDER BY open_replies DESC;"""),
-        ("Prompts with the worst like rate (latest rating of each reply, at least 3 rated replies)", f"""
+GROUP BY ALL ORDER BY open_replies DESC;""",
+        ),
+        (
+            "Prompts with the worst like rate (latest rating of each reply, at least 3 rated replies)",
+            f"""
 WITH {deleted},
 latest AS (
     SELECT conversation_id, message_id, rating FROM '{base}/ratings/*/*.parquet'
@@ -174,12 +181,16 @@ latest AS (
 SELECT t.messages[-1].content AS prompt, count(*) AS rated, avg((l.rating = 'like')::INTEGER) AS like_rate
 FROM '{base}/turns/*/*.parquet' AS t JOIN latest AS l USING (conversation_id, message_id)
 WHERE l.rating IS NOT NULL AND t.conversation_id NOT IN (SELECT conversation_id FROM deleted)
-GROUP BY ALL HAVING count(*) >= 3 ORDER BY like_rate, rated DESC LIMIT 20;"""),
-        ("A model's flagged replies this week (set the model's name)", f"""
+GROUP BY ALL HAVING count(*) >= 3 ORDER BY like_rate, rated DESC LIMIT 20;""",
+        ),
+        (
+            "A model's flagged replies this week (set the model's name)",
+            f"""
 WITH {deleted}
 SELECT last_flagged_at, status, reasons, messages[-1].content AS prompt, response
 FROM '{base}/{FLAGGED}/*.parquet'
 WHERE model = 'MODEL NAME' AND last_flagged_at >= now() - INTERVAL 7 DAY
     AND conversation_id NOT IN (SELECT conversation_id FROM deleted)
-ORDER BY last_flagged_at DESC;"""),
+ORDER BY last_flagged_at DESC;""",
+        ),
     ]

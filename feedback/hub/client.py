@@ -116,7 +116,9 @@ def hub_timeout(value: float | str | None = None) -> float:
     try:
         return _TIMEOUT.validate_python(value)
     except ValidationError as error:
-        raise ValueError(f"{source} must be seconds from 0.1 to 600, not {value!r}: {error.errors()[0]['msg']}") from None
+        raise ValueError(
+            f"{source} must be seconds from 0.1 to 600, not {value!r}: {error.errors()[0]['msg']}"
+        ) from None
 
 
 def fail_fast_here() -> None:
@@ -198,7 +200,9 @@ def use_hub_timeout(timeout: float | None = None) -> float:
 
         def factory() -> httpx2.Client:
             return httpx2.Client(
-                event_hooks=hooks, follow_redirects=True, timeout=httpx2.Timeout(timeout),
+                event_hooks=hooks,
+                follow_redirects=True,
+                timeout=httpx2.Timeout(timeout),
                 transport=_FailFastTransport(timeout),
             )
 

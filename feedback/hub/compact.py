@@ -79,7 +79,7 @@ class CompactionReport:
         """One line for the terminal and the log."""
         flagged = "" if self.flagged_rows is None else f", flagged view: {self.flagged_rows} rows"
         skipped = f", {len(self.skipped)} partitions left for the next run" if self.skipped else ""
-        return (f"{len(self.commits)} commits: {self.merged} files merged into {self.written}{flagged}{skipped}")
+        return f"{len(self.commits)} commits: {self.merged} files merged into {self.written}{flagged}{skipped}"
 
 
 def _due(path: str, today: date, min_age_days: int) -> bool:
@@ -109,8 +109,10 @@ def _merge(repo: HubRepo, kind: str, paths: list[str], folder: Path) -> tuple[st
 
     rows, group_rows = 0, ROW_GROUP_ROWS.get(kind, DEFAULT_ROW_GROUP_ROWS)
     small = [path for path in paths if repo.sizes.get(path, 0) <= WHOLE_FILE_BYTES]
-    with pq.ParquetWriter(target, ordered(schema.empty_table()).schema, compression="zstd") as writer, \
-            ThreadPoolExecutor(PARALLEL_READS) as pool:
+    with (
+        pq.ParquetWriter(target, ordered(schema.empty_table()).schema, compression="zstd") as writer,
+        ThreadPoolExecutor(PARALLEL_READS) as pool,
+    ):
         start = 0
         while start < len(paths):
             if paths[start] not in small:  # a large (compacted) file: a row group at a time
@@ -178,10 +180,13 @@ def _compact_partition(repo: HubRepo, kind: str, paths: list[str], report: Compa
                 continue
             with tempfile.TemporaryDirectory(prefix="compact-") as folder:
                 target, merged, rows = _merge(repo, kind, group, Path(folder))
-                operations = [CommitOperationAdd(path_in_repo=target, path_or_fileobj=str(merged)),
-                              *(CommitOperationDelete(path_in_repo=path) for path in group)]
-                info = _commit(repo, operations, f"Compact {len(group)} {kind} files of {_partition(group[0])} "
-                                                 f"({rows} records)")
+                operations = [
+                    CommitOperationAdd(path_in_repo=target, path_or_fileobj=str(merged)),
+                    *(CommitOperationDelete(path_in_repo=path) for path in group),
+                ]
+                info = _commit(
+                    repo, operations, f"Compact {len(group)} {kind} files of {_partition(group[0])} ({rows} records)"
+                )
                 repo.sizes[target] = merged.stat().st_size
             if info is None:
                 report.skipped.append(_partition(group[0]))
@@ -197,8 +202,7 @@ def _compact_partition(repo: HubRepo, kind: str, paths: list[str], report: Compa
 def _commit(repo: HubRepo, operations: list, message: str) -> object | None:
     """Commit ``operations``; None when the Hub refuses because the files changed meanwhile."""
     try:
-        return repo.api.create_commit(repo.repo_id, repo_type="dataset", operations=operations,
-                                      commit_message=message)
+        return repo.api.create_commit(repo.repo_id, repo_type="dataset", operations=operations, commit_message=message)
     except HfHubHTTPError as error:
         if error.response is None or error.response.status_code not in (404, 409, 412):
             raise
@@ -206,8 +210,15 @@ def _commit(repo: HubRepo, operations: list, message: str) -> object | None:
         return None
 
 
-def compact_repo(repo_id: str, *, api: HfApi | None = None, token: str | None = None, today: date | None = None,
-                 min_age_days: int = 1, flagged: bool = True) -> CompactionReport:
+def compact_repo(
+    repo_id: str,
+    *,
+    api: HfApi | None = None,
+    token: str | None = None,
+    today: date | None = None,
+    min_age_days: int = 1,
+    flagged: bool = True,
+) -> CompactionReport:
     """Compact a dataset repo (see the module docstring).
 
     Args:
@@ -243,20 +254,30 @@ def write_flagged(repo: HubRepo) -> int:
 
     repo.pin()
     source = HubSource(repo)
-    with tempfile.TemporaryDirectory(prefix="flagged-index-") as folder, \
-            ReviewIndex(source, Path(folder) / "index.duckdb").connect() as con:
+    with (
+        tempfile.TemporaryDirectory(prefix="flagged-index-") as folder,
+        ReviewIndex(source, Path(folder) / "index.duckdb").connect() as con,
+    ):
         files, rows = _flagged_files(con, source)
     old = list(repo.fs.ls(repo.url(FLAGGED), detail=False)) if _has_folder(repo, FLAGGED) else []
-    operations = [CommitOperationAdd(path_in_repo=f"{FLAGGED}/{FLAGGED}-{hashlib.sha256(data).hexdigest()[:8]}-"
-                                                  f"{number:05d}{PARQUET}", path_or_fileobj=data)
-                  for number, data in enumerate(files)]
+    operations = [
+        CommitOperationAdd(
+            path_in_repo=f"{FLAGGED}/{FLAGGED}-{hashlib.sha256(data).hexdigest()[:8]}-{number:05d}{PARQUET}",
+            path_or_fileobj=data,
+        )
+        for number, data in enumerate(files)
+    ]
     added = {op.path_in_repo for op in operations}
     old_paths = [p.split(f"@{repo.sha}/", 1)[-1] for p in old]
     operations += [CommitOperationDelete(path_in_repo=p) for p in old_paths if p not in added]
     if added == set(old_paths):
         return rows  # the same rows as already there
-    repo.api.create_commit(repo.repo_id, repo_type="dataset", operations=operations[:MAX_COMMIT_FILES],
-                           commit_message=f"Rewrite the flagged view ({rows} flagged replies)")
+    repo.api.create_commit(
+        repo.repo_id,
+        repo_type="dataset",
+        operations=operations[:MAX_COMMIT_FILES],
+        commit_message=f"Rewrite the flagged view ({rows} flagged replies)",
+    )
     return rows
 
 

@@ -145,13 +145,17 @@ class RepoErasure:
 
     def summary(self) -> str:
         """One line for the terminal and the log."""
-        text = (f"{self.records} rows removed from {len(self.rewritten) + len(self.deleted)} files "
-                f"({len(self.rewritten)} rewritten, {len(self.deleted)} deleted), {len(self.files)} uploaded files "
-                f"deleted, in {len(self.commits)} commits")
+        text = (
+            f"{self.records} rows removed from {len(self.rewritten) + len(self.deleted)} files "
+            f"({len(self.rewritten)} rewritten, {len(self.deleted)} deleted), {len(self.files)} uploaded files "
+            f"deleted, in {len(self.commits)} commits"
+        )
         if self.purge is not None:
-            text += (f"; history: {'main squashed' if self.purge.squashed else 'main not squashed'}"
-                     f"{', deleted ' + ', '.join(self.purge.deleted) if self.purge.deleted else ''}"
-                     f"{', refused: ' + ', '.join(self.purge.refused) if self.purge.refused else ''}")
+            text += (
+                f"; history: {'main squashed' if self.purge.squashed else 'main not squashed'}"
+                f"{', deleted ' + ', '.join(self.purge.deleted) if self.purge.deleted else ''}"
+                f"{', refused: ' + ', '.join(self.purge.refused) if self.purge.refused else ''}"
+            )
         return text
 
 
@@ -270,7 +274,7 @@ def _renamed(path: str, data_hash: str) -> str:
     """The new name of a rewritten file (see the module docstring)."""
     folder, base = path.rsplit("/", 1)
     name = stem(base)
-    extension = base[len(name):]
+    extension = base[len(name) :]
     if folder == FLAGGED and (match := _FLAGGED_NAME.match(name)):
         return f"{folder}/{FLAGGED}-{data_hash}-{match.group(1)}{extension}"
     root = name.split("~", 1)[0]
@@ -329,9 +333,13 @@ def _digest(path: Path) -> str:
 def _tree(repo: HubRepo, folder: str) -> list:
     """The files under ``folder`` at the pinned commit (none when it does not exist)."""
     try:
-        return [entry for entry in repo.api.list_repo_tree(repo.repo_id, path_in_repo=folder, recursive=True,
-                                                            repo_type="dataset", revision=repo.sha)
-                if hasattr(entry, "blob_id")]
+        return [
+            entry
+            for entry in repo.api.list_repo_tree(
+                repo.repo_id, path_in_repo=folder, recursive=True, repo_type="dataset", revision=repo.sha
+            )
+            if hasattr(entry, "blob_id")
+        ]
     except EntryNotFoundError:
         return []
 
@@ -383,11 +391,18 @@ def _refused_by_concurrent_change(error: HfHubHTTPError) -> bool:
     return error.response is not None and error.response.status_code in (404, 409, 412)
 
 
-def erase_from_repo(repo_id: str, conversation_ids: Iterable[str], *, api: HfApi | None = None,
-                    token: str | None = None, add: Sequence[CommitOperationAdd] = (),
-                    add_if: Callable[[RepoErasure], Sequence[CommitOperationAdd]] | None = None,
-                    purge_history: bool = False, confirm: Callable[[HistoryPurge], bool] | None = None,
-                    message: str | None = None) -> RepoErasure:
+def erase_from_repo(
+    repo_id: str,
+    conversation_ids: Iterable[str],
+    *,
+    api: HfApi | None = None,
+    token: str | None = None,
+    add: Sequence[CommitOperationAdd] = (),
+    add_if: Callable[[RepoErasure], Sequence[CommitOperationAdd]] | None = None,
+    purge_history: bool = False,
+    confirm: Callable[[HistoryPurge], bool] | None = None,
+    message: str | None = None,
+) -> RepoErasure:
     """Erase conversations from the head of a dataset repo, in one commit (see the module docstring).
 
     Args:
@@ -430,16 +445,18 @@ def erase_from_repo(repo_id: str, conversation_ids: Iterable[str], *, api: HfApi
         except HfHubHTTPError as error:
             if not _refused_by_concurrent_change(error) or attempt == ATTEMPTS - 1:
                 raise
-            logger.info("the repo {} changed meanwhile, erasing again from its new head: {}", repo_id,
-                        failure_reason(error))
+            logger.info(
+                "the repo {} changed meanwhile, erasing again from its new head: {}", repo_id, failure_reason(error)
+            )
     logger.info("erased {} conversation(s) from {}: {}", len(ids), repo_id, result.summary())
     if purge_history:
         result.purge = purge(repo.api, repo_id, confirm=confirm)
     return result
 
 
-def _commit_plan(repo: HubRepo, plan: _Plan, ids: frozenset[str], pending_add: list, result: RepoErasure,
-                 message: str | None) -> None:
+def _commit_plan(
+    repo: HubRepo, plan: _Plan, ids: frozenset[str], pending_add: list, result: RepoErasure, message: str | None
+) -> None:
     """Rewrite the plan's files and commit them (several commits past :data:`MAX_COMMIT_FILES` files).
     ``pending_add`` is emptied once committed; ``result`` is filled as commits land."""
     with tempfile.TemporaryDirectory(prefix="erase-") as folder:
@@ -452,8 +469,12 @@ def _commit_plan(repo: HubRepo, plan: _Plan, ids: frozenset[str], pending_add: l
                 changes.append((scan.path, None, removed))
             else:
                 new_path = _renamed(scan.path, _digest(target))
-                groups.append([CommitOperationAdd(path_in_repo=new_path, path_or_fileobj=str(target)),
-                               CommitOperationDelete(path_in_repo=scan.path)])
+                groups.append(
+                    [
+                        CommitOperationAdd(path_in_repo=new_path, path_or_fileobj=str(target)),
+                        CommitOperationDelete(path_in_repo=scan.path),
+                    ]
+                )
                 changes.append((scan.path, new_path, removed))
         groups += [[CommitOperationDelete(path_in_repo=path)] for path in plan.blobs]
         if pending_add:
@@ -462,8 +483,10 @@ def _commit_plan(repo: HubRepo, plan: _Plan, ids: frozenset[str], pending_add: l
             return
         chunks = _chunks(groups, MAX_COMMIT_FILES)
         rows = sum(removed for _, _, removed in changes)
-        text = message or (f"Erase {len(ids)} conversation(s): {rows} rows from {len(plan.scans)} files, "
-                           f"{len(plan.blobs)} uploaded files")
+        text = message or (
+            f"Erase {len(ids)} conversation(s): {rows} rows from {len(plan.scans)} files, "
+            f"{len(plan.blobs)} uploaded files"
+        )
         for number, chunk in enumerate(chunks, start=1):
             summary = text if len(chunks) == 1 else f"{text} (part {number} of {len(chunks)})"
             info = repo.api.create_commit(repo.repo_id, repo_type="dataset", operations=chunk, commit_message=summary)
@@ -492,9 +515,11 @@ def purge_plan(api: HfApi, repo_id: str) -> HistoryPurge:
     refs = api.list_repo_refs(repo_id, repo_type="dataset", include_pull_requests=True)
     for ref in refs.converts:
         plan.converts[ref.ref] = len(api.list_repo_commits(repo_id, repo_type="dataset", revision=ref.ref))
-    plan.untouched = ([f"branch {ref.name}" for ref in refs.branches if ref.name != "main"]
-                      + [f"tag {ref.name}" for ref in refs.tags]
-                      + [f"pull request {ref.ref}" for ref in refs.pull_requests or ()])
+    plan.untouched = (
+        [f"branch {ref.name}" for ref in refs.branches if ref.name != "main"]
+        + [f"tag {ref.name}" for ref in refs.tags]
+        + [f"pull request {ref.ref}" for ref in refs.pull_requests or ()]
+    )
     return plan
 
 
@@ -512,8 +537,9 @@ def purge(api: HfApi, repo_id: str, *, confirm: Callable[[HistoryPurge], bool] |
     if confirm is not None and not confirm(plan):
         logger.info("history of {} kept (not confirmed)", repo_id)
         return plan
-    api.super_squash_history(repo_id, branch="main", repo_type="dataset",
-                             commit_message="Squash the history (conversations erased)")
+    api.super_squash_history(
+        repo_id, branch="main", repo_type="dataset", commit_message="Squash the history (conversations erased)"
+    )
     plan.squashed = True
     for ref in plan.converts:
         try:
@@ -521,8 +547,12 @@ def purge(api: HfApi, repo_id: str, *, confirm: Callable[[HistoryPurge], bool] |
             plan.deleted.append(ref)
         except (HfHubHTTPError, RepositoryNotFoundError) as error:
             plan.refused[ref] = failure_reason(error)
-            logger.warning("the Hub refused to delete {} of {}: {}; its commits may still hold the erased "
-                           "conversations", ref, repo_id, plan.refused[ref])
+            logger.warning(
+                "the Hub refused to delete {} of {}: {}; its commits may still hold the erased conversations",
+                ref,
+                repo_id,
+                plan.refused[ref],
+            )
     return plan
 
 

@@ -199,15 +199,18 @@ class ErasureLedger:
         """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.tmp")
-        tmp.write_text(json.dumps({"pending": sorted(self.pending), "seen": self.seen,
-                                   "applied": sorted(self.applied)}), encoding="utf-8")
+        tmp.write_text(
+            json.dumps({"pending": sorted(self.pending), "seen": self.seen, "applied": sorted(self.applied)}),
+            encoding="utf-8",
+        )
         os.replace(tmp, self.path)
         stat = self.path.stat()
         self._version = (stat.st_mtime_ns, stat.st_size)
 
 
-def mark_erased(rewritten: dict[Path, int], removed: Iterable[Path], ledger: PushLedger,
-                uploaded: dict[Path, float] | None = None) -> list[str]:
+def mark_erased(
+    rewritten: dict[Path, int], removed: Iterable[Path], ledger: PushLedger, uploaded: dict[Path, float] | None = None
+) -> list[str]:
     """After a local erasure: the rewritten shards that had been pushed count as pushed at their new size
     (the repo's copy is erased by the repo erasure, so they are never uploaded again), removed shards are
     forgotten; ``uploaded`` (the scheduler's ``last_uploaded``) follows. Returns the pushed shards touched
@@ -255,8 +258,9 @@ def complete_size(path: Path) -> int:
     return 0
 
 
-def scan_folder(folder: Path, uploaded: dict[Path, float], reported: set[Path] | None,
-                ledger: PushLedger | None = None) -> list[FileToUpload]:
+def scan_folder(
+    folder: Path, uploaded: dict[Path, float], reported: set[Path] | None, ledger: PushLedger | None = None
+) -> list[FileToUpload]:
     """Files under ``folder`` matching :data:`SYNC_PATTERNS` whose mtime differs from ``uploaded``, less
     the shards ``ledger`` holds at their size and shards with no complete line.
 

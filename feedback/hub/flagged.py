@@ -18,28 +18,30 @@ from datasets import Features, List, Value
 from feedback.features import STRING, TIMESTAMP
 from feedback.review.queue import QueueItem
 
-FLAGGED_FEATURES = Features({
-    "conversation_id": STRING,
-    "message_id": STRING,
-    "model": STRING,
-    "turn_index": Value("int64"),
-    "replied_at": TIMESTAMP,
-    "messages": List({"role": STRING, "content": STRING}),
-    "response": STRING,
-    "rating": STRING,
-    "ratings": List({"rating": STRING, "option": STRING, "comment": STRING, "timestamp": TIMESTAMP}),
-    "flag_count": Value("int64"),
-    "reasons": List({"reason": STRING, "count": Value("int64")}),
-    "flag_comments": List(STRING),
-    "first_flagged_at": TIMESTAMP,
-    "last_flagged_at": TIMESTAMP,
-    "status": STRING,
-    "decision": STRING,
-    "reviewer": STRING,
-    "corrected_reply": STRING,
-    "review_note": STRING,
-    "reviewed_at": TIMESTAMP,
-})
+FLAGGED_FEATURES = Features(
+    {
+        "conversation_id": STRING,
+        "message_id": STRING,
+        "model": STRING,
+        "turn_index": Value("int64"),
+        "replied_at": TIMESTAMP,
+        "messages": List({"role": STRING, "content": STRING}),
+        "response": STRING,
+        "rating": STRING,
+        "ratings": List({"rating": STRING, "option": STRING, "comment": STRING, "timestamp": TIMESTAMP}),
+        "flag_count": Value("int64"),
+        "reasons": List({"reason": STRING, "count": Value("int64")}),
+        "flag_comments": List(STRING),
+        "first_flagged_at": TIMESTAMP,
+        "last_flagged_at": TIMESTAMP,
+        "status": STRING,
+        "decision": STRING,
+        "reviewer": STRING,
+        "corrected_reply": STRING,
+        "review_note": STRING,
+        "reviewed_at": TIMESTAMP,
+    }
+)
 """Columns of the ``flagged`` config (``status``: ``open`` or the latest decision)."""
 FLAGGED_DOCS = [
     ("conversation_id, message_id", "the flagged reply"),
@@ -59,19 +61,29 @@ def flagged_row(item: QueueItem) -> dict:
     """One row of the ``flagged`` config."""
     review = item.review
     return {
-        "conversation_id": item.turn.conversation_id, "message_id": item.turn.message_id,
-        "model": item.turn.model, "turn_index": item.turn.turn_index, "replied_at": item.turn.timestamp,
-        "messages": [m.to_openai() for m in item.turn.messages], "response": item.turn.response,
+        "conversation_id": item.turn.conversation_id,
+        "message_id": item.turn.message_id,
+        "model": item.turn.model,
+        "turn_index": item.turn.turn_index,
+        "replied_at": item.turn.timestamp,
+        "messages": [m.to_openai() for m in item.turn.messages],
+        "response": item.turn.response,
         "rating": item.rating,
-        "ratings": [{"rating": r.rating, "option": r.option, "comment": r.comment, "timestamp": r.timestamp}
-                    for r in item.ratings],
+        "ratings": [
+            {"rating": r.rating, "option": r.option, "comment": r.comment, "timestamp": r.timestamp}
+            for r in item.ratings
+        ],
         "flag_count": len(item.flags),
         "reasons": [{"reason": reason, "count": n} for reason, n in item.reason_counts.items()],
         "flag_comments": [f.comment for f in item.flags if f.comment],
-        "first_flagged_at": item.flags[0].timestamp, "last_flagged_at": item.last_flagged,
-        "status": item.status, "decision": review.decision if review else None,
-        "reviewer": review.reviewer if review else None, "corrected_reply": review.corrected_reply if review else None,
-        "review_note": review.note if review else None, "reviewed_at": review.timestamp if review else None,
+        "first_flagged_at": item.flags[0].timestamp,
+        "last_flagged_at": item.last_flagged,
+        "status": item.status,
+        "decision": review.decision if review else None,
+        "reviewer": review.reviewer if review else None,
+        "corrected_reply": review.corrected_reply if review else None,
+        "review_note": review.note if review else None,
+        "reviewed_at": review.timestamp if review else None,
     }
 
 

@@ -96,8 +96,13 @@ def ordered(table: pa.Table) -> pa.Table:
 def parquet_bytes(table: pa.Table, kind: str) -> bytes:
     """``table`` as a Parquet file: zstd, small row groups, statistics (see the module docstring)."""
     sink = io.BytesIO()
-    pq.write_table(ordered(table), sink, compression="zstd",
-                   row_group_size=ROW_GROUP_ROWS.get(kind, DEFAULT_ROW_GROUP_ROWS), write_statistics=True)
+    pq.write_table(
+        ordered(table),
+        sink,
+        compression="zstd",
+        row_group_size=ROW_GROUP_ROWS.get(kind, DEFAULT_ROW_GROUP_ROWS),
+        write_statistics=True,
+    )
     return sink.getvalue()
 
 

@@ -67,8 +67,9 @@ class HubRepo:
         FileNotFoundError: (from :meth:`pin`) the Hub has no such repo or refuses the token.
     """
 
-    def __init__(self, repo_id: str, *, revision: str | None = None, token: str | None = None,
-                 api: HfApi | None = None) -> None:
+    def __init__(
+        self, repo_id: str, *, revision: str | None = None, token: str | None = None, api: HfApi | None = None
+    ) -> None:
         self.repo_id, self.revision = repo_id, revision or "main"
         self.token = hub_token(token if token or api is None else api.token)
         self.api = api or hub_api(self.token)
@@ -85,8 +86,9 @@ class HubRepo:
         try:
             self.sha = self.api.repo_info(self.repo_id, repo_type="dataset", revision=self.revision).sha
         except (HfHubHTTPError, OSError, httpx2.HTTPError) as error:
-            raise FileNotFoundError(f"SOURCE {self.repo_id!r} is not a local data dir, and reading it as a Hub "
-                                    f"dataset repo failed: {error}") from error
+            raise FileNotFoundError(
+                f"SOURCE {self.repo_id!r} is not a local data dir, and reading it as a Hub dataset repo failed: {error}"
+            ) from error
         return self.sha
 
     def listing(self, kind: str) -> list[tuple[str, str, int]]:
@@ -94,8 +96,9 @@ class HubRepo:
         if self.sha is None:
             self.pin()
         try:
-            entries = self.api.list_repo_tree(self.repo_id, path_in_repo=kind, recursive=True, repo_type="dataset",
-                                              revision=self.sha)
+            entries = self.api.list_repo_tree(
+                self.repo_id, path_in_repo=kind, recursive=True, repo_type="dataset", revision=self.sha
+            )
             found = [(e.path, e.blob_id, e.size) for e in entries if hasattr(e, "blob_id") and is_record_file(e.path)]
         except EntryNotFoundError:
             return []
@@ -235,7 +238,7 @@ class SpanFile(io.RawIOBase):
             return b""
         for offset, data in self.spans:
             if offset <= start and end <= offset + len(data):
-                return data[start - offset:end - offset]
+                return data[start - offset : end - offset]
         data = self.fetch(start, end)
         self.spans.append((start, data))
         return data
@@ -272,7 +275,7 @@ class HubSource:
 
     def read(self, kind: str, path: str) -> pa.Table:
         """The rule columns of one file and each row's locator (row number; JSONL: byte range)."""
-        inner = path[len(self.prefix):]
+        inner = path[len(self.prefix) :]
         if not inner.endswith(PARQUET):
             return jsonl_rows(self.repo.cat(inner), kind, path)
         schema = rule_schema(kind)
@@ -288,7 +291,7 @@ class HubSource:
             by_file[path].append(position)
 
         def read(path: str) -> list | None:
-            inner, positions = path[len(self.prefix):], by_file[path]
+            inner, positions = path[len(self.prefix) :], by_file[path]
             try:
                 if inner.endswith(PARQUET):
                     return self.repo.rows(inner, [locators[p][1] for p in positions])
@@ -341,8 +344,7 @@ def remote_stub(repo: HubRepo) -> Path:
     ``chat-feedback-remote-<uid>/<owner>__<name>@<commit>``, holding :data:`STUB_FILE` and empty record
     folders): readers given it read the repo in place (:func:`record_files_for`)."""
     sha = repo.sha or repo.pin()
-    folder = (Path(tempfile.gettempdir()) / f"{REMOTE_FOLDER}-{os.getuid()}"
-              / f"{repo.repo_id.replace('/', '__')}@{sha}")
+    folder = Path(tempfile.gettempdir()) / f"{REMOTE_FOLDER}-{os.getuid()}" / f"{repo.repo_id.replace('/', '__')}@{sha}"
     folder.mkdir(parents=True, exist_ok=True)
     for kind in RECORD_TYPES:
         (folder / kind).mkdir(exist_ok=True)  # a data dir's shape: readers that list it find no local shard

@@ -46,8 +46,13 @@ def require_source(source: str) -> Path | None:
     return None
 
 
-def resolve_source(source: str, *, token: str | None = None, cache_dir: str | os.PathLike[str] | None = None,
-                   timeout: float | None = None) -> Path:
+def resolve_source(
+    source: str,
+    *,
+    token: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    timeout: float | None = None,
+) -> Path:
     """A local data dir for ``source``: the folder itself, or a folder standing for a Hub dataset repo
     at its current commit (see :func:`feedback.hub.remote.remote_stub`; ``cache_dir`` is unused).
 
@@ -73,8 +78,13 @@ def resolve_source(source: str, *, token: str | None = None, cache_dir: str | os
     return remote_stub(HubRepo(source, token=token))
 
 
-def snapshot(repo_id: str, *, token: str | None = None, cache_dir: str | os.PathLike[str] | None = None,
-             timeout: float | None = None) -> Path:
+def snapshot(
+    repo_id: str,
+    *,
+    token: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    timeout: float | None = None,
+) -> Path:
     """The record folders of dataset repo ``repo_id``, downloaded into the Hub cache (or ``cache_dir``);
     returns the snapshot folder (its files are links into the cache: read, never write).
 
@@ -85,11 +95,18 @@ def snapshot(repo_id: str, *, token: str | None = None, cache_dir: str | os.Path
     use_hub_timeout(timeout)
     logger.info("downloading {} from {} into the Hugging Face cache", repo_id, hub_endpoint() or "the Hub")
     try:
-        folder = snapshot_download(repo_id, repo_type="dataset", allow_patterns=SOURCE_PATTERNS, token=hub_token(token),
-                                   cache_dir=cache_dir, endpoint=hub_endpoint())
+        folder = snapshot_download(
+            repo_id,
+            repo_type="dataset",
+            allow_patterns=SOURCE_PATTERNS,
+            token=hub_token(token),
+            cache_dir=cache_dir,
+            endpoint=hub_endpoint(),
+        )
     except (HfHubHTTPError, OSError) as error:
-        raise FileNotFoundError(f"SOURCE {repo_id!r} is not a local data dir, and reading it as a Hub dataset repo "
-                                f"failed: {error}") from error
+        raise FileNotFoundError(
+            f"SOURCE {repo_id!r} is not a local data dir, and reading it as a Hub dataset repo failed: {error}"
+        ) from error
     return Path(folder)
 
 
@@ -100,8 +117,9 @@ def review_dir(repo_id: str) -> Path:
     return Path(constants.HF_HOME) / REVIEW_FOLDER / repo_id.replace("/", "__")
 
 
-def working_copy(source: str, data_dir: Path | None = None, *, token: str | None = None,
-                 timeout: float | None = None) -> Path:
+def working_copy(
+    source: str, data_dir: Path | None = None, *, token: str | None = None, timeout: float | None = None
+) -> Path:
     """A data dir for ``source`` that records can be appended to: the directory itself, or the dataset
     repo ``source`` pulled into ``data_dir`` (default :func:`review_dir`; pulling again updates it
     and keeps what was added locally).

@@ -204,7 +204,7 @@ class FeedbackScheduler(CommitScheduler):
             if not files:
                 return None
             for start in range(0, len(files), MAX_COMMIT_FILES):
-                chunk = files[start:start + MAX_COMMIT_FILES]
+                chunk = files[start : start + MAX_COMMIT_FILES]
                 info = self.api.create_commit(
                     repo_id=self.repo_id,
                     repo_type=self.repo_type,
@@ -263,8 +263,12 @@ class FeedbackScheduler(CommitScheduler):
             if touched:
                 self.erasures.pending |= fresh
             self.erasures.applied |= fresh
-            logger.info("erased {} conversation(s) deleted elsewhere from {}: {} records", len(fresh),
-                        self.store.root, local.records)
+            logger.info(
+                "erased {} conversation(s) deleted elsewhere from {}: {} records",
+                len(fresh),
+                self.store.root,
+                local.records,
+            )
         self.erasures.seen = {path: blob for path, blob, _ in listing}
         self.erasures.save()
         return fresh
@@ -283,8 +287,12 @@ class FeedbackScheduler(CommitScheduler):
             result = erase_from_repo(self.repo_id, ids, api=self.api)
         except Exception as error:  # noqa: BLE001 - kept, retried before the next push
             self.last_error = failure_reason(error)
-            logger.warning("erasing {} conversation(s) from {} failed, retried before the next push: {}", len(ids),
-                           self.repo_id, self.last_error)
+            logger.warning(
+                "erasing {} conversation(s) from {} failed, retried before the next push: {}",
+                len(ids),
+                self.repo_id,
+                self.last_error,
+            )
             return None
         self.erasures.pending -= ids
         self.erasures.save()
@@ -478,8 +486,12 @@ class HubSync:
             try:
                 compact_repo(self.repo_id, api=scheduler.api)
             except Exception as error:  # noqa: BLE001 - the next run tries again
-                logger.warning("compaction of {} failed (next try in {} h): {}", self.repo_id, self.compact_hours,
-                               failure_reason(error))
+                logger.warning(
+                    "compaction of {} failed (next try in {} h): {}",
+                    self.repo_id,
+                    self.compact_hours,
+                    failure_reason(error),
+                )
             delay = self.compact_hours * 3600
 
     def erase(self, conversation_ids: Iterable[str]) -> LocalErasure:
@@ -526,8 +538,13 @@ class HubSync:
             repo = scheduler.erase_pending() if live else None
         error = None if repo is not None else (scheduler.last_error if live else "the repo was never reached")
         if repo is None:
-            logger.warning("{} conversation(s) erased from {}; their erasure from {} is owed and made before a "
-                           "later push ({})", len(ids), self.store.root, self.repo_id, error)
+            logger.warning(
+                "{} conversation(s) erased from {}; their erasure from {} is owed and made before a later push ({})",
+                len(ids),
+                self.store.root,
+                self.repo_id,
+                error,
+            )
         self.last_erasure = HubErasure(local, repo, error)
         return local
 

@@ -45,8 +45,17 @@ def _require_repo_id(repo_id: str) -> None:
         raise ValueError(f"{repo_id!r} is not a Hub dataset repo id (owner/name)")
 
 
-def push_folder(data_dir: Path, repo_id: str, *, token: str | None = None, private: bool = True, license: str = "other",
-                consent: str = DEFAULT_NOTICE, api: HfApi | None = None, timeout: float | None = None) -> str | None:
+def push_folder(
+    data_dir: Path,
+    repo_id: str,
+    *,
+    token: str | None = None,
+    private: bool = True,
+    license: str = "other",
+    consent: str = DEFAULT_NOTICE,
+    api: HfApi | None = None,
+    timeout: float | None = None,
+) -> str | None:
     """Upload a data dir's records (as Parquet in the repo's day partitions), files and card to a dataset
     repo, in commits of at most 100 files.
 
@@ -81,15 +90,20 @@ def push_folder(data_dir: Path, repo_id: str, *, token: str | None = None, priva
     head = api.repo_info(repo_id, repo_type="dataset").sha
     oid = head
     for start in range(0, len(files), MAX_COMMIT_FILES):
-        chunk = files[start:start + MAX_COMMIT_FILES]
-        oid = api.create_commit(repo_id, repo_type="dataset", operations=[f.operation() for f in chunk],
-                                commit_message=f"Push {len(chunk)} files from a chat-feedback data dir").oid
+        chunk = files[start : start + MAX_COMMIT_FILES]
+        oid = api.create_commit(
+            repo_id,
+            repo_type="dataset",
+            operations=[f.operation() for f in chunk],
+            commit_message=f"Push {len(chunk)} files from a chat-feedback data dir",
+        ).oid
         ledger.add(chunk)
     return None if oid == head else oid
 
 
-def pull_repo(repo_id: str, data_dir: Path, *, token: str | None = None, revision: str | None = None,
-              timeout: float | None = None) -> Path:
+def pull_repo(
+    repo_id: str, data_dir: Path, *, token: str | None = None, revision: str | None = None, timeout: float | None = None
+) -> Path:
     """Download a dataset repo's records, files and card into ``data_dir``, in the data dir layout:
     each record file of the repo (Parquet in day partitions, or a JSONL shard of the flat layout)
     becomes a JSONL shard ``{kind}/{its name}.jsonl`` (created if missing, files already there and not
@@ -105,16 +119,27 @@ def pull_repo(repo_id: str, data_dir: Path, *, token: str | None = None, revisio
     data_dir = Path(data_dir)
     patterns = [*(f"{kind}/*/*.parquet" for kind in RECORD_TYPES), *SYNC_PATTERNS]
     data_dir.mkdir(parents=True, exist_ok=True)
-    snapshot = Path(snapshot_download(repo_id, repo_type="dataset", revision=revision, allow_patterns=patterns,
-                                      token=hub_token(token), endpoint=hub_endpoint()))
+    snapshot = Path(
+        snapshot_download(
+            repo_id,
+            repo_type="dataset",
+            revision=revision,
+            allow_patterns=patterns,
+            token=hub_token(token),
+            endpoint=hub_endpoint(),
+        )
+    )
     pulled = []
     for source in sorted(p for p in snapshot.rglob("*") if p.is_file()):
         relative = source.relative_to(snapshot).as_posix()
         kind = relative.split("/", 1)[0]
         if kind in RECORD_TYPES and is_record_file(relative):
             target = data_dir / kind / f"{stem(relative)}.jsonl"
-            data = source.read_bytes() if relative.endswith(".jsonl") else records_to_jsonl(
-                pq.read_table(source).to_pylist())
+            data = (
+                source.read_bytes()
+                if relative.endswith(".jsonl")
+                else records_to_jsonl(pq.read_table(source).to_pylist())
+            )
             pulled.append(FileToUpload(target, relative, len(data), 0.0))
         else:
             target, data = data_dir / relative, source.read_bytes()
@@ -125,8 +150,16 @@ def pull_repo(repo_id: str, data_dir: Path, *, token: str | None = None, revisio
     return data_dir
 
 
-def push_dataset(dataset: DatasetDict, repo_id: str, *, card: str, commit_message: str, private: bool = True,
-                 token: str | None = None, timeout: float | None = None) -> str:
+def push_dataset(
+    dataset: DatasetDict,
+    repo_id: str,
+    *,
+    card: str,
+    commit_message: str,
+    private: bool = True,
+    token: str | None = None,
+    timeout: float | None = None,
+) -> str:
     """Push a ``DatasetDict`` as Parquet (``data/<split>-00000-of-00001.parquet``, empty splits left
     out) with ``card`` as the repo's ``README.md``, in one commit. Earlier files under ``data/`` are
     replaced, so the repo holds this dataset only.
@@ -147,6 +180,11 @@ def push_dataset(dataset: DatasetDict, repo_id: str, *, card: str, commit_messag
             if part.num_rows:
                 part.to_parquet(Path(folder, "data", f"{split}-00000-of-00001.parquet"))
         Path(folder, "README.md").write_text(card, encoding="utf-8")
-        commit = api.upload_folder(repo_id=repo_id, repo_type="dataset", folder_path=folder,
-                                   delete_patterns=["data/*"], commit_message=commit_message)
+        commit = api.upload_folder(
+            repo_id=repo_id,
+            repo_type="dataset",
+            folder_path=folder,
+            delete_patterns=["data/*"],
+            commit_message=commit_message,
+        )
     return str(commit)

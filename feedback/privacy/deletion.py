@@ -91,8 +91,9 @@ def exclusive_use(data_dir: Path) -> Iterator[None]:
         with _locked(data_dir, fcntl.LOCK_EX | fcntl.LOCK_NB):
             yield
     except BlockingIOError as error:
-        raise DataDirInUse(f"an app is serving {data_dir}: delete through it (its page, /forget or its review "
-                           "page), or stop it first") from error
+        raise DataDirInUse(
+            f"an app is serving {data_dir}: delete through it (its page, /forget or its review page), or stop it first"
+        ) from error
 
 
 @contextlib.contextmanager
@@ -130,8 +131,10 @@ class LocalErasure:
 
     def summary(self) -> str:
         """One line for the log and the terminal."""
-        return (f"{self.records} records removed from {len(self.rewritten) + len(self.removed)} shards "
-                f"({len(self.removed)} shards deleted), {len(self.files)} uploaded files removed")
+        return (
+            f"{self.records} records removed from {len(self.rewritten) + len(self.removed)} shards "
+            f"({len(self.removed)} shards deleted), {len(self.files)} uploaded files removed"
+        )
 
 
 def _needles(conversation_ids: Iterable[str]) -> list[bytes]:
@@ -158,8 +161,13 @@ def _files_of(line: bytes) -> set[str]:
         return set()
     if not isinstance(payload, dict):
         return set()
-    return {path for message in payload.get("messages") or () if isinstance(message, dict)
-            for path in message.get("files") or () if isinstance(path, str)}
+    return {
+        path
+        for message in payload.get("messages") or ()
+        if isinstance(message, dict)
+        for path in message.get("files") or ()
+        if isinstance(path, str)
+    }
 
 
 def _rewrite(path: Path, kept: list[bytes]) -> int:
@@ -185,6 +193,7 @@ def _rewrite(path: Path, kept: list[bytes]) -> int:
 def _offset_map(old_ends: list[int], new_ends: list[int]) -> Callable[[int], int]:
     """Maps a line boundary of the old shard to the same boundary in the rewritten one (the end of the
     last kept line at or before it)."""
+
     def convert(offset: int) -> int:
         new = 0
         for old_end, new_end in zip(old_ends, new_ends, strict=True):
@@ -192,10 +201,13 @@ def _offset_map(old_ends: list[int], new_ends: list[int]) -> Callable[[int], int
                 break
             new = new_end
         return new
+
     return convert
 
 
-def erase_local(store: FeedbackStore, conversation_ids: Iterable[str], *, index: TurnIndex | None = None) -> LocalErasure:
+def erase_local(
+    store: FeedbackStore, conversation_ids: Iterable[str], *, index: TurnIndex | None = None
+) -> LocalErasure:
     """Erase conversations from a data dir: every JSONL shard holding a line of one of them is rewritten
     without it (a shard left empty is removed), their uploaded files that no other turn references are
     removed, ``index`` (when given) forgets them and follows the rewritten shards' offsets, and the review
@@ -268,7 +280,7 @@ def _drop_review_index(root: Path) -> None:
 
 def _remove_unused_files(store: FeedbackStore, candidates: set[str]) -> list[str]:
     """Remove the uploaded files among ``candidates`` that no remaining turn references; returns them."""
-    wanted = {path for path in candidates if path.startswith(f"{FILES_DIR}/") and "/" not in path[len(FILES_DIR) + 1:]}
+    wanted = {path for path in candidates if path.startswith(f"{FILES_DIR}/") and "/" not in path[len(FILES_DIR) + 1 :]}
     if not wanted:
         return []
     used: set[str] = set()
@@ -309,8 +321,9 @@ class Eraser:
         if resume:
             self._queue.put(frozenset())  # the worker's first job: what an earlier run left
 
-    def forget(self, conversation_id: object, *, requested_by: Requester, reviewer: str | None = None,
-               must_exist: bool = True) -> Deletion:
+    def forget(
+        self, conversation_id: object, *, requested_by: Requester, reviewer: str | None = None, must_exist: bool = True
+    ) -> Deletion:
         """Delete a conversation: append its deletion record and forget it in the index now (every reader
         ignores it from here on), and erase it from the data dir and the repo on the worker.
 
@@ -326,7 +339,9 @@ class Eraser:
             SaveError: when the deletion record cannot be written (nothing was changed).
         """
         if not isinstance(conversation_id, str) or not is_valid_id(conversation_id):
-            raise FeedbackError("conversation_id is missing or malformed: use 8-64 characters of A-Z, a-z, 0-9, '_' or '-'")
+            raise FeedbackError(
+                "conversation_id is missing or malformed: use 8-64 characters of A-Z, a-z, 0-9, '_' or '-'"
+            )
         index = self.recorder.index
         if index.is_deleted(conversation_id):
             raise NothingToDelete(f"conversation {conversation_id} was already deleted")
@@ -337,7 +352,8 @@ class Eraser:
         written = self.recorder.write(record) or record
         index.forget(conversation_id)
         logger.bind(conversation_id=conversation_id).info(
-            "conversation deleted by {}{}", requested_by, f" ({reviewer})" if reviewer else "")
+            "conversation deleted by {}{}", requested_by, f" ({reviewer})" if reviewer else ""
+        )
         self._submit(frozenset({conversation_id}))
         return written
 
@@ -408,8 +424,11 @@ class Eraser:
                 with _may_rewrite(self.recorder.store.root):
                     report = erase_local(self.recorder.store, ids, index=self.recorder.index)
             except DataDirInUse:  # e.g. the review command beside the app: the app erases it at its next start
-                logger.warning("conversation(s) {} deleted; the app serving {} erases them from its shards at its "
-                               "next start", sorted(ids), self.recorder.store.root)
+                logger.warning(
+                    "conversation(s) {} deleted; the app serving {} erases them from its shards at its next start",
+                    sorted(ids),
+                    self.recorder.store.root,
+                )
                 return
         self.last_erasure = report if isinstance(report, LocalErasure) else self.last_erasure
         self._note_erased(ids)

@@ -72,17 +72,40 @@ a text with none of them is returned without running the recognizers."""
 
 _URL_END = r"[^\s<>\"'`]*[^\s<>\"'`.,;:!?)\]}]"
 _SECRET_PARAMS = (
-    "access_token", "refresh_token", "id_token", "token", "auth", "auth_token", "api_key", "apikey",
-    "api-key", "key", "secret", "client_secret", "password", "passwd", "pwd", "pass", "sig", "signature",
-    "x-amz-signature", "x-amz-credential", "x-amz-security-token", "sessionid", "session_id", "jwt",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "token",
+    "auth",
+    "auth_token",
+    "api_key",
+    "apikey",
+    "api-key",
+    "key",
+    "secret",
+    "client_secret",
+    "password",
+    "passwd",
+    "pwd",
+    "pass",
+    "sig",
+    "signature",
+    "x-amz-signature",
+    "x-amz-credential",
+    "x-amz-security-token",
+    "sessionid",
+    "session_id",
+    "jwt",
 )
 CREDENTIAL_URL_PATTERNS = (
     ("url with user:password", r"(?i)\b[a-z][a-z0-9+.\-]{1,15}://[^\s/?#@:<>\"'`]*:[^\s/?#@<>\"'`]+@" + _URL_END),
     ("url with a token as user", r"(?i)\b[a-z][a-z0-9+.\-]{1,15}://[A-Za-z0-9_\-]{20,}@" + _URL_END),
     (
         "url with a secret parameter",
-        r"(?i)\b[a-z][a-z0-9+.\-]{1,15}://[^\s<>\"'`]*?[?&#;](?:" + "|".join(re.escape(p) for p in _SECRET_PARAMS)
-        + r")=" + _URL_END,
+        r"(?i)\b[a-z][a-z0-9+.\-]{1,15}://[^\s<>\"'`]*?[?&#;](?:"
+        + "|".join(re.escape(p) for p in _SECRET_PARAMS)
+        + r")="
+        + _URL_END,
     ),
 )
 """Our own recognizer's patterns (Presidio's URL recognizer finds URLs, not their credentials)."""
@@ -185,7 +208,11 @@ def build_analyzer() -> AnalyzerEngine:
     engine.load()
     registry = RecognizerRegistry(supported_languages=["en"])
     for recognizer in (
-        OfflineEmailRecognizer(), PhoneRecognizer(), CreditCardRecognizer(), IpRecognizer(), IbanRecognizer(),
+        OfflineEmailRecognizer(),
+        PhoneRecognizer(),
+        CreditCardRecognizer(),
+        IpRecognizer(),
+        IbanRecognizer(),
         credential_urls,
     ):
         registry.add_recognizer(recognizer)
@@ -214,9 +241,7 @@ class Redactor:
         """Every piece of personal data in ``text`` (unmerged; see :func:`merge`)."""
         if not _MAY_HOLD.search(text):
             return []
-        results = self.analyzer.analyze(
-            text, language="en", entities=self._entities, score_threshold=SCORE_THRESHOLD
-        )
+        results = self.analyzer.analyze(text, language="en", entities=self._entities, score_threshold=SCORE_THRESHOLD)
         return [Finding(r.start, r.end, PLACEHOLDERS[r.entity_type]) for r in results if r.entity_type in PLACEHOLDERS]
 
     def text(self, text: str) -> str:
@@ -246,7 +271,10 @@ class Redactor:
             case Rating() | Flag():
                 update = {"comment": self._optional(record.comment)}
             case Review():
-                update = {"corrected_reply": self._optional(record.corrected_reply), "note": self._optional(record.note)}
+                update = {
+                    "corrected_reply": self._optional(record.corrected_reply),
+                    "note": self._optional(record.note),
+                }
             case _:
                 return record
         if all(getattr(record, name) == value for name, value in update.items()):

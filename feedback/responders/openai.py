@@ -164,7 +164,11 @@ class OpenAIResponder:
         where = self.base_url or ROUTER
         logger.debug(
             "openai responder: request model={} at={} messages={} params={} regenerate={}",
-            self.model, where, len(messages), self.params, regenerate,
+            self.model,
+            where,
+            len(messages),
+            self.params,
+            regenerate,
         )
         started, pieces, chars = time.monotonic(), 0, 0
         try:
@@ -177,7 +181,10 @@ class OpenAIResponder:
             raise self._error(error) from error
         logger.debug(
             "openai responder: done model={} deltas={} chars={} seconds={:.2f}",
-            self.model, pieces, chars, time.monotonic() - started,
+            self.model,
+            pieces,
+            chars,
+            time.monotonic() - started,
         )
 
     @contextmanager

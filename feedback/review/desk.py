@@ -84,8 +84,9 @@ class ReviewDesk:
         """Every flagged reply ``queue_filter`` (default: the open ones) matches, newest flag first."""
         return self.page(queue_filter, limit=None).items
 
-    def page(self, queue_filter: QueueFilter | None = None, *, offset: int = 0,
-             limit: int | None = PAGE_SIZE) -> QueuePage:
+    def page(
+        self, queue_filter: QueueFilter | None = None, *, offset: int = 0, limit: int | None = PAGE_SIZE
+    ) -> QueuePage:
         """``limit`` flagged replies (None: all) from ``offset`` of those ``queue_filter`` (default: the
         open ones) matches."""
         with self.index.connect() as con:
@@ -111,7 +112,13 @@ class ReviewDesk:
         return found[0]
 
     def decide(
-        self, message_id: str, decision: str, *, reviewer: str, corrected_reply: str | None = None, note: str | None = None
+        self,
+        message_id: str,
+        decision: str,
+        *,
+        reviewer: str,
+        corrected_reply: str | None = None,
+        note: str | None = None,
     ) -> Review:
         """Record a decision on a flagged reply; returns the stored review.
 
@@ -135,7 +142,9 @@ class ReviewDesk:
             reviewer=reviewer,
         )
         review = self.recorder.write(review) or review
-        logger.bind(conversation_id=review.conversation_id).info("review {} of {} by {}", decision, message_id, reviewer)
+        logger.bind(conversation_id=review.conversation_id).info(
+            "review {} of {} by {}", decision, message_id, reviewer
+        )
         return review
 
     def stats(self) -> FeedbackStats:

@@ -92,10 +92,14 @@ def _update_rated_replies(con: duckdb.DuckDBPyConnection) -> int:
     if not con.execute("SELECT count(*) FROM _affected").fetchall()[0][0]:
         return 0
     keys = "conversation_id, message_id"
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _keys AS SELECT DISTINCT {keys} FROM _affected "
-                "WHERE conversation_id IS NOT NULL AND message_id IS NOT NULL")
-    con.execute("DELETE FROM rated_replies_m AS m USING _keys AS k "
-                "WHERE m.conversation_id = k.conversation_id AND m.message_id = k.message_id")
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _keys AS SELECT DISTINCT {keys} FROM _affected "
+        "WHERE conversation_id IS NOT NULL AND message_id IS NOT NULL"
+    )
+    con.execute(
+        "DELETE FROM rated_replies_m AS m USING _keys AS k "
+        "WHERE m.conversation_id = k.conversation_id AND m.message_id = k.message_id"
+    )
     count = con.execute("SELECT count(*) FROM _keys").fetchall()[0][0]
     buckets = max(1, -(-count // KEYS_PER_PASS))
     for bucket in range(buckets):  # a bounded share of the keys at a time: memory stays within the limit
@@ -200,28 +204,41 @@ class ReviewIndex:
         return read
 
     def _refresh_kind(self, con: duckdb.DuckDBPyConnection, kind: str) -> int:
-        known = {path: FileVersion(path, version, final) for path, version, final in con.execute(
-            "SELECT path, version, final FROM _files WHERE kind = ?", [kind]).fetchall()}
+        known = {
+            path: FileVersion(path, version, final)
+            for path, version, final in con.execute(
+                "SELECT path, version, final FROM _files WHERE kind = ?", [kind]
+            ).fetchall()
+        }
         listed = self.source.files(kind, known)
         now = {file.path: file for file in listed}
         stale = [path for path in known if path not in now or now[path].version != known[path].version]
         new = [file for file in listed if file.path not in known or file.version != known[file.path].version]
-        newly_final = [file.path for file in listed if file.final and file.path in known
-                       and not known[file.path].final and file.version == known[file.path].version]
+        newly_final = [
+            file.path
+            for file in listed
+            if file.final
+            and file.path in known
+            and not known[file.path].final
+            and file.version == known[file.path].version
+        ]
         if not stale and not new and not newly_final:
             return 0
         affects = kind in AFFECTING
         if stale:
             with registered(con, "_gone", pa.table({"path": pa.array(stale, pa.string())})):
                 if affects:
-                    con.execute(f"INSERT INTO _affected SELECT conversation_id, message_id FROM {kind} "
-                                "WHERE _file IN (SELECT path FROM _gone)")
+                    con.execute(
+                        f"INSERT INTO _affected SELECT conversation_id, message_id FROM {kind} "
+                        "WHERE _file IN (SELECT path FROM _gone)"
+                    )
                 con.execute(f"DELETE FROM {kind} WHERE _file IN (SELECT path FROM _gone)")
                 con.execute("DELETE FROM _files WHERE kind = ? AND path IN (SELECT path FROM _gone)", [kind])
         if newly_final:
             with registered(con, "_done", pa.table({"path": pa.array(newly_final, pa.string())})):
-                con.execute("UPDATE _files SET final = TRUE WHERE kind = ? AND path IN (SELECT path FROM _done)",
-                            [kind])
+                con.execute(
+                    "UPDATE _files SET final = TRUE WHERE kind = ? AND path IN (SELECT path FROM _done)", [kind]
+                )
         self._insert(con, kind, new, affects)
         return len(new)
 
@@ -239,15 +256,22 @@ class ReviewIndex:
                         con.execute("INSERT INTO _affected SELECT conversation_id, message_id FROM _batch")
             pending, rows = [], 0
 
-        for table in bounded_map(lambda file: self.source.read(kind, file.path), files,
-                                 getattr(self.source, "parallel", self.threads)):
+        for table in bounded_map(
+            lambda file: self.source.read(kind, file.path), files, getattr(self.source, "parallel", self.threads)
+        ):
             pending.append(table)
             rows += table.num_rows
             if rows >= 200_000:
                 flush()
         flush()
         if files:
-            listing = pa.table({"kind": [kind] * len(files), "path": [f.path for f in files],
-                                "version": [f.version for f in files], "final": [f.final for f in files]})
+            listing = pa.table(
+                {
+                    "kind": [kind] * len(files),
+                    "path": [f.path for f in files],
+                    "version": [f.version for f in files],
+                    "final": [f.final for f in files],
+                }
+            )
             with registered(con, "_listing", listing):
                 con.execute("INSERT INTO _files BY NAME SELECT * FROM _listing")

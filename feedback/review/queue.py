@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 
     from feedback.review.sources import RecordSource
 
+_RATING_LIST = ", ".join(f"'{value}'" for value in RATING_VALUES)
+"""The rating values as a SQL list (``'like', 'dislike'``)."""
+
+
 STATUSES = (OPEN, *DECISIONS)
 PAGE_SIZE = 50
 """Flagged replies per page of the queue."""
@@ -80,8 +84,9 @@ class QueueFilter:
 
     def sql(self) -> tuple[list[str], list[object]]:
         """The filter as SQL conditions on the ``queue`` view and their parameters."""
-        return queue_conditions(reason=self.reason, model=self.model, since=self.since, until=self.until,
-                                status=self.status)
+        return queue_conditions(
+            reason=self.reason, model=self.model, since=self.since, until=self.until, status=self.status
+        )
 
     def matches(self, item: QueueItem) -> bool:
         """True when ``item`` passes every set field."""
@@ -135,7 +140,7 @@ _DETAILS = {
                 AND lag(r.option) OVER w IS NOT DISTINCT FROM r.option
                 AND lag(r.comment) OVER w IS NOT DISTINCT FROM r.comment AS copy
             FROM ratings r JOIN _page p USING ({_KEY})
-            WHERE r.timestamp IS NOT NULL AND (r.rating IS NULL OR r.rating IN ({", ".join(f"'{v}'" for v in RATING_VALUES)}))
+            WHERE r.timestamp IS NOT NULL AND (r.rating IS NULL OR r.rating IN ({_RATING_LIST}))
             WINDOW w AS (PARTITION BY {_KEY} ORDER BY r.timestamp, r._file, r._line))
         WHERE copy IS NOT TRUE ORDER BY n, timestamp, _file, _line""",
     "flags": f"""
@@ -155,8 +160,15 @@ _DETAILS = {
 """Per kind, the records of the page's replies as the rules count them (copies out, in time order)."""
 
 
-def queue_page(con: duckdb.DuckDBPyConnection, source: RecordSource, queue_filter: QueueFilter = QueueFilter(), *,
-               offset: int = 0, limit: int | None = PAGE_SIZE, message_id: str | None = None) -> QueuePage:
+def queue_page(
+    con: duckdb.DuckDBPyConnection,
+    source: RecordSource,
+    queue_filter: QueueFilter = QueueFilter(),
+    *,
+    offset: int = 0,
+    limit: int | None = PAGE_SIZE,
+    message_id: str | None = None,
+) -> QueuePage:
     """A page of the queue from a review index (``con``, rule views created), the records of its items
     read from ``source``. ``limit`` None: every item from ``offset``; ``message_id``: that reply only."""
     where, params = queue_filter.sql()
@@ -167,15 +179,24 @@ def queue_page(con: duckdb.DuckDBPyConnection, source: RecordSource, queue_filte
     names = [column[0] for column in result.description]
     rows = [dict(zip(names, row, strict=True)) for row in result.fetchall()]
     if not rows:
-        total = 0 if offset == 0 else con.execute(
-            f"SELECT count(*) FROM queue WHERE {' AND '.join(where) or 'TRUE'}", params).fetchall()[0][0]
+        total = (
+            0
+            if offset == 0
+            else con.execute(f"SELECT count(*) FROM queue WHERE {' AND '.join(where) or 'TRUE'}", params).fetchall()[0][
+                0
+            ]
+        )
         return QueuePage([], total, offset)
     return QueuePage(_items(con, source, rows), rows[0]["total"], offset)
 
 
 def _items(con: duckdb.DuckDBPyConnection, source: RecordSource, rows: list[dict[str, Any]]) -> list[QueueItem]:
-    page = pa.table({"n": list(range(len(rows))), **{c: [r[c] for r in rows]
-                     for c in ("conversation_id", "message_id", "_file", "_line")}})
+    page = pa.table(
+        {
+            "n": list(range(len(rows))),
+            **{c: [r[c] for r in rows] for c in ("conversation_id", "message_id", "_file", "_line")},
+        }
+    )
     with registered(con, "_page", page):
         return _assemble(con, source, rows)
 
@@ -194,8 +215,9 @@ def _assemble(con: duckdb.DuckDBPyConnection, source: RecordSource, rows: list[d
         records[kind] = grouped
     reasons: list[Counter[str]] = [Counter() for _ in rows]
     for number, reason, count in con.execute(
-            f"SELECT p.n, f.reason, f.n FROM flag_reasons f JOIN _page p USING ({_KEY}) "
-            "ORDER BY p.n, f.n DESC, f.first_seen").fetchall():
+        f"SELECT p.n, f.reason, f.n FROM flag_reasons f JOIN _page p USING ({_KEY}) "
+        "ORDER BY p.n, f.n DESC, f.first_seen"
+    ).fetchall():
         reasons[number][reason] = count
     items = []
     for number, row in enumerate(rows):
@@ -205,17 +227,30 @@ def _assemble(con: duckdb.DuckDBPyConnection, source: RecordSource, rows: list[d
             continue
         ratings, reviews = records["ratings"][number], records["reviews"][number]
         latest = ratings[-1] if ratings and ratings[-1].rating is not None else None
-        items.append(QueueItem(
-            key=f"{row['conversation_id']}\x1f{row['message_id']}", turn=turn, ratings=tuple(ratings),
-            flags=tuple(records["flags"][number]), reviews=tuple(reviews), latest_rating=latest,
-            review=reviews[-1] if reviews else None, reason_counts=reasons[number]))
+        items.append(
+            QueueItem(
+                key=f"{row['conversation_id']}\x1f{row['message_id']}",
+                turn=turn,
+                ratings=tuple(ratings),
+                flags=tuple(records["flags"][number]),
+                reviews=tuple(reviews),
+                latest_rating=latest,
+                review=reviews[-1] if reviews else None,
+                reason_counts=reasons[number],
+            )
+        )
     return items
 
 
 def queue_choices(con: duckdb.DuckDBPyConnection) -> tuple[list[str], list[str]]:
     """The reasons and the models of every flagged reply (for the filter menus), sorted."""
-    reasons = [r for (r,) in con.execute(
-        f"SELECT DISTINCT reason FROM flag_reasons SEMI JOIN queue USING ({_KEY}) ORDER BY reason").fetchall()]
-    models = [m for (m,) in con.execute("SELECT DISTINCT model FROM queue WHERE model IS NOT NULL ORDER BY model")
-              .fetchall()]
+    reasons = [
+        r
+        for (r,) in con.execute(
+            f"SELECT DISTINCT reason FROM flag_reasons SEMI JOIN queue USING ({_KEY}) ORDER BY reason"
+        ).fetchall()
+    ]
+    models = [
+        m for (m,) in con.execute("SELECT DISTINCT model FROM queue WHERE model IS NOT NULL ORDER BY model").fetchall()
+    ]
     return reasons, models

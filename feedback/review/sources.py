@@ -70,7 +70,8 @@ def rule_schema(kind: str) -> pa.Schema:
 def _located(table: pa.Table, path: str, lines: Iterable[int], pos: Iterable[int], length: Iterable[int]) -> pa.Table:
     table = with_order(table, path, lines)
     return table.append_column("_pos", pa.array(list(pos), pa.int64())).append_column(
-        "_len", pa.array(list(length), pa.int64()))
+        "_len", pa.array(list(length), pa.int64())
+    )
 
 
 def jsonl_rows(data: bytes, kind: str, path: str) -> pa.Table:
@@ -85,10 +86,11 @@ def jsonl_rows(data: bytes, kind: str, path: str) -> pa.Table:
     table = None
     if cut:
         try:
-            table = paj.read_json(pa.BufferReader(pa.py_buffer(data).slice(0, cut)),
-                                  read_options=paj.ReadOptions(block_size=max(1 << 20, cut + 1)),
-                                  parse_options=paj.ParseOptions(explicit_schema=schema,
-                                                                 unexpected_field_behavior="ignore"))
+            table = paj.read_json(
+                pa.BufferReader(pa.py_buffer(data).slice(0, cut)),
+                read_options=paj.ReadOptions(block_size=max(1 << 20, cut + 1)),
+                parse_options=paj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
+            )
         except pa.ArrowInvalid:
             table = None
     if table is not None and table.num_rows == len(starts):
@@ -103,8 +105,10 @@ def _line_by_line(data: bytes, starts: np.ndarray, ends: np.ndarray, schema: pa.
         if not raw.strip():
             continue
         try:
-            one = paj.read_json(pa.BufferReader(raw + b"\n"), parse_options=paj.ParseOptions(
-                explicit_schema=schema, unexpected_field_behavior="ignore"))
+            one = paj.read_json(
+                pa.BufferReader(raw + b"\n"),
+                parse_options=paj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
+            )
         except pa.ArrowInvalid as error:
             logger.warning("skipping {}:{}: {}", path, line + 1, str(error).splitlines()[0])
             continue
@@ -180,7 +184,7 @@ class ShardSource:
         return sorted(found, key=lambda f: f.path)
 
     def _local(self, path: str) -> Path:
-        return self.root / path[len(self.prefix):]
+        return self.root / path[len(self.prefix) :]
 
     def read(self, kind: str, path: str) -> pa.Table:
         """The rows of one shard (see :func:`jsonl_rows`)."""

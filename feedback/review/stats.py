@@ -99,8 +99,9 @@ def _per_model(replies: list[Reply]) -> pd.DataFrame:
     for model, count in sorted(Counter(r.turn.model for r in replies).items()):
         total = likes[model] + dislikes[model]
         rate = likes[model] / total if total else float("nan")
-        rows.append({"model": model, "replies": count, "likes": likes[model],
-                     "dislikes": dislikes[model], "like_rate": rate})
+        rows.append(
+            {"model": model, "replies": count, "likes": likes[model], "dislikes": dislikes[model], "like_rate": rate}
+        )
     return pd.DataFrame(rows, columns=["model", "replies", "likes", "dislikes", "like_rate"])
 
 

@@ -30,8 +30,12 @@ from feedback.rules.tables import (
 )
 from schemas.records import Decision, Flag, Rating, RatingValue, Record, Review, Turn
 
-JUDGED_COLUMNS = {"ratings": RATING_COLUMNS, "flags": FLAG_COLUMNS, "reviews": REVIEW_COLUMNS,
-                  "deletions": DELETION_COLUMNS}
+JUDGED_COLUMNS = {
+    "ratings": RATING_COLUMNS,
+    "flags": FLAG_COLUMNS,
+    "reviews": REVIEW_COLUMNS,
+    "deletions": DELETION_COLUMNS,
+}
 """The fields of each judged record kind the rules read."""
 ABOUT_REPLIES = ("ratings", "flags", "reviews")
 """The judged kinds whose records name a reply."""
@@ -111,7 +115,10 @@ def judge_records(records: Iterable[Record]) -> JudgedRecords:
         review = verdicts.reviews.get(key)
         flagged = verdicts.flags.get(key, {"reasons": []})
         replies[key] = Reply(
-            key=key, turn=turn, ratings=attached["ratings"].get(key, ()), flags=attached["flags"].get(key, ()),
+            key=key,
+            turn=turn,
+            ratings=attached["ratings"].get(key, ()),
+            flags=attached["flags"].get(key, ()),
             reviews=attached["reviews"].get(key, ()),
             latest_rating=given["ratings"][latest[key]] if key in latest else None,
             review=given["reviews"][review.row] if review else None,
@@ -125,8 +132,10 @@ def _table(records: Sequence[Record], kind: str, columns: list[str]) -> pa.Table
     from feedback.features import record_schema  # imports `datasets`: not for `import feedback.rules` (CLI --help)
 
     schema = record_schema(kind, columns)
-    return pa.table({name: pa.array([getattr(r, name) for r in records], schema.field(name).type)
-                     for name in columns}, schema=schema)
+    return pa.table(
+        {name: pa.array([getattr(r, name) for r in records], schema.field(name).type) for name in columns},
+        schema=schema,
+    )
 
 
 def _by_reply(records: list, table: pa.Table, copies: np.ndarray) -> dict[str, tuple]:

@@ -171,22 +171,36 @@ def queue_page_sql(where: Sequence[str] = ()) -> str:
     ``where`` are SQL conditions on the ``queue`` view's columns (see :func:`queue_conditions`).
     """
     condition = " AND ".join(f"({c})" for c in where) or "TRUE"
-    return (f"SELECT *, count(*) OVER () AS total FROM queue WHERE {condition} "
-            "ORDER BY last_flagged_at DESC, _file, _line LIMIT ? OFFSET ?")
+    return (
+        f"SELECT *, count(*) OVER () AS total FROM queue WHERE {condition} "
+        "ORDER BY last_flagged_at DESC, _file, _line LIMIT ? OFFSET ?"
+    )
 
 
-def queue_conditions(*, reason: str | None = None, model: str | None = None, since: object = None,
-                     until: object = None, status: str | None = None) -> tuple[list[str], list[object]]:
+def queue_conditions(
+    *,
+    reason: str | None = None,
+    model: str | None = None,
+    since: object = None,
+    until: object = None,
+    status: str | None = None,
+) -> tuple[list[str], list[object]]:
     """SQL conditions on the ``queue`` view and their parameters for a filter: ``None`` matches
     everything; ``since``/``until`` are inclusive dates (UTC) of the last flag."""
     where: list[str] = []
     params: list[object] = []
     if reason is not None:
-        where.append("EXISTS (SELECT 1 FROM flag_reasons f WHERE f.conversation_id = queue.conversation_id "
-                     "AND f.message_id = queue.message_id AND f.reason = ?)")
+        where.append(
+            "EXISTS (SELECT 1 FROM flag_reasons f WHERE f.conversation_id = queue.conversation_id "
+            "AND f.message_id = queue.message_id AND f.reason = ?)"
+        )
         params.append(reason)
-    for condition, value in (("model = ?", model), ("CAST(last_flagged_at AS DATE) >= ?", since),
-                             ("CAST(last_flagged_at AS DATE) <= ?", until), ("status = ?", status)):
+    for condition, value in (
+        ("model = ?", model),
+        ("CAST(last_flagged_at AS DATE) >= ?", since),
+        ("CAST(last_flagged_at AS DATE) <= ?", until),
+        ("status = ?", status),
+    ):
         if value is not None:
             where.append(condition)
             params.append(value)

@@ -123,8 +123,11 @@ class Verdicts:
 
     def corrections(self) -> dict[str, str]:
         """Reply key -> the reviewer's corrected reply, for flagged replies whose latest review has one."""
-        return {key: review.corrected_reply for key, review in self.reviews.items()
-                if review.corrected_reply and key in self.flags}
+        return {
+            key: review.corrected_reply
+            for key, review in self.reviews.items()
+            if review.corrected_reply and key in self.flags
+        }
 
     def replies(self, turns: pa.Table) -> ReplyVerdicts:
         """What these verdicts say about each turn of ``turns`` (``conversation_id``, ``message_id``)."""
@@ -189,8 +192,14 @@ class ReplyVerdicts:
         return np.fromiter((c in both for c in conversations), dtype=bool, count=len(conversations))
 
 
-def judge(ratings: pa.Table, flags: pa.Table, reviews: pa.Table | None = None, deletions: pa.Table | None = None,
-          *, progress: bool = False) -> Verdicts:
+def judge(
+    ratings: pa.Table,
+    flags: pa.Table,
+    reviews: pa.Table | None = None,
+    deletions: pa.Table | None = None,
+    *,
+    progress: bool = False,
+) -> Verdicts:
     """Verdicts from rating, flag, review and deletion records (``RATING_COLUMNS``, ``FLAG_COLUMNS``,
     ``REVIEW_COLUMNS``, ``DELETION_COLUMNS``), each table in file order.
 
@@ -198,8 +207,11 @@ def judge(ratings: pa.Table, flags: pa.Table, reviews: pa.Table | None = None, d
     any rule runs, whenever they were written (before or after the deletion record); the verdicts'
     ``row`` and ``copies`` still refer to the rows of the tables given."""
     deleted = deleted_conversations(deletions)
-    given = {"ratings": ratings.num_rows, "flags": flags.num_rows,
-             "reviews": 0 if reviews is None else reviews.num_rows}
+    given = {
+        "ratings": ratings.num_rows,
+        "flags": flags.num_rows,
+        "reviews": 0 if reviews is None else reviews.num_rows,
+    }
     ratings, rating_rows = without_conversations(ratings, deleted)
     flags, flag_rows = without_conversations(flags, deleted)
     reviews, review_rows = without_conversations(reviews, deleted) if reviews is not None else (None, None)
@@ -214,11 +226,13 @@ def judge(ratings: pa.Table, flags: pa.Table, reviews: pa.Table | None = None, d
         bar.update()
     latest_review, review_copies = latest_reviews(reviews) if reviews is not None else ({}, np.zeros(0, bool))
     if rating_rows is not None:
-        latest = latest.set_column(latest.column_names.index("row"), "row",
-                                   pa.array(rating_rows[latest["row"].to_numpy()], pa.int64()))
+        latest = latest.set_column(
+            latest.column_names.index("row"), "row", pa.array(rating_rows[latest["row"].to_numpy()], pa.int64())
+        )
     if review_rows is not None:
-        latest_review = {key: review._replace(row=int(review_rows[review.row]))
-                         for key, review in latest_review.items()}
+        latest_review = {
+            key: review._replace(row=int(review_rows[review.row])) for key, review in latest_review.items()
+        }
     rating_counts["deleted"] = given["ratings"] - ratings.num_rows
     flag_counts["deleted"] = given["flags"] - flags.num_rows
     return Verdicts(
@@ -228,9 +242,11 @@ def judge(ratings: pa.Table, flags: pa.Table, reviews: pa.Table | None = None, d
         both_ratings=_liked_and_disliked(latest),
         counts={"ratings": rating_counts, "flags": flag_counts},
         reviews=latest_review,
-        copies={"ratings": _spread(rating_copies, rating_rows, given["ratings"]),
-                "flags": _spread(flag_copies, flag_rows, given["flags"]),
-                "reviews": _spread(review_copies, review_rows, given["reviews"])},
+        copies={
+            "ratings": _spread(rating_copies, rating_rows, given["ratings"]),
+            "flags": _spread(flag_copies, flag_rows, given["flags"]),
+            "reviews": _spread(review_copies, review_rows, given["reviews"]),
+        },
         deleted=deleted,
     )
 
@@ -262,8 +278,9 @@ def _last_of_each_reply(order: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return order[np.append(np.flatnonzero(np.diff(ids)), len(ids) - 1)]
 
 
-def _copies(table: pa.Table, order: np.ndarray, ids: np.ndarray, times: np.ndarray, columns: list[str],
-            num_rows: int) -> np.ndarray:
+def _copies(
+    table: pa.Table, order: np.ndarray, ids: np.ndarray, times: np.ndarray, columns: list[str], num_rows: int
+) -> np.ndarray:
     """Per row of the ``num_rows`` judged (``table`` is a filtered part of them, with their ``row``),
     True when it equals the row before it in ``order``: same reply, same time, same ``columns``."""
     pairs = np.flatnonzero((np.diff(ids) == 0) & (np.diff(times) == 0))
@@ -289,8 +306,12 @@ def latest_reviews(reviews: pa.Table) -> tuple[dict[str, LatestReview], np.ndarr
     order, ids, times = _in_reply_order(table)
     copies = _copies(table, order, ids, times, ["decision", "corrected_reply"], reviews.num_rows)
     last = table.take(pa.array(_last_of_each_reply(order, ids)))
-    latest = {key: LatestReview(decision, fixed or None, row) for key, decision, fixed, row in zip(
-        *(last[c].to_pylist() for c in ("key", "decision", "corrected_reply", "row")), strict=True)}
+    latest = {
+        key: LatestReview(decision, fixed or None, row)
+        for key, decision, fixed, row in zip(
+            *(last[c].to_pylist() for c in ("key", "decision", "corrected_reply", "row")), strict=True
+        )
+    }
     return latest, copies
 
 
@@ -306,8 +327,9 @@ def _add_latest_ratings(summaries: dict[str, dict[str, Any]], latest: pa.Table) 
     """Put each flagged reply's latest rating (``rating``, ``rating_option``, ``rating_comment``) in its summary."""
     keys = list(summaries)
     found = latest.take(pc.index_in(pa.array(keys, pa.string()), value_set=latest["key"]))
-    for key, rating, option, comment in zip(keys, *(found[c].to_pylist() for c in ("rating", "option", "comment")),
-                                            strict=True):
+    for key, rating, option, comment in zip(
+        keys, *(found[c].to_pylist() for c in ("rating", "option", "comment")), strict=True
+    ):
         summaries[key].update(rating=rating, rating_option=option, rating_comment=comment)
 
 
@@ -349,8 +371,10 @@ def summarize_flags(flags: pa.Table) -> tuple[dict[str, dict[str, Any]], Counter
     """
     counts: Counter = Counter()
     table = _with_rows(flags)
-    complete = pc.and_(pc.and_(pc.is_valid(table["key"]), pc.is_valid(table["timestamp"])),
-                       pc.greater(pc.fill_null(pc.list_value_length(table["reasons"]), 0), 0))
+    complete = pc.and_(
+        pc.and_(pc.is_valid(table["key"]), pc.is_valid(table["timestamp"])),
+        pc.greater(pc.fill_null(pc.list_value_length(table["reasons"]), 0), 0),
+    )
     table = table.filter(pc.fill_null(complete, False))
     counts["incomplete"] = flags.num_rows - table.num_rows
     table = table.take(pc.sort_indices(table["timestamp"]))
@@ -364,8 +388,9 @@ def summarize_flags(flags: pa.Table) -> tuple[dict[str, dict[str, Any]], Counter
             copies[row] = True
             continue
         seen.add((key, time, tuple(reasons), comment))
-        summary = summaries.setdefault(key, {"flag_count": 0, "reasons": Counter(), "comments": [],
-                                             "first_flagged_at": time})
+        summary = summaries.setdefault(
+            key, {"flag_count": 0, "reasons": Counter(), "comments": [], "first_flagged_at": time}
+        )
         summary["flag_count"] += 1
         summary["reasons"].update(dict.fromkeys(reasons, 1))
         summary["last_flagged_at"] = time

@@ -233,7 +233,9 @@ class ChatAPI:
             raise FeedbackError('message must be {"text": str, "files": [...]} or a string')
         unknown = set(message) - {"text", "files"}
         if unknown:
-            raise FeedbackError(f"message has unknown keys {sorted(map(str, unknown))[:5]}; expected 'text' and 'files'")
+            raise FeedbackError(
+                f"message has unknown keys {sorted(map(str, unknown))[:5]}; expected 'text' and 'files'"
+            )
         files = message.get("files")
         files = [] if files is None else files
         if not isinstance(files, list) or len(files) > MAX_FILES:
@@ -242,7 +244,6 @@ class ChatAPI:
         if not text and not files:
             raise FeedbackError("the message is empty: send text, files or both")
         return text, [uploaded_path(f) for f in files]
-
 
     def _with_inputs(self, method: Callable[..., Iterator[dict[str, Any]]]) -> Callable[..., Iterator[dict[str, Any]]]:
         """``method`` as an endpoint whose signature lists the app's additional inputs as optional
@@ -254,7 +255,9 @@ class ChatAPI:
         lead = [p for p in own if p.name not in TRAILING]
         trail = [p for p in own if p.name in TRAILING]
         extra = [
-            inspect.Parameter(spec.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=spec.default, annotation=spec.hint)
+            inspect.Parameter(
+                spec.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=spec.default, annotation=spec.hint
+            )
             for spec in self.inputs.inputs
         ]
         ordered = [*lead, *extra, *trail]
@@ -310,7 +313,9 @@ class _refusals:
 
     def __init__(self, endpoint: str, conversation_id: object) -> None:
         self.endpoint = endpoint
-        self.conversation_id = conversation_id if isinstance(conversation_id, str) and len(conversation_id) <= 64 else "-"
+        self.conversation_id = (
+            conversation_id if isinstance(conversation_id, str) and len(conversation_id) <= 64 else "-"
+        )
 
     def __enter__(self) -> None:
         return None

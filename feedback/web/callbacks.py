@@ -143,7 +143,9 @@ class FeedbackCallback(gr.FlaggingCallback):
         text_at = next((i for i, v in enumerate(input_values) if isinstance(v, str)), None)
         prompt = self.recorder.check_message(input_values[text_at] if text_at is not None else "")
         others = [i for i in range(len(input_values)) if i != text_at]
-        params = ExtraInputs.of([inputs[i] for i in others if i < len(inputs)]).params([input_values[i] for i in others])
+        params = ExtraInputs.of([inputs[i] for i in others if i < len(inputs)]).params(
+            [input_values[i] for i in others]
+        )
         response = _describe(self.components[split:], values[split:])
         turn = self.recorder.record_turn(
             Turn(

@@ -144,8 +144,14 @@ def _spec(component: gr.components.Component, name: str, label: str) -> ExtraInp
     if isinstance(component, gr.Checkbox):
         return ExtraInput(name, label, default, bool)
     if isinstance(component, gr.Slider | gr.Number):
-        return ExtraInput(name, label, default, float, minimum=getattr(component, "minimum", None),
-                          maximum=getattr(component, "maximum", None))
+        return ExtraInput(
+            name,
+            label,
+            default,
+            float,
+            minimum=getattr(component, "minimum", None),
+            maximum=getattr(component, "maximum", None),
+        )
     if isinstance(component, gr.Dropdown | gr.Radio):
         choices = tuple(c[1] if isinstance(c, tuple) else c for c in (component.choices or ()))
         custom = isinstance(component, gr.Dropdown) and component.allow_custom_value

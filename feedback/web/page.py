@@ -119,13 +119,21 @@ class LikeHandler:
         """Register the like and clear listeners (call inside the ``gr.Blocks`` that holds ``chatbot``)."""
         chatbot.feedback_options = (LIKE, DISLIKE, *self.recorder.flag_reasons)
         chatbot.like(
-            self.on_like, [chatbot, session, comment], [comment, session, chatbot], api_visibility="private",
+            self.on_like,
+            [chatbot, session, comment],
+            [comment, session, chatbot],
+            api_visibility="private",
             show_progress="hidden",
         )
         chatbot.clear(next_session, [session], [session], api_visibility="private")
         chatbot.change(  # Gradio forgets the shown thumbs/flags when the chat is re-rendered: restore them
-            self.shown_feedback, [chatbot, session], [chatbot], queue=False, show_progress="hidden",
-            trigger_mode="always_last", api_visibility="private",
+            self.shown_feedback,
+            [chatbot, session],
+            [chatbot],
+            queue=False,
+            show_progress="hidden",
+            trigger_mode="always_last",
+            api_visibility="private",
         )
 
     @staticmethod
@@ -135,7 +143,9 @@ class LikeHandler:
         selected = session.selected if isinstance(session, ChatSession) else {}
         return gr.update(feedback_value=[selected.get(i) if i else None for i in reply_ids(history or [])])
 
-    def on_like(self, history: list[GradioMessage], session: ChatSession, comment: str | None, data: gr.LikeData) -> Any:
+    def on_like(
+        self, history: list[GradioMessage], session: ChatSession, comment: str | None, data: gr.LikeData
+    ) -> Any:
         """Record a thumbs up/down, an undo, or a flag-menu reason for the reply at ``data.index``.
 
         The reply is named by the ``message_id`` in its metadata (set when it was logged), and its
@@ -177,7 +187,9 @@ class LikeHandler:
             session.selected.pop(message_id, None)
         return ("", session, gr.skip()) if change else (gr.skip(), session, gr.skip())
 
-    def _reply(self, history: Sequence[GradioMessage], session: ChatSession, index: Any) -> tuple[str | None, str | None]:
+    def _reply(
+        self, history: Sequence[GradioMessage], session: ChatSession, index: Any
+    ) -> tuple[str | None, str | None]:
         """``(message_id, conversation_id)`` of the reply at chat position ``index``: from the
         message's metadata id, else (a chat whose replies carry no id, e.g. ``attach_feedback``
         without ids) from the session's replies by position."""
@@ -484,8 +496,11 @@ class FeedbackChatInterface(gr.ChatInterface):
             if self.save_history:  # "New chat" starts a conversation; a chat from the panel goes on in its own
                 self.new_chat_button.click(next_session, [session], [session], api_visibility="private", queue=False)
                 self.chat_history_dataset.click(
-                    self._reopen, [self.chat_history_dataset, self.saved_conversations, session], [session],
-                    api_visibility="private", queue=False,
+                    self._reopen,
+                    [self.chat_history_dataset, self.saved_conversations, session],
+                    [session],
+                    api_visibility="private",
+                    queue=False,
                 )
             if api:
                 ChatAPI(
@@ -510,17 +525,30 @@ class FeedbackChatInterface(gr.ChatInterface):
                 delete = gr.Button(CONFIRM_FORGET, variant="stop", size="sm")
                 keep = gr.Button(KEEP, size="sm")
         self.forget_status = gr.Markdown(elem_classes=["feedback-forget-status"])
-        forget.click(lambda: (gr.update(visible=True), ""), None, [confirm, self.forget_status],
-                     api_visibility="private", queue=False, show_progress="hidden")
-        keep.click(lambda: gr.update(visible=False), None, [confirm], api_visibility="private", queue=False,
-                   show_progress="hidden")
+        forget.click(
+            lambda: (gr.update(visible=True), ""),
+            None,
+            [confirm, self.forget_status],
+            api_visibility="private",
+            queue=False,
+            show_progress="hidden",
+        )
+        keep.click(
+            lambda: gr.update(visible=False),
+            None,
+            [confirm],
+            api_visibility="private",
+            queue=False,
+            show_progress="hidden",
+        )
         inputs = [self.chatbot, session]
         outputs = [session, self.chatbot, self.chatbot_state, self.forget_status, confirm]
         if self.save_history:  # the forgotten chat leaves the history panel too
             inputs += [self.conversation_id, self.saved_conversations]
             outputs += [self.conversation_id, self.saved_conversations]
-        delete.click(self.forget, inputs, outputs, api_name="forget_ui", api_visibility="private",
-                     show_progress="hidden")  # named apart from the API's /forget
+        delete.click(
+            self.forget, inputs, outputs, api_name="forget_ui", api_visibility="private", show_progress="hidden"
+        )  # named apart from the API's /forget
 
     def forget(
         self, history: list[GradioMessage] | None, session: ChatSession | None, index: Any = None, saved: Any = None
@@ -555,8 +583,14 @@ class FeedbackChatInterface(gr.ChatInterface):
         except (FeedbackError, SaveError) as error:
             logger.bind(conversation_id=session.conversation_id).warning("page forget refused: {}", error)
             shown = re.sub(r"conversation [0-9a-f]{32}\b", "this conversation", str(error))
-            return (session, gr.skip(), gr.skip(), NOT_FORGOTTEN + _plain(shown), gr.update(visible=False),
-                    *(gr.skip() for _ in panel))
+            return (
+                session,
+                gr.skip(),
+                gr.skip(),
+                NOT_FORGOTTEN + _plain(shown),
+                gr.update(visible=False),
+                *(gr.skip() for _ in panel),
+            )
         if self.save_history:
             panel = _without_chat(index, saved)
         # The same session object, now on a new conversation: a reply still streaming writes this
@@ -590,7 +624,9 @@ class FeedbackChatInterface(gr.ChatInterface):
             self.consent.answer(session.conversation_id, agreed)
             status = _notice(RECORDED, self.policy_url, note=False) if agreed else f"<small>{NOT_RECORDED}</small>"
             return (
-                session, gr.update(visible=False), gr.update(value=status, visible=True),
+                session,
+                gr.update(visible=False),
+                gr.update(value=status, visible=True),
                 gr.update(interactive=True, placeholder=placeholder),
             )
 
@@ -621,7 +657,11 @@ class FeedbackChatInterface(gr.ChatInterface):
         """The session of a chat reopened from the history panel: its own conversation (the owner
         of the replies it shows), or a new one when none of its replies was logged here; the
         consent answer given on this page goes with it."""
-        chat = conversations[index] if isinstance(index, int) and isinstance(conversations, list) and 0 <= index < len(conversations) else []
+        chat = (
+            conversations[index]
+            if isinstance(index, int) and isinstance(conversations, list) and 0 <= index < len(conversations)
+            else []
+        )
         ids = [i for i in reply_ids(chat if isinstance(chat, list) else []) if i]
         owner = self.recorder.owner(ids[-1]) if ids else None
         reopened = next_session(session)
@@ -658,8 +698,13 @@ class FeedbackChatInterface(gr.ChatInterface):
             recorded = self._answer_of(session, history)
             user = self.turns.user_message(message, keep_files=recorded)
             pending = self.turns.record_reply(
-                session, history, user, self._stream(extra, outputs), self.model_name,
-                self.extra_inputs.params(extra, self.params), keep_files=recorded,
+                session,
+                history,
+                user,
+                self._stream(extra, outputs),
+                self.model_name,
+                self.extra_inputs.params(extra, self.params),
+                keep_files=recorded,
             )
         except (FeedbackError, SaveError) as error:
             raise refusal(error) from error
@@ -763,7 +808,9 @@ def _notice(text: str, policy_url: str | None = None, *, note: bool = True) -> s
     """The recording notice as the page shows it, with a link to the privacy policy if there is one."""
     if not text:
         return ""
-    link = f' <a href="{html.escape(policy_url)}" target="_blank" rel="noopener">Privacy policy</a>' if policy_url else ""
+    link = (
+        f' <a href="{html.escape(policy_url)}" target="_blank" rel="noopener">Privacy policy</a>' if policy_url else ""
+    )
     return f"<small>{'Note: ' if note else ''}{text}{link}</small>"
 
 

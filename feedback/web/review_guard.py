@@ -194,7 +194,9 @@ class LoginThrottle:
             entry.locked_until = now + self.lockout
             logger.warning(
                 "reviewer sign-in locked for {:.0f} s after {} failed attempts (user name {!r})",
-                self.lockout, entry.count, key[0][:40],
+                self.lockout,
+                entry.count,
+                key[0][:40],
             )
         self._remember(key, entry, now)
 
@@ -255,7 +257,7 @@ class ReviewGuard:
             await JSONResponse({"detail": refusal}, status_code=403)(scope, receive, send)
             return
         send = _rewrite_headers(send, strip_cors=cross)
-        if scope["method"] == "POST" and scope["path"][len(self.prefix):] in LOGIN_PATHS:
+        if scope["method"] == "POST" and scope["path"][len(self.prefix) :] in LOGIN_PATHS:
             await self._login(scope, receive, send)
         else:
             await self.app(scope, receive, send)

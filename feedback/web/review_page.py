@@ -26,8 +26,10 @@ ANY = "(any)"
 TABLE_COLUMNS = ["last flagged (UTC)", "model", "reasons", "flags", "rating", "status", "reply"]
 DELETE, CONFIRM_DELETE, KEEP = "Delete conversation", "Yes, delete the conversation", "Cancel"
 """The delete step's buttons: the first asks, the second deletes."""
-NO_DELETION = ("Deleting a conversation is not offered here (the source is not this data dir): "
-               "use `python -m feedback delete --conversation ID`.")
+NO_DELETION = (
+    "Deleting a conversation is not offered here (the source is not this data dir): "
+    "use `python -m feedback delete --conversation ID`."
+)
 
 
 def _username(request: gr.Request | None, profile: gr.OAuthProfile | None) -> str | None:
@@ -53,7 +55,9 @@ def make_filter(reason: str | None, model: str | None, since: Any, until: Any, s
     def pick(value: str | None) -> str | None:
         return None if value in (None, "", ANY) else value
 
-    return QueueFilter(reason=pick(reason), model=pick(model), since=_day(since), until=_day(until), status=pick(status))
+    return QueueFilter(
+        reason=pick(reason), model=pick(model), since=_day(since), until=_day(until), status=pick(status)
+    )
 
 
 def page_offset(page: Any) -> int:
@@ -70,16 +74,23 @@ def page_info(page: QueuePage) -> str:
     if not page.total:
         return "No flagged reply matches these filters."
     pages = -(-page.total // PAGE_SIZE)
-    return (f"Rows {page.offset + 1}-{page.offset + len(page.items)} of {page.total} flagged replies "
-            f"(page {page.offset // PAGE_SIZE + 1} of {pages}, {PAGE_SIZE} per page)")
+    return (
+        f"Rows {page.offset + 1}-{page.offset + len(page.items)} of {page.total} flagged replies "
+        f"(page {page.offset // PAGE_SIZE + 1} of {pages}, {PAGE_SIZE} per page)"
+    )
 
 
 def _stat_values(stats: FeedbackStats) -> tuple[Any, ...]:
     """The Stats tab's component values: the open-queue line and the four plots' frames."""
     per_model = stats.per_model.dropna(subset=["like_rate"])
     lengths = stats.conversation_lengths.astype({"turns": str})  # categories: one bar per length
-    return (f"**Open review queue:** {stats.open_queue} flagged replies without a decision",
-            stats.ratings_per_day, per_model, stats.flags_per_reason, lengths)
+    return (
+        f"**Open review queue:** {stats.open_queue} flagged replies without a decision",
+        stats.ratings_per_day,
+        per_model,
+        stats.flags_per_reason,
+        lengths,
+    )
 
 
 def item_row(item: QueueItem) -> list[Any]:
@@ -87,8 +98,13 @@ def item_row(item: QueueItem) -> list[Any]:
     reasons = ", ".join(f"{reason} ×{n}" for reason, n in item.reason_counts.most_common())
     reply = item.turn.response if len(item.turn.response) <= 120 else item.turn.response[:117] + "..."
     return [
-        item.last_flagged.strftime("%Y-%m-%d %H:%M"), item.turn.model, reasons, len(item.flags),
-        item.rating or "", item.status, reply,
+        item.last_flagged.strftime("%Y-%m-%d %H:%M"),
+        item.turn.model,
+        reasons,
+        len(item.flags),
+        item.rating or "",
+        item.status,
+        reply,
     ]
 
 
@@ -114,14 +130,17 @@ def item_summary(item: QueueItem) -> dict[str, Any]:
 def item_details(item: QueueItem) -> str:
     """Markdown: flags, comments, ratings and the latest review of one reply."""
     lines = [f"**Reply** `{item.message_id}` in conversation `{item.turn.conversation_id}` ({item.turn.model})"]
-    lines.append(f"**Status:** {item.status}   **Rating:** {item.rating or 'none'} "
-                 f"({len(item.ratings)} rating event(s))")
+    lines.append(
+        f"**Status:** {item.status}   **Rating:** {item.rating or 'none'} ({len(item.ratings)} rating event(s))"
+    )
     lines.append("**Flags:** " + ", ".join(f"{r} ×{n}" for r, n in item.reason_counts.most_common()))
     lines += [f"- {comment}" for comment in item.comments()]
     if item.review:
         review = item.review
-        lines.append(f"**Latest review:** {review.decision} by {review.reviewer}"
-                     + (f". Note: {review.note}" if review.note else ""))
+        lines.append(
+            f"**Latest review:** {review.decision} by {review.reviewer}"
+            + (f". Note: {review.note}" if review.note else "")
+        )
     return "\n\n".join(lines)
 
 
@@ -145,8 +164,9 @@ class ReviewPage:
             page offers no deletion.
     """
 
-    def __init__(self, desk: ReviewDesk, *, oauth: bool = False, local_reviewer: str | None = None,
-                 eraser: Eraser | None = None) -> None:
+    def __init__(
+        self, desk: ReviewDesk, *, oauth: bool = False, local_reviewer: str | None = None, eraser: Eraser | None = None
+    ) -> None:
         self.desk, self.oauth, self.local_reviewer = desk, oauth, local_reviewer
         if eraser is None and _reads_own_data_dir(desk):
             eraser = Eraser(desk.recorder)
@@ -170,10 +190,12 @@ class ReviewPage:
             with gr.Tab("Stats") as stats_tab:
                 self._render_stats()
             stats_tab.select(self.load_stats, None, self.stat_outputs, api_visibility="private")
-            page.load(self.refresh_all, [self.reason, self.model, self.since, self.until, self.status,
-                                         self.page_number],
-                      [self.table, self.row_ids, self.page_info, self.reason, self.model, *self.stat_outputs],
-                      api_visibility="private")
+            page.load(
+                self.refresh_all,
+                [self.reason, self.model, self.since, self.until, self.status, self.page_number],
+                [self.table, self.row_ids, self.page_info, self.reason, self.model, *self.stat_outputs],
+                api_visibility="private",
+            )
             gr.api(self.queue_items, api_name="queue_items")
             gr.api(self.decide_api, api_name="decide")
             gr.api(self.delete_api, api_name="delete_conversation")
@@ -209,39 +231,63 @@ class ReviewPage:
                         keep = gr.Button(KEEP, size="sm")
         filters = [self.reason, self.model, self.since, self.until, self.status, self.page_number]
         shown = [self.table, self.row_ids, self.page_info]
-        for trigger in (refresh.click, self.status.change, self.reason.change, self.model.change,
-                        self.page_number.submit):
+        for trigger in (
+            refresh.click,
+            self.status.change,
+            self.reason.change,
+            self.model.change,
+            self.page_number.submit,
+        ):
             trigger(self.load_queue, filters, shown, api_visibility="private")
-        self.table.select(self.select, [self.row_ids], [self.selected, self.chat, self.details],
-                          api_visibility="private")
-        submit.click(self.record_decision, [self.selected, decision, corrected, note], [self.result, self.details],
-                     api_visibility="private").then(self.load_queue, filters, shown, api_visibility="private")
-        delete.click(self.ask_delete, [self.selected], [self.delete_confirm, self.delete_question],
-                     api_visibility="private")
-        keep.click(lambda: gr.update(visible=False), None, [self.delete_confirm], api_visibility="private",
-                   queue=False)
-        confirm.click(self.delete_selected, [self.selected],
-                      [self.result, self.delete_confirm, self.selected, self.chat, self.details],
-                      api_visibility="private").success(self.load_queue, filters, shown, api_visibility="private")
+        self.table.select(
+            self.select, [self.row_ids], [self.selected, self.chat, self.details], api_visibility="private"
+        )
+        submit.click(
+            self.record_decision,
+            [self.selected, decision, corrected, note],
+            [self.result, self.details],
+            api_visibility="private",
+        ).then(self.load_queue, filters, shown, api_visibility="private")
+        delete.click(
+            self.ask_delete, [self.selected], [self.delete_confirm, self.delete_question], api_visibility="private"
+        )
+        keep.click(lambda: gr.update(visible=False), None, [self.delete_confirm], api_visibility="private", queue=False)
+        confirm.click(
+            self.delete_selected,
+            [self.selected],
+            [self.result, self.delete_confirm, self.selected, self.chat, self.details],
+            api_visibility="private",
+        ).success(self.load_queue, filters, shown, api_visibility="private")
 
     def _render_stats(self) -> None:
         self.open_count = gr.Markdown()
         with gr.Row():
-            self.per_day = gr.BarPlot(x="day", y="count", color="rating", title="Likes vs dislikes per day",
-                                      y_lim=[0, None])
+            self.per_day = gr.BarPlot(
+                x="day", y="count", color="rating", title="Likes vs dislikes per day", y_lim=[0, None]
+            )
             self.per_model = gr.BarPlot(x="model", y="like_rate", title="Like rate per model", y_lim=[0, 1])
         with gr.Row():
             self.per_reason = gr.BarPlot(x="reason", y="count", title="Flags per reason", y_lim=[0, None], sort="-y")
-            self.lengths = gr.BarPlot(x="turns", y="conversations", title="Conversation length (answered turns)",
-                                      y_lim=[0, None])
+            self.lengths = gr.BarPlot(
+                x="turns", y="conversations", title="Conversation length (answered turns)", y_lim=[0, None]
+            )
         refresh = gr.Button("Refresh stats")
         self.stat_outputs = [self.open_count, self.per_day, self.per_model, self.per_reason, self.lengths]
         refresh.click(self.load_stats, None, self.stat_outputs, api_visibility="private")
 
     # -- handlers --------------------------------------------------------------------------
 
-    def load_queue(self, reason: str, model: str, since: str, until: str, status: str, page: Any,
-                   request: gr.Request, profile: gr.OAuthProfile | None = None) -> tuple[list[list[Any]], list[str], str]:
+    def load_queue(
+        self,
+        reason: str,
+        model: str,
+        since: str,
+        until: str,
+        status: str,
+        page: Any,
+        request: gr.Request,
+        profile: gr.OAuthProfile | None = None,
+    ) -> tuple[list[list[Any]], list[str], str]:
         """One page of the queue table, its rows' message ids and the page line, for the filters."""
         self.reviewer(request, profile)
         try:
@@ -255,8 +301,17 @@ class ReviewPage:
         self.reviewer(request, profile)
         return _stat_values(self.desk.stats())
 
-    def refresh_all(self, reason: str, model: str, since: str, until: str, status: str, page: Any,
-                    request: gr.Request, profile: gr.OAuthProfile | None = None) -> tuple[Any, ...]:
+    def refresh_all(
+        self,
+        reason: str,
+        model: str,
+        since: str,
+        until: str,
+        status: str,
+        page: Any,
+        request: gr.Request,
+        profile: gr.OAuthProfile | None = None,
+    ) -> tuple[Any, ...]:
         """On page load: a queue page, the filter choices, and the stats (the source read once)."""
         self.reviewer(request, profile)
         try:
@@ -264,12 +319,18 @@ class ReviewPage:
         except FeedbackError as error:
             raise refusal(error) from error
         items = seen.page.items
-        return ([item_row(item) for item in items], [item.message_id for item in items], page_info(seen.page),
-                gr.Dropdown(choices=[ANY, *seen.reasons]), gr.Dropdown(choices=[ANY, *seen.models]),
-                *_stat_values(seen.stats))
+        return (
+            [item_row(item) for item in items],
+            [item.message_id for item in items],
+            page_info(seen.page),
+            gr.Dropdown(choices=[ANY, *seen.reasons]),
+            gr.Dropdown(choices=[ANY, *seen.models]),
+            *_stat_values(seen.stats),
+        )
 
-    def select(self, row_ids: list[str], event: gr.SelectData, request: gr.Request,
-               profile: gr.OAuthProfile | None = None) -> tuple[str, list[dict[str, str]], str]:
+    def select(
+        self, row_ids: list[str], event: gr.SelectData, request: gr.Request, profile: gr.OAuthProfile | None = None
+    ) -> tuple[str, list[dict[str, str]], str]:
         """Show the conversation and details of the clicked row."""
         self.reviewer(request, profile)
         row = event.index[0] if isinstance(event.index, list | tuple) else event.index
@@ -279,24 +340,39 @@ class ReviewPage:
             raise gr.Error("That row is gone; refresh the queue.", print_exception=False) from error
         return item.message_id, item_chat(item), item_details(item)
 
-    def record_decision(self, message_id: str | None, decision: str | None, corrected: str, note: str,
-               request: gr.Request, profile: gr.OAuthProfile | None = None) -> tuple[str, str]:
+    def record_decision(
+        self,
+        message_id: str | None,
+        decision: str | None,
+        corrected: str,
+        note: str,
+        request: gr.Request,
+        profile: gr.OAuthProfile | None = None,
+    ) -> tuple[str, str]:
         """Record the form's decision on the selected reply."""
         if not message_id:
             raise gr.Error("Select a flagged reply first.", print_exception=False)
         review = self._decide(message_id, decision or "", corrected, note, request, profile)
         return f"Recorded: **{review.decision}** by {review.reviewer}.", item_details(self.desk.item(message_id))
 
-    def _decide(self, message_id: str, decision: str, corrected: str, note: str,
-                request: gr.Request | None, profile: gr.OAuthProfile | None) -> Any:
+    def _decide(
+        self,
+        message_id: str,
+        decision: str,
+        corrected: str,
+        note: str,
+        request: gr.Request | None,
+        profile: gr.OAuthProfile | None,
+    ) -> Any:
         reviewer = self.reviewer(request, profile)
         try:
             return self.desk.decide(message_id, decision, reviewer=reviewer, corrected_reply=corrected, note=note)
         except FeedbackError as error:
             raise refusal(error) from error
 
-    def ask_delete(self, message_id: str | None, request: gr.Request,
-                   profile: gr.OAuthProfile | None = None) -> tuple[Any, str]:
+    def ask_delete(
+        self, message_id: str | None, request: gr.Request, profile: gr.OAuthProfile | None = None
+    ) -> tuple[Any, str]:
         """Open the confirmation for deleting the selected reply's conversation (reviewers only)."""
         self.reviewer(request, profile)
         conversation_id = self._conversation_of(message_id)
@@ -305,15 +381,21 @@ class ReviewPage:
             "of it is erased from the data dir and the dataset repo. This cannot be undone."
         )
 
-    def delete_selected(self, message_id: str | None, request: gr.Request,
-                        profile: gr.OAuthProfile | None = None) -> tuple[Any, ...]:
+    def delete_selected(
+        self, message_id: str | None, request: gr.Request, profile: gr.OAuthProfile | None = None
+    ) -> tuple[Any, ...]:
         """Delete the conversation of the selected reply, as the signed-in reviewer; clears the
         selection (the queue is reloaded after it)."""
         reviewer = self.reviewer(request, profile)
         conversation_id = self._conversation_of(message_id)
         self._delete(conversation_id, reviewer)
-        return (f"Deleted conversation `{conversation_id}` (by {reviewer}).", gr.update(visible=False), None, [],
-                "Select a row to review it.")
+        return (
+            f"Deleted conversation `{conversation_id}` (by {reviewer}).",
+            gr.update(visible=False),
+            None,
+            [],
+            "Select a row to review it.",
+        )
 
     def _conversation_of(self, message_id: str | None) -> str:
         if self.eraser is None:
@@ -335,8 +417,16 @@ class ReviewPage:
 
     # -- API -------------------------------------------------------------------------------
 
-    def queue_items(self, reason: str = "", model: str = "", since: str = "", until: str = "", status: str = "open",
-                    page: int = 1, request: gr.Request = None) -> list[dict[str, Any]]:  # type: ignore[assignment]
+    def queue_items(
+        self,
+        reason: str = "",
+        model: str = "",
+        since: str = "",
+        until: str = "",
+        status: str = "open",
+        page: int = 1,
+        request: gr.Request = None,
+    ) -> list[dict[str, Any]]:  # type: ignore[assignment]
         """A page of the queue as JSON (reviewers only): one :func:`item_summary` per flagged reply, newest
         first, ``PAGE_SIZE`` (50) per page; ``page`` counts from 1 (an empty list past the last page)."""
         self.reviewer(request)
@@ -346,8 +436,9 @@ class ReviewPage:
             raise refusal(error) from error
         return [item_summary(item) for item in shown.items]
 
-    def decide_api(self, message_id: str, decision: str, corrected_reply: str = "", note: str = "",
-                   request: gr.Request = None) -> dict[str, Any]:  # type: ignore[assignment]
+    def decide_api(
+        self, message_id: str, decision: str, corrected_reply: str = "", note: str = "", request: gr.Request = None
+    ) -> dict[str, Any]:  # type: ignore[assignment]
         """Record a decision (reviewers only); returns the stored review record."""
         return self._decide(message_id, decision, corrected_reply, note, request, None).model_dump(mode="json")
 
@@ -356,8 +447,11 @@ class ReviewPage:
         ``{"conversation_id": str, "deleted": true, "reviewer": str}``."""
         reviewer = self.reviewer(request)
         if not is_valid_id(conversation_id):
-            raise gr.Error(f"conversation_id {clip(conversation_id)!r} is malformed: use 8-64 characters of "
-                           "A-Z, a-z, 0-9, '_' or '-'", print_exception=False)
+            raise gr.Error(
+                f"conversation_id {clip(conversation_id)!r} is malformed: use 8-64 characters of "
+                "A-Z, a-z, 0-9, '_' or '-'",
+                print_exception=False,
+            )
         self._delete(conversation_id, reviewer)
         return {"conversation_id": conversation_id, "deleted": True, "reviewer": reviewer}
 

@@ -31,20 +31,52 @@ class Log:
         self.clock += 1
         return T0 + timedelta(minutes=self.clock)
 
-    def turn(self, conversation: str, index: int, prompt: list[tuple[str, str]], response: str, *,
-             model: str = "m1", files: tuple[str, ...] = (), **links: str) -> Turn:
-        turn = make_turn(conversation, index=index, prompt=prompt, files=files, response=response, model=model,
-                         latency_ms=5.0, timestamp=self.now(), **links)
+    def turn(
+        self,
+        conversation: str,
+        index: int,
+        prompt: list[tuple[str, str]],
+        response: str,
+        *,
+        model: str = "m1",
+        files: tuple[str, ...] = (),
+        **links: str,
+    ) -> Turn:
+        turn = make_turn(
+            conversation,
+            index=index,
+            prompt=prompt,
+            files=files,
+            response=response,
+            model=model,
+            latency_ms=5.0,
+            timestamp=self.now(),
+            **links,
+        )
         self.turns.append(turn)
         return turn
 
     def rate(self, turn: Turn, rating: str | None, **extra: str) -> None:
-        self.ratings.append(Rating(conversation_id=turn.conversation_id, message_id=turn.message_id,
-                                   rating=rating, timestamp=self.now(), **extra))
+        self.ratings.append(
+            Rating(
+                conversation_id=turn.conversation_id,
+                message_id=turn.message_id,
+                rating=rating,
+                timestamp=self.now(),
+                **extra,
+            )
+        )
 
     def flag(self, turn: Turn, *reasons: str, comment: str | None = None) -> None:
-        self.flags.append(Flag(conversation_id=turn.conversation_id, message_id=turn.message_id,
-                               reasons=reasons, comment=comment, timestamp=self.now()))
+        self.flags.append(
+            Flag(
+                conversation_id=turn.conversation_id,
+                message_id=turn.message_id,
+                reasons=reasons,
+                comment=comment,
+                timestamp=self.now(),
+            )
+        )
 
     def export(self, fmt: str, **options):  # noqa: ANN201 - an Export
         options.setdefault("test_size", 0)
@@ -124,20 +156,41 @@ Q = (("user", "What is the capital of France?"),)
 EXPECTED = {  # scenario -> format -> compact rows (see `compact`)
     "liked reply": {"sft": [Q + (("assistant", "Paris."),)], "dpo": [], "kto": [(Q, "Paris.", True)], "flags": []},
     "undo": {"sft": [], "dpo": [], "kto": [], "flags": []},
-    "rating changed twice": {"sft": [Q + (("assistant", "Paris."),)], "dpo": [], "kto": [(Q, "Paris.", True)],
-                             "flags": []},
-    "flag": {"sft": [], "dpo": [], "kto": [], "flags": [("Paris.", (("Harmful", 2), ("Inaccurate", 1)), 2, "like",
-                                                         ("rude",))]},
-    "regenerated reply": {"sft": [Q + (("assistant", "Paris."),)], "dpo": [(Q, "Paris.", "Lyon.")],
-                          "kto": [(Q, "Lyon.", False), (Q, "Paris.", True)], "flags": []},
-    "empty reply": {"sft": [Q + (("assistant", "Paris."),)], "dpo": [(Q, "Paris.", "")],
-                    "kto": [(Q, "", False), (Q, "Paris.", True)], "flags": []},
-    "edited earlier message": {
-        "sft": [Q + (("assistant", "Paris."), ("user", "And Spain?"), ("assistant", "Madrid.")),
-                (("user", "Capital of Italy?"), ("assistant", "Rome."))],
+    "rating changed twice": {
+        "sft": [Q + (("assistant", "Paris."),)],
         "dpo": [],
-        "kto": [(Q, "Paris.", False), (Q + (("assistant", "Paris."), ("user", "And Spain?")), "Madrid.", True),
-                ((("user", "Capital of Italy?"),), "Rome.", True)],
+        "kto": [(Q, "Paris.", True)],
+        "flags": [],
+    },
+    "flag": {
+        "sft": [],
+        "dpo": [],
+        "kto": [],
+        "flags": [("Paris.", (("Harmful", 2), ("Inaccurate", 1)), 2, "like", ("rude",))],
+    },
+    "regenerated reply": {
+        "sft": [Q + (("assistant", "Paris."),)],
+        "dpo": [(Q, "Paris.", "Lyon.")],
+        "kto": [(Q, "Lyon.", False), (Q, "Paris.", True)],
+        "flags": [],
+    },
+    "empty reply": {
+        "sft": [Q + (("assistant", "Paris."),)],
+        "dpo": [(Q, "Paris.", "")],
+        "kto": [(Q, "", False), (Q, "Paris.", True)],
+        "flags": [],
+    },
+    "edited earlier message": {
+        "sft": [
+            Q + (("assistant", "Paris."), ("user", "And Spain?"), ("assistant", "Madrid.")),
+            (("user", "Capital of Italy?"), ("assistant", "Rome.")),
+        ],
+        "dpo": [],
+        "kto": [
+            (Q, "Paris.", False),
+            (Q + (("assistant", "Paris."), ("user", "And Spain?")), "Madrid.", True),
+            ((("user", "Capital of Italy?"),), "Rome.", True),
+        ],
         "flags": [],
     },
     "disliked and unrated": {"sft": [], "dpo": [], "kto": [(Q, "Lyon.", False)], "flags": []},
@@ -154,7 +207,7 @@ def compact(fmt: str, row: dict) -> tuple:
     if fmt == "sft":  # prompt + completion, or (--messages) the messages: the same compact form
         if "messages" in row:
             return _chat(row["messages"])
-        (role, _), = completion = _chat(row["completion"])
+        ((role, _),) = completion = _chat(row["completion"])
         assert role == "assistant" and list(row) == ["prompt", "completion"]
         return _chat(row["prompt"]) + completion
     if fmt == "dpo":
@@ -162,7 +215,7 @@ def compact(fmt: str, row: dict) -> tuple:
         assert chosen[0][0] == rejected[0][0] == "assistant" and len(chosen) == len(rejected) == 1
         return _chat(row["prompt"]), chosen[0][1], rejected[0][1]
     if fmt == "kto":
-        (role, completion), = _chat(row["completion"])
+        ((role, completion),) = _chat(row["completion"])
         return _chat(row["prompt"]), completion, row["label"]
     reasons = tuple((r["reason"], r["count"]) for r in row["reasons"])
     return _chat(row["completion"])[0][1], reasons, row["flag_count"], row["rating"], tuple(row["comments"])
@@ -172,8 +225,9 @@ def many_conversations(log: Log, count: int = 40) -> None:
     for n in range(count):
         first = log.turn(f"conversation-{n:03d}", 0, [("user", f"question {n}")], f"answer {n}")
         log.rate(first, "dislike" if n % 2 else "like")
-        again = log.turn(f"conversation-{n:03d}", 0, [("user", f"question {n}")], f"better {n}",
-                         regenerated_from=first.message_id)
+        again = log.turn(
+            f"conversation-{n:03d}", 0, [("user", f"question {n}")], f"better {n}", regenerated_from=first.message_id
+        )
         log.rate(again, "like", comment="good" if n % 3 else None)
         if n % 5 == 0:
             log.flag(again, "Other")

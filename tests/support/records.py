@@ -41,36 +41,66 @@ def make_turn(
         values["message_id"] = message_id
     if timestamp is not None:
         values["timestamp"] = timestamp
-    return Turn(conversation_id=conversation_id, turn_index=index, messages=messages,
-                response=f"re: {text}" if response is None else response, model=model, **values)
+    return Turn(
+        conversation_id=conversation_id,
+        turn_index=index,
+        messages=messages,
+        response=f"re: {text}" if response is None else response,
+        model=model,
+        **values,
+    )
 
 
 def _at(timestamp: datetime | str | None, fields: dict[str, Any]) -> dict[str, Any]:
     return fields if timestamp is None else {**fields, "timestamp": timestamp}
 
 
-def make_rating(conversation_id: str, message_id: str, rating: str | None = "like", *,
-                timestamp: datetime | str | None = None, **fields: Any) -> Rating:
+def make_rating(
+    conversation_id: str,
+    message_id: str,
+    rating: str | None = "like",
+    *,
+    timestamp: datetime | str | None = None,
+    **fields: Any,
+) -> Rating:
     """A rating (``None``: an undo) of a reply."""
     return Rating(conversation_id=conversation_id, message_id=message_id, rating=rating, **_at(timestamp, fields))
 
 
-def make_flag(conversation_id: str, message_id: str, *reasons: str, timestamp: datetime | str | None = None,
-              **fields: Any) -> Flag:
+def make_flag(
+    conversation_id: str, message_id: str, *reasons: str, timestamp: datetime | str | None = None, **fields: Any
+) -> Flag:
     """A flag of a reply with ``reasons`` (default ``Harmful``)."""
-    return Flag(conversation_id=conversation_id, message_id=message_id, reasons=reasons or ("Harmful",),
-                **_at(timestamp, fields))
+    return Flag(
+        conversation_id=conversation_id,
+        message_id=message_id,
+        reasons=reasons or ("Harmful",),
+        **_at(timestamp, fields),
+    )
 
 
-def make_review(conversation_id: str, message_id: str, decision: str = "confirmed", *, reviewer: str = "ann",
-                timestamp: datetime | str | None = None, **fields: Any) -> Review:
+def make_review(
+    conversation_id: str,
+    message_id: str,
+    decision: str = "confirmed",
+    *,
+    reviewer: str = "ann",
+    timestamp: datetime | str | None = None,
+    **fields: Any,
+) -> Review:
     """A reviewer's decision on a reply."""
-    return Review(conversation_id=conversation_id, message_id=message_id, decision=decision, reviewer=reviewer,
-                  **_at(timestamp, fields))
+    return Review(
+        conversation_id=conversation_id,
+        message_id=message_id,
+        decision=decision,
+        reviewer=reviewer,
+        **_at(timestamp, fields),
+    )
 
 
-def make_deletion(conversation_id: str, requested_by: str = "user", *, timestamp: datetime | str | None = None,
-                  **fields: Any) -> Deletion:
+def make_deletion(
+    conversation_id: str, requested_by: str = "user", *, timestamp: datetime | str | None = None, **fields: Any
+) -> Deletion:
     """A deletion of a conversation."""
     return Deletion(conversation_id=conversation_id, requested_by=requested_by, **_at(timestamp, fields))
 
@@ -88,15 +118,28 @@ def write_day(data_dir: Path, day: date, shards: int, per_shard: int = 2, writer
         for i in range(per_shard):
             n = f"{day:%m%d}{number:04d}{i}"
             when = f"{day.isoformat()}T{number // 3600 % 24:02d}:{number // 60 % 60:02d}:{number % 60:02d}.{i:06d}Z"
-            turn = make_turn(f"conv-{n}", f"msg-{n}", text=f"question {n}", response=f"answer {n}",
-                             model="m1" if i % 2 else "m2", timestamp=when)
+            turn = make_turn(
+                f"conv-{n}",
+                f"msg-{n}",
+                text=f"question {n}",
+                response=f"answer {n}",
+                model="m1" if i % 2 else "m2",
+                timestamp=when,
+            )
             batch["turns"].append(turn)
-            batch["ratings"].append(make_rating(turn.conversation_id, turn.message_id,
-                                                "like" if number % 3 else "dislike", timestamp=when))
+            batch["ratings"].append(
+                make_rating(turn.conversation_id, turn.message_id, "like" if number % 3 else "dislike", timestamp=when)
+            )
             if i == 0:
-                batch["flags"].append(make_flag(turn.conversation_id, turn.message_id,
-                                                *["Inaccurate", "Harmful"][: 1 + number % 2], comment=f"c{n}",
-                                                timestamp=when))
+                batch["flags"].append(
+                    make_flag(
+                        turn.conversation_id,
+                        turn.message_id,
+                        *["Inaccurate", "Harmful"][: 1 + number % 2],
+                        comment=f"c{n}",
+                        timestamp=when,
+                    )
+                )
             if i == 0 and number % 4 == 0:
                 batch["reviews"].append(make_review(turn.conversation_id, turn.message_id, timestamp=when))
         for kind, group in batch.items():

@@ -21,8 +21,16 @@ from support.records import make_turn
 
 def turn(cid: str, mid: str, index: int, text: str, model: str = "m1", day: int = 1) -> Turn:
     """A turn of a review log: ``index`` earlier user messages ``q0``, ``q1``, ... then ``text``."""
-    return make_turn(cid, mid, index=index, text=text, history=[f"q{i}" for i in range(index)], response=f"re {text}",
-                     model=model, timestamp=f"2026-03-{day:02d}T10:00:00Z")
+    return make_turn(
+        cid,
+        mid,
+        index=index,
+        text=text,
+        history=[f"q{i}" for i in range(index)],
+        response=f"re {text}",
+        model=model,
+        timestamp=f"2026-03-{day:02d}T10:00:00Z",
+    )
 
 
 def desk_on(store: FeedbackStore, reviewers: list[str] | None = None) -> ReviewDesk:
@@ -40,17 +48,38 @@ def seed(data_dir: Path) -> FeedbackStore:
         turn("conv-cccc", "msg-c0000", 0, "hola", day=3),
         turn("conv-cccc", "msg-c1111", 1, "again", day=3),
         Rating(conversation_id="conv-aaaa", message_id="msg-a1111", rating="like", timestamp="2026-03-01T11:00:00Z"),
-        Rating(conversation_id="conv-aaaa", message_id="msg-a1111", rating="dislike", comment="actually wrong",
-               timestamp="2026-03-01T11:05:00Z"),
+        Rating(
+            conversation_id="conv-aaaa",
+            message_id="msg-a1111",
+            rating="dislike",
+            comment="actually wrong",
+            timestamp="2026-03-01T11:05:00Z",
+        ),
         Rating(conversation_id="conv-bbbb", message_id="msg-b0000", rating="like", timestamp="2026-03-02T11:00:00Z"),
         Rating(conversation_id="conv-cccc", message_id="msg-c1111", rating="like", timestamp="2026-03-03T11:00:00Z"),
-        Flag(conversation_id="conv-aaaa", message_id="msg-a1111", reasons=["Inaccurate"], comment="bad date",
-             timestamp="2026-03-01T12:00:00Z"),
-        Flag(conversation_id="conv-aaaa", message_id="msg-a1111", reasons=["Inaccurate", "Harmful"],
-             timestamp="2026-03-01T13:00:00Z"),
-        Flag(conversation_id="conv-bbbb", message_id="msg-b0000", reasons=["Off-topic"], timestamp="2026-03-02T12:00:00Z"),
-        Flag(conversation_id="conv-cccc", message_id="msg-c0000", reasons=["Other"], comment="odd",
-             timestamp="2026-03-03T12:00:00Z"),
+        Flag(
+            conversation_id="conv-aaaa",
+            message_id="msg-a1111",
+            reasons=["Inaccurate"],
+            comment="bad date",
+            timestamp="2026-03-01T12:00:00Z",
+        ),
+        Flag(
+            conversation_id="conv-aaaa",
+            message_id="msg-a1111",
+            reasons=["Inaccurate", "Harmful"],
+            timestamp="2026-03-01T13:00:00Z",
+        ),
+        Flag(
+            conversation_id="conv-bbbb", message_id="msg-b0000", reasons=["Off-topic"], timestamp="2026-03-02T12:00:00Z"
+        ),
+        Flag(
+            conversation_id="conv-cccc",
+            message_id="msg-c0000",
+            reasons=["Other"],
+            comment="odd",
+            timestamp="2026-03-03T12:00:00Z",
+        ),
     ]
     for record in records:
         store.append(record)

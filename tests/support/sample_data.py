@@ -47,9 +47,10 @@ def _shared_file(name: str) -> Path | None:
 def _where_looked(name: str) -> str:
     """Describe where ``name`` was looked for, for FileNotFoundError messages."""
     directory = shared_data_dir()
-    place = f"in {directory}" if directory else (
-        f"(no shared data directory: set ${SHARED_DATA_ENV} or create "
-        f"{_REPO_ROOT.parent / 'shared' / 'data'})"
+    place = (
+        f"in {directory}"
+        if directory
+        else (f"(no shared data directory: set ${SHARED_DATA_ENV} or create {_REPO_ROOT.parent / 'shared' / 'data'})")
     )
     return f"{name} not found {place}"
 
@@ -80,11 +81,7 @@ def hh_rlhf_test_file() -> Path:
     from huggingface_hub import hf_hub_download
 
     try:
-        return Path(
-            hf_hub_download(
-                repo_id=HH_RLHF_REPO_ID, filename=HH_RLHF_TEST_FILENAME, repo_type="dataset"
-            )
-        )
+        return Path(hf_hub_download(repo_id=HH_RLHF_REPO_ID, filename=HH_RLHF_TEST_FILENAME, repo_type="dataset"))
     except (OSError, ValueError) as exc:  # hub HTTP/entry errors are OSError, validation ValueError
         raise FileNotFoundError(
             f"{_where_looked(HH_RLHF_TEST_NAME)}, and downloading {HH_RLHF_TEST_FILENAME} "

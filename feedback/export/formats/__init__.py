@@ -1,9 +1,9 @@
 """The export formats: one module per format in this folder, each defining ``FORMAT`` (a spec).
 
-``sft`` (TRL prompt-completion, or language modeling with ``messages``), ``dpo`` (preference), ``kto`` (unpaired preference) and ``flags``
-(the review queue). A spec (``feedback.export.formats.spec``) holds the format's columns, which
-replies it leaves out and why, how its rows are built and its dataset-card text; nothing else in
-the export names a format.
+``sft`` (TRL prompt-completion, or language modeling with ``messages``), ``dpo`` (preference), ``kto``
+(unpaired preference) and ``flags`` (the review queue). A spec (``feedback.export.formats.spec``) holds
+the format's columns, which replies it leaves out and why, how its rows are built and its dataset-card
+text; nothing else in the export names a format.
 
 Adding a format is adding one module here that defines ``FORMAT``: it is found when this package
 is imported, and the CLI, ``export_records``, ``stats.json`` and the dataset card take it from there.

@@ -37,27 +37,36 @@ def _left_out(replies: ReplyVerdicts, options: ExportOptions) -> dict[str, np.nd
 
 
 def _rows(chosen: pa.Table, rejected: pa.Table) -> pa.Table:
-    return pa.table({
-        "prompt": chosen["prompt"],
-        "chosen": assistant_messages(single_array(chosen["response"])),
-        "rejected": assistant_messages(single_array(rejected["response"])),
-        "conversation_id": chosen["conversation_id"],
-        "chosen_id": chosen["message_id"],
-        "rejected_id": rejected["message_id"],
-    })
+    return pa.table(
+        {
+            "prompt": chosen["prompt"],
+            "chosen": assistant_messages(single_array(chosen["response"])),
+            "rejected": assistant_messages(single_array(rejected["response"])),
+            "conversation_id": chosen["conversation_id"],
+            "chosen_id": chosen["message_id"],
+            "rejected_id": rejected["message_id"],
+        }
+    )
 
 
 def _card(options: ExportOptions) -> str:
-    where = ("in the same conversation or, with `--cross-conversation`, in any" if options.cross_conversation
-             else "in the same conversation")
-    how_many = ("one pair per prompt (`--pairs latest`): the latest liked reply against the latest disliked one"
-                if options.pairs == "latest" else
-                "every liked reply against every disliked one (`--pairs all`): a reply and three regenerations "
-                "rated dislike, like, dislike, like give four pairs")
-    return ("TRL *preference* format with an explicit prompt (`prompt`, `chosen`, `rejected`): two replies to the "
-            f"same prompt (the same messages, {where}), one liked and one disliked (latest rating of each); "
-            f"{how_many}. A reviewer's corrected reply is `chosen` against the flagged reply it corrects."
-            f"{kept_negatives_card(options, '`rejected`')}")
+    where = (
+        "in the same conversation or, with `--cross-conversation`, in any"
+        if options.cross_conversation
+        else "in the same conversation"
+    )
+    how_many = (
+        "one pair per prompt (`--pairs latest`): the latest liked reply against the latest disliked one"
+        if options.pairs == "latest"
+        else "every liked reply against every disliked one (`--pairs all`): a reply and three regenerations "
+        "rated dislike, like, dislike, like give four pairs"
+    )
+    return (
+        "TRL *preference* format with an explicit prompt (`prompt`, `chosen`, `rejected`): two replies to the "
+        f"same prompt (the same messages, {where}), one liked and one disliked (latest rating of each); "
+        f"{how_many}. A reviewer's corrected reply is `chosen` against the flagged reply it corrects."
+        f"{kept_negatives_card(options, '`rejected`')}"
+    )
 
 
 FORMAT = PairFormat(

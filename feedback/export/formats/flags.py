@@ -22,24 +22,34 @@ from feedback.features import CHAT, STRING, TIMESTAMP
 if TYPE_CHECKING:
     from feedback.rules import Verdicts
 
-FEATURES = Features({
-    "prompt": CHAT,
-    "completion": CHAT,
-    "conversation_id": STRING,
-    "message_id": STRING,
-    "model": STRING,
-    "replied_at": TIMESTAMP,
-    "rating": STRING,
-    "rating_option": STRING,
-    "rating_comment": STRING,
-    "flag_count": Value("int64"),
-    "reasons": List({"reason": STRING, "count": Value("int64")}),
-    "comments": List(STRING),
-    "first_flagged_at": TIMESTAMP,
-    "last_flagged_at": TIMESTAMP,
-})
-FLAG_SUMMARY = ("rating", "rating_option", "rating_comment", "flag_count", "reasons", "comments",
-                "first_flagged_at", "last_flagged_at")
+FEATURES = Features(
+    {
+        "prompt": CHAT,
+        "completion": CHAT,
+        "conversation_id": STRING,
+        "message_id": STRING,
+        "model": STRING,
+        "replied_at": TIMESTAMP,
+        "rating": STRING,
+        "rating_option": STRING,
+        "rating_comment": STRING,
+        "flag_count": Value("int64"),
+        "reasons": List({"reason": STRING, "count": Value("int64")}),
+        "comments": List(STRING),
+        "first_flagged_at": TIMESTAMP,
+        "last_flagged_at": TIMESTAMP,
+    }
+)
+FLAG_SUMMARY = (
+    "rating",
+    "rating_option",
+    "rating_comment",
+    "flag_count",
+    "reasons",
+    "comments",
+    "first_flagged_at",
+    "last_flagged_at",
+)
 """Columns taken from the reply's flag summary (``feedback.rules.Verdicts.flags``)."""
 
 

@@ -1,7 +1,7 @@
 """``kto``: TRL's unpaired preference format, one row per rated reply, ``label`` true for a like.
 
-    {"prompt": [{"role": "user", "content": "Hi"}],
-     "completion": [{"role": "assistant", "content": "Hello!"}], "label": true}
+{"prompt": [{"role": "user", "content": "Hi"}],
+ "completion": [{"role": "assistant", "content": "Hello!"}], "label": true}
 """
 
 from __future__ import annotations
@@ -18,13 +18,15 @@ from feedback.rules import LIKE, Verdicts
 
 
 def _rows(replies: pa.Table, verdicts: Verdicts) -> pa.Table:
-    return pa.table({
-        "prompt": replies["prompt"],
-        "completion": assistant_messages(single_array(replies["response"])),
-        "label": pc.equal(replies["rating"], LIKE),
-        "conversation_id": replies["conversation_id"],
-        "message_id": replies["message_id"],
-    })
+    return pa.table(
+        {
+            "prompt": replies["prompt"],
+            "completion": assistant_messages(single_array(replies["response"])),
+            "label": pc.equal(replies["rating"], LIKE),
+            "conversation_id": replies["conversation_id"],
+            "message_id": replies["message_id"],
+        }
+    )
 
 
 FORMAT = ReplyFormat(

@@ -45,37 +45,47 @@ def _ids(replies: pa.Table) -> dict[str, pa.ChunkedArray]:
 
 
 def _prompt_completion_rows(replies: pa.Table, verdicts: Verdicts) -> pa.Table:
-    return pa.table({
-        "prompt": replies["prompt"],
-        "completion": assistant_messages(single_array(replies["response"])),
-        **_ids(replies),
-    })
+    return pa.table(
+        {
+            "prompt": replies["prompt"],
+            "completion": assistant_messages(single_array(replies["response"])),
+            **_ids(replies),
+        }
+    )
 
 
 def _messages_rows(replies: pa.Table, verdicts: Verdicts) -> pa.Table:
-    return pa.table({
-        "messages": append_assistant(single_array(replies["prompt"]), single_array(replies["response"])),
-        **_ids(replies),
-    })
+    return pa.table(
+        {
+            "messages": append_assistant(single_array(replies["prompt"]), single_array(replies["response"])),
+            **_ids(replies),
+        }
+    )
 
 
 def _which(options: ExportOptions) -> str:
     unrated = " and every unrated one" if options.include_unrated else ""
-    return (f"every liked reply{unrated}, and every reply a reviewer corrected (the flagged reply's prompt, "
-            "the correction as the reply)")
+    return (
+        f"every liked reply{unrated}, and every reply a reviewer corrected (the flagged reply's prompt, "
+        "the correction as the reply)"
+    )
 
 
 def _prompt_completion_card(options: ExportOptions) -> str:
-    return ("TRL *prompt-completion* format, conversational (`prompt`, `completion`): the conversation the model "
-            "saw up to the user message (the system message first when there was one) and the reply as a "
-            f"one-message assistant list, for {_which(options)}. `SFTTrainer` computes the loss on the completion "
-            "only.")
+    return (
+        "TRL *prompt-completion* format, conversational (`prompt`, `completion`): the conversation the model "
+        "saw up to the user message (the system message first when there was one) and the reply as a "
+        f"one-message assistant list, for {_which(options)}. `SFTTrainer` computes the loss on the completion "
+        "only."
+    )
 
 
 def _messages_card(options: ExportOptions) -> str:
-    return ("TRL *language modeling* format (`messages`, exported with `--messages`): the prompt the model saw "
-            f"plus its reply, for {_which(options)}. `SFTTrainer` computes the loss on every token of a row, the "
-            "prompt's too.")
+    return (
+        "TRL *language modeling* format (`messages`, exported with `--messages`): the prompt the model saw "
+        f"plus its reply, for {_which(options)}. `SFTTrainer` computes the loss on every token of a row, the "
+        "prompt's too."
+    )
 
 
 ID_FEATURES = Features({"conversation_id": STRING, "message_id": STRING, "corrected_id": STRING})

@@ -119,8 +119,9 @@ class PairFormat(ExportFormat):
     takes_corrections: bool = True
 
 
-def left_out_of_training(replies: ReplyVerdicts, options: ExportOptions, *,
-                         positive: np.ndarray) -> dict[str, np.ndarray]:
+def left_out_of_training(
+    replies: ReplyVerdicts, options: ExportOptions, *, positive: np.ndarray
+) -> dict[str, np.ndarray]:
     """The reasons the training formats share: ``unrated``, ``confirmed_flag`` (a reply whose flag
     a reviewer confirmed, where it would be a ``positive`` example), ``flagged`` (unless ``keep_flagged``;
     a dismissed flag does not count, nor, on a disliked reply that is not a ``positive`` example, one

@@ -61,5 +61,3 @@ class _Faults:
                         rule.remaining -= 1
                     return rule
         return None
-
-

@@ -142,11 +142,19 @@ class _HubApp:
         if not _bearer(request):
             raise HubError(401, "Invalid credentials in Authorization header")
         user = self.server.user
-        return JSONResponse({
-            "type": "user", "id": "0" * 24, "name": user, "fullname": user, "email": None,
-            "emailVerified": False, "isPro": False, "orgs": [],
-            "auth": {"type": "access_token", "accessToken": {"displayName": "test", "role": "write"}},
-        })
+        return JSONResponse(
+            {
+                "type": "user",
+                "id": "0" * 24,
+                "name": user,
+                "fullname": user,
+                "email": None,
+                "emailVerified": False,
+                "isPro": False,
+                "orgs": [],
+                "auth": {"type": "access_token", "accessToken": {"displayName": "test", "role": "write"}},
+            }
+        )
 
     async def validate_yaml(self, request: Request) -> Response:
         return JSONResponse({"errors": [], "warnings": []})
@@ -177,10 +185,19 @@ class _HubApp:
         blobs = request.query_params.get("blobs", "").lower() in ("1", "true")
         siblings = [_sibling(p, e, blobs) for p, e in sorted(commit.tree.items())]
         info = {
-            "_id": repo.repo_id.replace("/", "-"), "id": repo.repo_id, "author": repo.repo_id.split("/")[0],
-            "sha": commit.oid, "private": repo.private, "gated": False, "disabled": False,
-            "createdAt": _iso(repo.created), "lastModified": _iso(commit.time), "downloads": 0,
-            "likes": 0, "tags": [], "siblings": siblings,
+            "_id": repo.repo_id.replace("/", "-"),
+            "id": repo.repo_id,
+            "author": repo.repo_id.split("/")[0],
+            "sha": commit.oid,
+            "private": repo.private,
+            "gated": False,
+            "disabled": False,
+            "createdAt": _iso(repo.created),
+            "lastModified": _iso(commit.time),
+            "downloads": 0,
+            "likes": 0,
+            "tags": [],
+            "siblings": siblings,
         }
         return JSONResponse(info, headers={"X-Repo-Commit": commit.oid})
 
@@ -188,10 +205,16 @@ class _HubApp:
         repo = self._repo(t, owner, name, request)
         with self.store.lock:
             refs = dict(repo.refs)
-        branches = [{"name": b, "ref": f"refs/heads/{b}", "targetCommit": oid} for b, oid in refs.items()
-                    if not b.startswith(CONVERT_PREFIX)]
-        converts = [{"name": b[len(CONVERT_PREFIX):], "ref": b, "targetCommit": oid} for b, oid in refs.items()
-                    if b.startswith(CONVERT_PREFIX)]
+        branches = [
+            {"name": b, "ref": f"refs/heads/{b}", "targetCommit": oid}
+            for b, oid in refs.items()
+            if not b.startswith(CONVERT_PREFIX)
+        ]
+        converts = [
+            {"name": b[len(CONVERT_PREFIX) :], "ref": b, "targetCommit": oid}
+            for b, oid in refs.items()
+            if b.startswith(CONVERT_PREFIX)
+        ]
         return JSONResponse({"branches": branches, "converts": converts, "tags": [], "pullRequests": []})
 
     async def branch(self, request: Request, t: str, owner: str, name: str, rev: str) -> Response:
@@ -258,8 +281,13 @@ class _HubApp:
             head = repo.resolve(rev)
             history = repo.history(head)
         items = [
-            {"id": c.oid, "title": c.summary, "message": c.description, "date": _iso(c.time),
-             "authors": [{"user": self.server.user}]}
+            {
+                "id": c.oid,
+                "title": c.summary,
+                "message": c.description,
+                "date": _iso(c.time),
+                "authors": [{"user": self.server.user}],
+            }
             for c in history
         ]
         return _paginated(request, items, self.server.commits_page_size, {"X-Repo-Commit": head.oid})
@@ -287,8 +315,12 @@ class _HubApp:
         remote_oid = None
         if current is not None:
             remote_oid = current.lfs_sha256 or current.oid
-        return {"path": file["path"], "uploadMode": "lfs" if is_lfs else "regular",
-                "shouldIgnore": False, "oid": remote_oid}
+        return {
+            "path": file["path"],
+            "uploadMode": "lfs" if is_lfs else "regular",
+            "shouldIgnore": False,
+            "oid": remote_oid,
+        }
 
     async def commit(self, request: Request, t: str, owner: str, name: str, rev: str) -> Response:
         repo = self._repo(t, owner, name, request)
@@ -312,8 +344,9 @@ class _HubApp:
                 href = f"{self.server.endpoint}/lfs-objects/{obj['oid']}"
                 item.update(authenticated=True, actions={"upload": {"href": href}})
             objects.append(item)
-        return JSONResponse({"transfer": "basic", "objects": objects, "hash_algo": "sha256"},
-                            media_type="application/vnd.git-lfs+json")
+        return JSONResponse(
+            {"transfer": "basic", "objects": objects, "hash_algo": "sha256"}, media_type="application/vnd.git-lfs+json"
+        )
 
     async def lfs_put(self, request: Request, sha256: str) -> Response:
         data = await request.body()
@@ -387,10 +420,11 @@ def _list_tree(commit: Commit, path: str, recursive: bool) -> list[dict[str, Any
     prefix = f"{path}/" if path else ""
 
     def wanted(candidate: str) -> bool:
-        return candidate.startswith(prefix) and (recursive or "/" not in candidate[len(prefix):])
+        return candidate.startswith(prefix) and (recursive or "/" not in candidate[len(prefix) :])
 
-    dirs = [{"type": "directory", "oid": oid, "size": 0, "path": d} for d, oid in sorted(directories.items())
-            if wanted(d)]
+    dirs = [
+        {"type": "directory", "oid": oid, "size": 0, "path": d} for d, oid in sorted(directories.items()) if wanted(d)
+    ]
     files = [entry.to_json(p) for p, entry in sorted(tree.items()) if wanted(p)]
     return dirs + files
 
@@ -411,8 +445,12 @@ def _paginated(request: Request, items: list, page_size: int, headers: dict[str,
 def _file_response(path: Path, entry: Entry, commit_oid: str, request: Request) -> Response:
     """The content answer of /resolve: full or ranged (206/416); HEAD gets headers only."""
     etag = entry.lfs_sha256 or entry.oid
-    headers = {"ETag": f'"{etag}"', "X-Repo-Commit": commit_oid, "Accept-Ranges": "bytes",
-               "Content-Type": "application/octet-stream"}
+    headers = {
+        "ETag": f'"{etag}"',
+        "X-Repo-Commit": commit_oid,
+        "Accept-Ranges": "bytes",
+        "Content-Type": "application/octet-stream",
+    }
     start, end, status = 0, entry.size - 1, 200
     range_header = request.headers.get("range")
     if range_header:
@@ -444,5 +482,3 @@ def _parse_range(value: str, size: int) -> tuple[int, int] | None:
     if start >= size or start > end:
         return None
     return start, end
-
-

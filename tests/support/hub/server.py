@@ -55,9 +55,18 @@ class HubServer:
     Write requests are: repo create/delete, preupload, commit, LFS batch and LFS object PUT.
     """
 
-    def __init__(self, root: Path, *, host: str = "127.0.0.1", port: int = 0, user: str = "test-user",
-                 tree_page_size: int = 1000, commits_page_size: int = 50,
-                 lfs_threshold: int | None = 10 * 1024 * 1024, require_token: bool = True):
+    def __init__(
+        self,
+        root: Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        user: str = "test-user",
+        tree_page_size: int = 1000,
+        commits_page_size: int = 50,
+        lfs_threshold: int | None = 10 * 1024 * 1024,
+        require_token: bool = True,
+    ):
         self.store = HubStore(Path(root))
         self.host, self.port, self.user = host, port, user
         self.tree_page_size, self.commits_page_size = tree_page_size, commits_page_size
@@ -86,8 +95,14 @@ class HubServer:
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
         self.endpoint = f"http://{self.host}:{self.port}"
-        config = uvicorn.Config(_HubApp(self), log_level="warning", access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=2, timeout_keep_alive=30)
+        config = uvicorn.Config(
+            _HubApp(self),
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=2,
+            timeout_keep_alive=30,
+        )
         started = threading.Event()
         self._server = _Uvicorn(config, started)
         self._thread = threading.Thread(target=self._serve, args=(sock,), name="hubserver", daemon=True)
@@ -120,8 +135,15 @@ class HubServer:
         self.stop()
 
     # ---- faults
-    def fail(self, status: int, *, times: int | None = None, paths: str | None = None,
-             reads: bool = False, retry_after: float | None = None) -> None:
+    def fail(
+        self,
+        status: int,
+        *,
+        times: int | None = None,
+        paths: str | None = None,
+        reads: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
         """Answer ``status`` to the next ``times`` write requests (all, until cleared, if None).
 
         ``paths`` is a regex searched in the decoded URL path to narrow the requests;
@@ -133,8 +155,7 @@ class HubServer:
         pattern = re.compile(paths) if paths else None
         self._faults.add(_Rule(status, 0.0, times, pattern, reads, retry_after))
 
-    def hang(self, seconds: float, *, times: int | None = None, paths: str | None = None,
-             reads: bool = False) -> None:
+    def hang(self, seconds: float, *, times: int | None = None, paths: str | None = None, reads: bool = False) -> None:
         """Delay the answers of the next ``times`` write requests by ``seconds`` (a slow Hub).
 
         Other requests are served meanwhile; :meth:`clear_faults` or :meth:`stop` release the
@@ -203,8 +224,15 @@ class HubServer:
                 raise KeyError(f"{repo_id}@{revision}") from None
         return {path: self.store.read(entry) for path, entry in sorted(tree.items())}
 
-    def convert_branch(self, repo_id: str, files: dict[str, bytes], *, name: str = "parquet",
-                       revision: str = "main", repo_type: str = "dataset") -> str:
+    def convert_branch(
+        self,
+        repo_id: str,
+        files: dict[str, bytes],
+        *,
+        name: str = "parquet",
+        revision: str = "main",
+        repo_type: str = "dataset",
+    ) -> str:
         """Do what the Hub's dataset viewer does after a commit: make ``refs/convert/<name>`` (from
         ``revision``'s commit when it does not exist yet) and commit ``files`` to it (its converted copy
         of the data); returns the new commit oid. Raises KeyError if the repo does not exist."""
@@ -215,8 +243,10 @@ class HubServer:
             repo = self._repo_or_key_error(repo_id, repo_type)
             if branch not in repo.refs:
                 self.store.set_ref(repo, branch, repo.resolve(revision).oid)
-            ops = [("file", {"path": path, "content": base64.b64encode(data).decode(), "encoding": "base64"})
-                   for path, data in files.items()]
+            ops = [
+                ("file", {"path": path, "content": base64.b64encode(data).decode(), "encoding": "base64"})
+                for path, data in files.items()
+            ]
             return self.store.commit(repo, branch, {"summary": "Update parquet files"}, ops).oid
 
     def head(self, repo_id: str, branch: str = "main", repo_type: str = "dataset") -> str:

@@ -112,16 +112,24 @@ class Commit:
     def to_record(self) -> dict[str, Any]:
         """One line of the on-disk commit log (the tree is stored as changes to the parent's)."""
         return {
-            "oid": self.oid, "parent": self.parent, "branch": self.branch, "summary": self.summary,
-            "description": self.description, "time": self.time, "bytesUploaded": self.bytes_uploaded,
+            "oid": self.oid,
+            "parent": self.parent,
+            "branch": self.branch,
+            "summary": self.summary,
+            "description": self.description,
+            "time": self.time,
+            "bytesUploaded": self.bytes_uploaded,
             "changes": {p: (e.to_record() if e else None) for p, e in self.changes.items()},
         }
 
     def summary_dict(self) -> dict[str, Any]:
         """The observation shape returned by :meth:`HubServer.commits`."""
         return {
-            "oid": self.oid, "parent": self.parent, "summary": self.summary,
-            "description": self.description, "time": self.time,
+            "oid": self.oid,
+            "parent": self.parent,
+            "summary": self.summary,
+            "description": self.description,
+            "time": self.time,
             "files_added": sum(1 for e in self.changes.values() if e is not None),
             "files_deleted": sum(1 for e in self.changes.values() if e is None),
             "bytes_uploaded": self.bytes_uploaded,
@@ -145,8 +153,8 @@ class Repo:
 
         Raises HubError 404 ``RevisionNotFound`` when nothing matches.
         """
-        if revision.startswith("refs/heads/") and revision[len("refs/heads/"):] in self.refs:
-            revision = revision[len("refs/heads/"):]  # a branch by its full ref name
+        if revision.startswith("refs/heads/") and revision[len("refs/heads/") :] in self.refs:
+            revision = revision[len("refs/heads/") :]  # a branch by its full ref name
         if revision in self.refs:
             return self.commits[self.refs[revision]]
         if revision in self.commits:
@@ -218,8 +226,15 @@ class HubStore:
         parent = repo.commits[record["parent"]] if record["parent"] else None
         changes = {p: (Entry.from_record(e) if e else None) for p, e in record["changes"].items()}
         commit = Commit(
-            record["oid"], record["parent"], record["branch"], record["summary"], record["description"],
-            record["time"], _apply(parent.tree if parent else {}, changes), changes, record["bytesUploaded"],
+            record["oid"],
+            record["parent"],
+            record["branch"],
+            record["summary"],
+            record["description"],
+            record["time"],
+            _apply(parent.tree if parent else {}, changes),
+            changes,
+            record["bytesUploaded"],
         )
         repo.commits[commit.oid] = commit
         repo.refs[commit.branch] = commit.oid
@@ -315,8 +330,9 @@ class HubStore:
             changes, regular = self._changes(head.tree, ops)
             claimed = {e.lfs_sha256 for e in changes.values() if e and e.lfs_sha256} & self.unclaimed_lfs
             lfs = sum(e.size for e in changes.values() if e and e.lfs_sha256 in claimed)
-            commit = self._add_commit(repo, branch, header.get("summary") or "",
-                                      header.get("description") or "", changes, regular + lfs)
+            commit = self._add_commit(
+                repo, branch, header.get("summary") or "", header.get("description") or "", changes, regular + lfs
+            )
             self.unclaimed_lfs -= claimed
             self.regular_bytes += regular
             return commit
@@ -372,14 +388,32 @@ class HubStore:
             repo.collect_garbage()
             return commit
 
-    def _add_commit(self, repo: Repo, branch: str, summary: str, description: str,
-                    changes: dict[str, Entry | None], uploaded: int, *, root: bool = False) -> Commit:
+    def _add_commit(
+        self,
+        repo: Repo,
+        branch: str,
+        summary: str,
+        description: str,
+        changes: dict[str, Entry | None],
+        uploaded: int,
+        *,
+        root: bool = False,
+    ) -> Commit:
         parent = repo.commits[repo.refs[branch]] if branch in repo.refs and not root else None
         now = time.time()
         seed = json.dumps([parent.oid if parent else None, branch, summary, now, sorted(changes)])
         oid = hashlib.sha1(seed.encode() + os.urandom(16)).hexdigest()
-        commit = Commit(oid, parent.oid if parent else None, branch, summary, description, now,
-                        _apply(parent.tree if parent else {}, changes), changes, uploaded)
+        commit = Commit(
+            oid,
+            parent.oid if parent else None,
+            branch,
+            summary,
+            description,
+            now,
+            _apply(parent.tree if parent else {}, changes),
+            changes,
+            uploaded,
+        )
         with open(repo.directory / "commits.jsonl", "a") as log:
             log.write(json.dumps(commit.to_record()) + "\n")
         repo.commits[oid] = commit
@@ -420,5 +454,3 @@ def _directories(tree: dict[str, Entry]) -> dict[str, str]:
             directory = "/".join(parts[:depth])
             hashers.setdefault(directory, hashlib.sha1()).update(f"{path}\0{tree[path].oid}\n".encode())
     return {d: h.hexdigest() for d, h in hashers.items()}
-
-
