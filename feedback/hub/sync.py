@@ -29,6 +29,7 @@ The policy:
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -478,11 +479,18 @@ class HubSync:
 
     def _compact_loop(self, scheduler: FeedbackScheduler) -> None:
         """Compact the repo every :attr:`compact_hours` until :meth:`close` (a daemon thread: an exit
-        never waits for it; a compaction cut short leaves the repo as its last commit left it)."""
+        never waits for it; a compaction cut short leaves the repo as its last commit left it). The first
+        run waits for a push to finish first, so it compacts what this data dir had at start too."""
         from feedback.hub.compact import compact_repo
 
-        delay = COMPACT_FIRST_SECONDS
+        delay, first = COMPACT_FIRST_SECONDS, True
         while not self._closing.wait(delay):
+            if first:
+                first = False
+                with contextlib.suppress(Exception):  # a failed push is logged by the push itself
+                    scheduler.trigger().result(timeout=max(60.0, self.every * 60))
+                if self._closing.is_set():
+                    return
             try:
                 compact_repo(self.repo_id, api=scheduler.api)
             except Exception as error:  # noqa: BLE001 - the next run tries again
