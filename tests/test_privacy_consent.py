@@ -307,3 +307,19 @@ def test_a_page_whose_session_expired_asks_again_and_records_nothing_meanwhile(t
     with pytest.raises(AssertionError, match="reload the page"):
         expired.send("after expiry 4b7c")  # Gradio's chat history is gone too: a new conversation
     assert b"4b7c" not in everything_in(data)
+
+
+def test_required_a_conversation_never_answered_stays_unrecorded_as_it_goes_on(tmp_path):
+    """Its turns live in memory only: going on with it (a second turn, a rating, a retry) is no sign of
+    consent; only turns found in the data dir (written before a restart) are."""
+    data = tmp_path / "data"
+    api, _ = api_on(data, "required")
+    first = chat(api, "no answer given")
+    cid = first["conversation_id"]
+    api.rate(cid, first["message_id"], "like")
+    second = chat(api, "still no answer", cid)
+    assert second["turn_index"] == 1  # the conversation went on
+    api.flag(cid, second["message_id"], ["Harmful"])
+    *_, again = api.regenerate(cid, second["message_id"])
+    assert again["done"]
+    assert cid.encode() not in everything_in(data) and b"no answer" not in everything_in(data)
