@@ -95,9 +95,20 @@ def load_dataset_rows(hub: HubServer, tmp_path: Path, repo_id: str, configs: tup
 @pytest.fixture
 def pushed(hub, tmp_path) -> tuple[str, list]:
     """Three days of records (the middle one of 120 shards per kind) pushed to a repo with its card."""
+    return push_days(hub, tmp_path, ((-3, 4), (-2, 120), (0, 3)))
+
+
+@pytest.fixture
+def pushed_small(hub, tmp_path) -> tuple[str, list]:
+    """Three days of records (the middle one of 12 shards per kind) pushed to a repo with its card."""
+    return push_days(hub, tmp_path, ((-3, 4), (-2, 12), (0, 3)))
+
+
+def push_days(hub, tmp_path: Path, days: tuple[tuple[int, int], ...]) -> tuple[str, list]:  # noqa: ANN001
+    """``(day offset from TODAY, shards per kind)`` written and pushed to ``test-user/logs`` with its card."""
     data_dir = tmp_path / "data"
     records = []
-    for offset, shards in ((-3, 4), (-2, 120), (0, 3)):
+    for offset, shards in days:
         records += write_day(data_dir, TODAY + timedelta(days=offset), shards)
     (data_dir / "README.md").write_text(dataset_card(repo_id="test-user/logs", license="other", consent="ok"))
     push_folder(data_dir, "test-user/logs", api=api(hub))
@@ -290,14 +301,14 @@ def test_the_compact_command(hub, tmp_path, pushed):
     assert bad.returncode == 1 and "is not a Hub dataset repo id" in bad.stdout
 
 
-def test_large_files_are_read_by_row_group_and_span(hub, tmp_path, pushed, monkeypatch):
+def test_large_files_are_read_by_row_group_and_span(hub, tmp_path, pushed_small, monkeypatch):
     """Every file treated as large: merged a row group at a time, read by byte spans (footer, row groups)."""
     from feedback.hub import compact, remote
 
     monkeypatch.setattr(remote, "WHOLE_FILE_BYTES", 0)
     monkeypatch.setattr(compact, "WHOLE_FILE_BYTES", 0)
     monkeypatch.setattr(remote, "FOOTER_BYTES", 64)  # the footer needs a second read
-    repo_id, records = pushed
+    repo_id, records = pushed_small
     report = compact_repo(repo_id, api=api(hub), today=TODAY)
     assert report.merged and repo_state(hub, repo_id) == as_state(records)
     assert report.flagged_rows == len(build_queue(records))
