@@ -28,6 +28,7 @@ from typing import Annotated
 
 import httpx2
 from huggingface_hub import HfApi, get_session, get_token, set_client_factory
+from huggingface_hub.errors import HfHubHTTPError
 from pydantic import TypeAdapter, ValidationError
 
 from feedback.redaction import redact_secrets, register_secret
@@ -92,6 +93,12 @@ def hub_endpoint() -> str | None:
 def hub_api(token: str | None) -> HfApi:
     """An ``HfApi`` for :func:`hub_endpoint` sending ``token`` (see :func:`hub_token`)."""
     return HfApi(endpoint=hub_endpoint(), token=token)
+
+
+def refused_by_concurrent_change(error: HfHubHTTPError) -> bool:
+    """True when the Hub refused a commit because the repo changed meanwhile (its files or parent commit:
+    404, 409, 412); compaction and erasure then start again from the new head."""
+    return error.response is not None and error.response.status_code in (404, 409, 412)
 
 
 def failure_reason(error: BaseException) -> str:

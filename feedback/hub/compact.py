@@ -40,11 +40,13 @@ from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 from huggingface_hub.errors import HfHubHTTPError
 from loguru import logger
 
+from feedback.hub.client import refused_by_concurrent_change
 from feedback.hub.flagged import FLAGGED_FEATURES, flagged_table
 from feedback.hub.layout import (
     COMPACTED_MARK,
     DEFAULT_ROW_GROUP_ROWS,
     FLAGGED,
+    MAX_COMMIT_FILES,
     PARQUET,
     ROW_GROUP_ROWS,
     ordered,
@@ -55,8 +57,6 @@ from feedback.hub.layout import (
 from feedback.hub.remote import PARALLEL_READS, WHOLE_FILE_BYTES, HubRepo, HubSource
 from schemas.records import RECORD_TYPES
 
-MAX_COMMIT_FILES = 100
-"""Files one commit may add and delete together."""
 MERGED_BYTES = 512 << 20
 """A merged file holds at most this many bytes of source files (a day larger than that keeps several)."""
 FLAGGED_ROWS_PER_FILE = 100_000
@@ -204,7 +204,7 @@ def _commit(repo: HubRepo, operations: list, message: str) -> object | None:
     try:
         return repo.api.create_commit(repo.repo_id, repo_type="dataset", operations=operations, commit_message=message)
     except HfHubHTTPError as error:
-        if error.response is None or error.response.status_code not in (404, 409, 412):
+        if not refused_by_concurrent_change(error):
             raise
         logger.info("the repo changed meanwhile (another compaction?), left for the next run: {}", error)
         return None

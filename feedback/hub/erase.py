@@ -58,11 +58,12 @@ from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError
 from loguru import logger
 
-from feedback.hub.client import failure_reason
+from feedback.hub.client import failure_reason, refused_by_concurrent_change
 from feedback.hub.layout import (
     COMPACTED_MARK,
     DEFAULT_ROW_GROUP_ROWS,
     FLAGGED,
+    MAX_COMMIT_FILES,
     PARQUET,
     ROW_GROUP_ROWS,
     ordered,
@@ -72,8 +73,6 @@ from feedback.hub.remote import PARALLEL_READS, HubRepo
 from feedback.store import FILES_DIR
 from schemas.records import RECORD_TYPES, is_valid_id
 
-MAX_COMMIT_FILES = 100
-"""Files one commit adds and deletes together at most (the Hub's recommendation)."""
 ERASED_MARK = "~e"
 """Added (with a content hash) to the name of a per-shard file rewritten by an erasure."""
 DELETIONS = "deletions"
@@ -387,10 +386,6 @@ def _chunks(groups: list[list], limit: int) -> list[list]:
     return commits
 
 
-def _refused_by_concurrent_change(error: HfHubHTTPError) -> bool:
-    return error.response is not None and error.response.status_code in (404, 409, 412)
-
-
 def erase_from_repo(
     repo_id: str,
     conversation_ids: Iterable[str],
@@ -443,7 +438,7 @@ def erase_from_repo(
             _commit_plan(repo, plan, ids, pending_add, result, message)
             break
         except HfHubHTTPError as error:
-            if not _refused_by_concurrent_change(error) or attempt == ATTEMPTS - 1:
+            if not refused_by_concurrent_change(error) or attempt == ATTEMPTS - 1:
                 raise
             logger.info(
                 "the repo {} changed meanwhile, erasing again from its new head: {}", repo_id, failure_reason(error)

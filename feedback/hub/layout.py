@@ -32,6 +32,9 @@ import pyarrow.parquet as pq
 from schemas.records import RECORD_TYPES
 
 PARQUET = ".parquet"
+MAX_COMMIT_FILES = 100
+"""No commit carries more files (added and deleted together) than this: the Hub's recommendation. The
+sync splits a larger push, compaction merges at most one less, an erasure splits a larger change."""
 UNDATED = "undated"
 """The partition of a shard whose name does not start with its UTC start time."""
 COMPACTED_MARK = "~c"

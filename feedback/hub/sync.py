@@ -54,6 +54,7 @@ from feedback.hub.files import (
     scan_folder,
     write_card,
 )
+from feedback.hub.layout import MAX_COMMIT_FILES
 from feedback.redaction import register_secret
 from feedback.store import FILES_DIR, FeedbackStore
 from schemas.records import RECORD_TYPES
@@ -65,8 +66,6 @@ if TYPE_CHECKING:
 
 FINAL_PUSH_SECONDS = 15.0
 """How long :meth:`HubSync.close` waits for the final push by default (seconds)."""
-MAX_COMMIT_FILES = 100
-"""No commit carries more files than this (the Hub's recommendation); a push of more is split."""
 COMPACT_HOURS = 24.0
 """How often a running app compacts its repo (:mod:`feedback.hub.compact`), in hours."""
 COMPACT_FIRST_SECONDS = 15 * 60.0

@@ -31,8 +31,7 @@ from feedback.hub.files import (
     scan_folder,
     write_card,
 )
-from feedback.hub.layout import is_record_file, stem
-from feedback.hub.sync import MAX_COMMIT_FILES
+from feedback.hub.layout import MAX_COMMIT_FILES, is_record_file, stem
 from schemas.records import RECORD_TYPES
 from schemas.settings import DEFAULT_NOTICE
 
