@@ -436,7 +436,7 @@ class TurnIndex:
                 _advance(db, key, offset, end)
         self._report_tail(path, end)
         if ids:
-            self._forget_in_memory(ids)
+            self.forget_in_memory(*ids)
         return 0
 
     def _report_tail(self, path: Path, end: int) -> None:
@@ -499,13 +499,10 @@ class TurnIndex:
                 for statement in _FORGET:
                     self._db.execute(statement, (conversation_id,))
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        self._forget_in_memory([conversation_id])
+        self.forget_in_memory(conversation_id)
 
-    def forget_in_memory(self, conversation_id: str) -> None:
-        """Forget a conversation kept in memory only (its turns were kept out of the data dir)."""
-        self._forget_in_memory([conversation_id])
-
-    def _forget_in_memory(self, conversation_ids: Iterable[str]) -> None:
+    def forget_in_memory(self, *conversation_ids: str) -> None:
+        """Forget conversations kept in memory only (their turns were kept out of the data dir)."""
         with self._lock:
             for conversation_id in conversation_ids:
                 self._memory.forget(conversation_id)

@@ -105,7 +105,7 @@ def _delete_local(data_dir: Path, ids: list[str]) -> int:
 def _delete_local_unused(data_dir: Path, ids: list[str]) -> int:
     """:func:`_delete_local` with the data dir's in-use lock held."""
     from feedback.hub.files import LEDGER_DIR, ErasureLedger, PushLedger, mark_erased
-    from feedback.privacy.deletion import ERASED_LEDGER, erase_local
+    from feedback.privacy.deletion import erase_local, note_erased
     from feedback.recorder import FeedbackRecorder
     from feedback.store import FeedbackStore
     from schemas.records import Deletion
@@ -124,10 +124,8 @@ def _delete_local_unused(data_dir: Path, ids: list[str]) -> int:
             return 1
         for cid in ids:
             recorder.write(Deletion(conversation_id=cid, requested_by="operator"))
-            index.forget(cid)
-        local = erase_local(store, ids, index=index)
-        with open(data_dir / ERASED_LEDGER, "a", encoding="utf-8") as handle:  # the app's Eraser: done
-            handle.write("".join(f"{cid}\n" for cid in ids))
+        local = erase_local(store, ids, index=index)  # the index forgets them first
+        note_erased(data_dir, ids)  # the app's Eraser: done
         repos = []
         for ledger_file in sorted((data_dir / LEDGER_DIR).glob("*.tsv")):
             repo_id = ledger_file.stem.replace("__", "/", 1)

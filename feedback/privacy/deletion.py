@@ -107,6 +107,17 @@ def _locked(data_dir: Path, operation: int) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
+def note_erased(data_dir: Path, conversation_ids: Iterable[str]) -> None:
+    """Add conversations to the data dir's ledger of erasures done (:data:`ERASED_LEDGER`), so a later
+    start does not erase them again; a failure to write is logged (the erasure is then done again)."""
+    ledger = Path(data_dir) / ERASED_LEDGER
+    try:
+        with open(ledger, "a", encoding="utf-8") as handle:
+            handle.write("".join(f"{cid}\n" for cid in sorted(conversation_ids)))
+    except OSError as error:
+        logger.warning("cannot write {} ({}): the erasure is done again at the next start", ledger, error)
+
+
 class NothingToDelete(FeedbackError):
     """The conversation has no record in this data dir (never written, e.g. no consent, or unknown)."""
 
@@ -357,32 +368,24 @@ class Eraser:
         self._submit(frozenset({conversation_id}))
         return written
 
-    def erase(self, conversation_ids: Iterable[str]) -> None:
-        """Queue an erasure of conversations already deleted elsewhere (e.g. a deletion record of another
-        replica); returns at once."""
-        ids = frozenset(conversation_ids)
-        for conversation_id in ids:
-            self.recorder.index.forget(conversation_id)
-        if ids:
-            self._submit(ids)
-
     def _submit(self, ids: frozenset[str]) -> None:
         with self._lock:
             if self._closed:
                 logger.warning("erasure of {} left for the next start: the app is stopping", sorted(ids))
                 return
             self._queue.put(ids)
-            if self._worker is None:
-                self._worker = threading.Thread(target=self._work, name="conversation-eraser", daemon=True)
-                self._worker.start()
+            self._start_locked()
 
     def start(self) -> None:
         """Start the worker now (it finishes erasures an earlier run left); otherwise the first
         :meth:`forget` starts it."""
         with self._lock:
-            if self._worker is None and not self._closed:
-                self._worker = threading.Thread(target=self._work, name="conversation-eraser", daemon=True)
-                self._worker.start()
+            self._start_locked()
+
+    def _start_locked(self) -> None:
+        if self._worker is None and not self._closed:
+            self._worker = threading.Thread(target=self._work, name="conversation-eraser", daemon=True)
+            self._worker.start()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until every erasure queued so far is done (at most ``timeout`` seconds); True when done."""
@@ -430,8 +433,9 @@ class Eraser:
                     self.recorder.store.root,
                 )
                 return
-        self.last_erasure = report if isinstance(report, LocalErasure) else self.last_erasure
-        self._note_erased(ids)
+        self.last_erasure = report
+        self._erased().update(ids)
+        note_erased(self.recorder.store.root, ids)
 
     def _erased(self) -> set[str]:
         if self._done is None:
@@ -440,14 +444,7 @@ class Eraser:
                 self._done = set(self.ledger.read_text(encoding="utf-8").split())
         return self._done
 
-    def _note_erased(self, ids: frozenset[str]) -> None:
-        self._erased().update(ids)
-        try:
-            with open(self.ledger, "a", encoding="utf-8") as handle:
-                handle.write("".join(f"{cid}\n" for cid in sorted(ids)))
-        except OSError as error:
-            logger.warning("cannot write {} ({}): the erasure is done again at the next start", self.ledger, error)
-
     def _unfinished(self) -> frozenset[str]:
-        """Deleted conversations (deletion records in this data dir) not in the ledger of erasures done."""
+        """Every conversation a deletion record of this data dir names (the worker leaves out those already
+        in the ledger of erasures done)."""
         return frozenset({record.conversation_id for record in self.recorder.store.iter_records(Deletion.kind)})
