@@ -113,7 +113,8 @@ def free_port() -> int:
 
 
 class AppProcess:
-    """``python app.py`` in its own process, configured by environment, on a free port."""
+    """``python app.py`` in its own process, configured by environment, on a free port. ``data`` is its data
+    dir (``FEEDBACK_DATA_DIR``, else None). As a context manager: started, then terminated."""
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         import subprocess
@@ -122,6 +123,7 @@ class AppProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
+        self.data = Path(env["FEEDBACK_DATA_DIR"]) if env.get("FEEDBACK_DATA_DIR") else None
         full_env = {**os.environ, **env, "GRADIO_SERVER_PORT": str(self.port), "GRADIO_SERVER_NAME": "127.0.0.1"}
         self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
@@ -148,6 +150,12 @@ class AppProcess:
             except httpx.HTTPError:
                 time.sleep(0.1)
         raise TimeoutError(f"app not ready after {timeout} s:\n{self.log()}")
+
+    def __enter__(self) -> AppProcess:
+        return self.wait_ready()
+
+    def __exit__(self, *_: object) -> None:
+        self.terminate(60)
 
     def wait_exit(self, timeout: float = 120) -> tuple[int, str]:
         """Wait for an app that is expected to stop by itself (e.g. a refused start); returns its exit

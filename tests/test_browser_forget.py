@@ -48,12 +48,8 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]:
         "FEEDBACK_REVIEW_AUTH": f"{REVIEWER[0]}:{REVIEWER[1]}",
         "HF_HUB_OFFLINE": "1",
     }
-    process = AppProcess(env, folder / "app.log").wait_ready()
-    process.data = folder / "data"  # type: ignore[attr-defined]
-    try:
+    with AppProcess(env, folder / "app.log") as process:
         yield process
-    finally:
-        process.terminate(60)
 
 
 class ChatPage:

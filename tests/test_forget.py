@@ -35,12 +35,8 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]:
         "FEEDBACK_REVIEWERS": "ann",
         "HF_HUB_OFFLINE": "1",
     }
-    process = AppProcess(env, folder / "app.log").wait_ready()
-    process.data = folder / "data"  # type: ignore[attr-defined]
-    try:
+    with AppProcess(env, folder / "app.log") as process:
         yield process
-    finally:
-        process.terminate(60)
 
 
 @pytest.fixture
