@@ -23,7 +23,7 @@ from loguru import logger
 from feedback.chat import PendingTurn, TextStream, log_failure
 from feedback.errors import FeedbackError, SaveError, refusal
 from feedback.privacy.consent import ConsentGate, check_consent
-from feedback.privacy.deletion import Eraser, NothingToDelete
+from feedback.privacy.deletion import Eraser
 from feedback.recorder import FeedbackRecorder, history_messages
 from feedback.responders.errors import ResponderError
 from feedback.web.inputs import ExtraInputs
@@ -164,9 +164,6 @@ class ChatAPI:
                 raise FeedbackError("conversation_id is required: the id of the conversation to delete")
             if not isinstance(conversation_id, str):
                 raise FeedbackError(f"conversation_id must be a string, not {type(conversation_id).__name__}")
-            assert self.consent is not None
-            if declined_unrecorded(self.consent, conversation_id):
-                raise NothingToDelete(f"nothing of conversation {conversation_id} is recorded: its user declined")
             self.eraser_or_new().forget(conversation_id, requested_by="user")
             return {"conversation_id": conversation_id, "deleted": True}
 
@@ -270,12 +267,6 @@ class ChatAPI:
         endpoint.__signature__ = inspect.Signature(ordered, return_annotation=Iterator[dict[str, Any]])  # type: ignore[attr-defined]
         endpoint.__annotations__ = {**{p.name: p.annotation for p in ordered}, "return": Iterator[dict[str, Any]]}
         return endpoint
-
-
-def declined_unrecorded(consent: ConsentGate, conversation_id: str) -> bool:
-    """True when the conversation's user declined (in this process) before anything of it was
-    written: there is nothing to delete. A withdrawal (declined after records were written) is not."""
-    return consent.status(conversation_id) is False and conversation_id not in consent.withdrawn()
 
 
 def uploaded_path(file: object) -> Path:

@@ -30,7 +30,7 @@ from feedback.recorder import FeedbackRecorder
 from feedback.responders.base import Responder
 from feedback.responders.errors import ResponderError
 from feedback.store import FeedbackStore
-from feedback.web.api import ChatAPI, declined_unrecorded, uploaded_path
+from feedback.web.api import ChatAPI, uploaded_path
 from feedback.web.callbacks import DISLIKE, LIKE, option_from_like
 from feedback.web.inputs import ExtraInputs
 from feedback.web.messages import (
@@ -574,9 +574,8 @@ class FeedbackChatInterface(gr.ChatInterface):
         message = NOTHING_TO_FORGET
         try:
             self.turns.resume(session, history)
-            if not declined_unrecorded(self.consent, session.conversation_id):
-                self.eraser.forget(session.conversation_id, requested_by="user")
-                message = FORGOTTEN
+            self.eraser.forget(session.conversation_id, requested_by="user")  # NothingToDelete: nothing on disk
+            message = FORGOTTEN
         except NothingToDelete:  # nothing to delete: a new conversation all the same
             if self.recorder.index.is_deleted(session.conversation_id, wait=False):
                 message = ALREADY_FORGOTTEN  # from another tab, or by a reviewer
