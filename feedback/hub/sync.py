@@ -55,6 +55,7 @@ from feedback.hub.files import (
     write_card,
 )
 from feedback.hub.layout import MAX_COMMIT_FILES
+from feedback.privacy.deletion import LocalErasure, erase_local
 from feedback.redaction import register_secret
 from feedback.store import FILES_DIR, FeedbackStore
 from schemas.records import RECORD_TYPES
@@ -62,7 +63,6 @@ from schemas.records import RECORD_TYPES
 if TYPE_CHECKING:
     from feedback.hub.erase import RepoErasure
     from feedback.index import TurnIndex
-    from feedback.privacy.deletion import LocalErasure
 
 FINAL_PUSH_SECONDS = 15.0
 """How long :meth:`HubSync.close` waits for the final push by default (seconds)."""
@@ -256,7 +256,7 @@ class FeedbackScheduler(CommitScheduler):
             ids |= _conversations_of(repo, path)
         fresh = ids - self.erasures.applied
         if fresh:
-            local = _erase_local(self.store, fresh, self.index)
+            local = erase_local(self.store, fresh, index=self.index)
             touched = mark_erased(local.rewritten, local.removed, self.ledger, self.last_uploaded)
             for path in local.files:
                 self.last_uploaded.pop(self.store.root / path, None)
@@ -340,12 +340,6 @@ def _conversations_of(repo: object, path: str) -> set[str]:
                 ids.add(record["conversation_id"])
         return ids
     return {cid for cid in repo.read_columns(path, ["conversation_id"]).column(0).to_pylist() if cid}
-
-
-def _erase_local(store: FeedbackStore, ids: set[str], index: TurnIndex | None) -> LocalErasure:
-    from feedback.privacy.deletion import erase_local
-
-    return erase_local(store, ids, index=index)
 
 
 def _describe(files: list[FileToUpload]) -> str:
@@ -531,7 +525,7 @@ class HubSync:
             live = scheduler is not None and not scheduler.stopped
             if live:
                 scheduler.push_locked()  # the deletion records (and whatever else is pending) first
-            local = _erase_local(self.store, set(ids), self.index)
+            local = erase_local(self.store, ids, index=self.index)
             ledger = scheduler.ledger if scheduler is not None else PushLedger(self.store.root, self.repo_id)
             uploaded = scheduler.last_uploaded if scheduler is not None else None
             mark_erased(local.rewritten, local.removed, ledger, uploaded)
