@@ -10,7 +10,7 @@ from support.records import make_turn
 
 from feedback.export import FORMATS, Export, ExportOptions, export_records
 from feedback.export import formats as registry
-from feedback.export.replies import reply_statuses
+from feedback.export.engine import status_case
 from schemas.records import Flag, Rating, Turn
 
 CID = "conversation-1"
@@ -58,7 +58,7 @@ def test_rows_have_exactly_the_spec_columns(log, fmt, include_ids):
 
 def test_a_reason_outside_the_statuses_is_refused():
     with pytest.raises(ValueError, match="unknown reasons to leave a reply out: \\['too_long'\\]"):
-        reply_statuses({"too_long": []}, 0)
+        status_case({"too_long": "true"})
 
 
 ORPO = '''

@@ -1,27 +1,21 @@
 """Records in, an :class:`Export` out: the one pipeline behind the CLI, the notebook API and the tests.
 
-1. ratings, flags, reviews and deletions are read whole (they are small) and judged by ``feedback.rules``:
-   latest rating, flag summary, latest review, deleted conversations (every record of one is left out);
-2. turns are read shard by shard, two shards at a time; each shard keeps only its candidate
-   replies, and (a format with one row per reply: SFT, KTO, flags) turns them into serialized
-   rows right away;
-3. (a paired format: DPO) the candidate replies of all shards are paired, then turned into rows;
-4. rows go through one :class:`~feedback.export.rows.RowWriter`, in log order: copies of a reply
-   and identical rows are dropped (the kept row counts the conversations that gave it), each row
-   goes to its split.
-
-Records come either from a data dir (``{data_dir}/turns|ratings|flags|reviews|deletions/*.jsonl``) or from
-Python objects; both are parsed by the same explicit-schema JSON reader. What differs between formats is
-in their specs (``feedback.export.formats``); nothing here names a format.
+The work is done by DuckDB (``feedback.export.engine``: load the shards, judge ratings, flags, reviews and
+deletions by ``feedback.rules``, give every turn its status, build, serialize and deduplicate rows, split
+them); this module is the Python face of it. Records come either from a data dir
+(``{data_dir}/turns|ratings|flags|reviews|deletions/*.jsonl``, or a folder standing for a Hub repo) or from
+Python objects, which are written as JSON lines to a temporary data dir first, so both are parsed by the same
+reader. What differs between formats is in their specs (``feedback.export.formats``); nothing here names a
+format.
 """
 
 from __future__ import annotations
 
-import gc
 import os
-from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+import shutil
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,39 +24,31 @@ import pyarrow as pa
 import pyarrow.json as paj
 from pydantic import BaseModel
 
-from feedback.export.formats import ExportFormat, get_format
+from feedback.export import engine
+from feedback.export.formats import get_format
 from feedback.export.options import ExportOptions
-from feedback.export.read import ReadCounts, parse_jsonl, read_kind, records_to_jsonl
-from feedback.export.replies import TURN_COLUMNS, dedup_statuses, select_replies
-from feedback.export.rows import SPLITS, CandidateStore, RowBatch, RowWriter, Sink, pair_rows, reply_rows, with_count
+from feedback.export.read import records_to_jsonl
+from feedback.export.rows import SPLITS
 from feedback.export.stats import build_stats
-from feedback.features import record_schema
-from feedback.rules import DELETION_COLUMNS, FLAG_COLUMNS, RATING_COLUMNS, REVIEW_COLUMNS, Verdicts, judge
 
 if TYPE_CHECKING:
     from datasets import DatasetDict, Features
 
 Records = Iterable[BaseModel | dict[str, Any]]
-Reader = Callable[[str, list[str], Callable[[pa.Table], Any], Callable[[Any], None]], ReadCounts]
-"""``read(kind, columns, transform, consume)``: see ``feedback.export.read.read_kind``."""
 
 
 @dataclass
 class Export:
     """The result of an export: its stats and where its rows are.
 
-    Rows are kept in memory (``lines``) when the export had no sink, or read back from ``files``
-    (``split -> path`` of JSONL files, set by ``run_export``; a split with no rows has no file, and
-    an export with no rows no files: ``{}``).
+    Rows are kept in memory (``lines``: ``(split, JSON line)`` in log order) when the export wrote no
+    files, or read back from ``files`` (``split -> path`` of JSONL files, set by ``run_export``; a split
+    with no rows has no file, and an export with no rows no files: ``{}``).
 
     Attributes:
         format: the format's name, one of ``feedback.export.FORMATS``.
         options: what it was asked for.
         stats: see ``feedback.export.stats``.
-        row_counts: per split, each row's ``count`` (distinct conversations that gave it), in order.
-        counts_pending: the lines a sink received lack the ``count`` column they should have
-            (``include_ids``): the count of a row is known only once every row was seen, so whoever
-            wrote them adds it afterwards (``feedback.export.rows.with_count``, as ``run_export`` does).
     """
 
     format: str
@@ -70,14 +56,12 @@ class Export:
     stats: dict[str, Any]
     lines: list[tuple[str, bytes]] | None = None
     files: dict[str, Path] | None = None
-    row_counts: dict[str, list[int]] = field(default_factory=dict)
-    counts_pending: bool = False
 
     def _lines(self, split: str | None) -> list[bytes]:
         if self.lines is not None:
             return [line for name, line in self.lines if split in (None, name)]
         if self.files is None:
-            raise ValueError("this export's rows went to its sink; read them where the sink put them")
+            raise ValueError("this export's rows went to files; read them there")
         splits = SPLITS if split is None else (split,)
         return [
             line for name in splits if name in self.files for line in self.files[name].read_bytes().splitlines() if line
@@ -119,19 +103,18 @@ def export_data_dir(
     data_dir: str | os.PathLike[str],
     options: ExportOptions | None = None,
     *,
-    sink: Sink | None = None,
+    files: dict[str, Path] | None = None,
     progress: bool = False,
 ) -> Export:
-    """Export the records of a local data dir.
+    """Export the records of a local data dir (or of a folder standing for a Hub repo).
 
     Args:
         fmt: one of ``feedback.export.FORMATS``.
         data_dir: a folder with ``turns/``, ``ratings/``, ``flags/``, ``reviews/`` and ``deletions/`` JSONL
             shards (any may be missing).
         options: see :class:`ExportOptions` (default: all defaults).
-        sink: called with ``(split, json_lines)`` as rows are kept, in order (e.g. to write
-            files); without one, the rows stay in the returned export. With ``include_ids`` the
-            lines lack ``count`` (see ``Export.counts_pending``).
+        files: per split (``train``, ``test``), a file to write its rows to, as JSON lines (a split with no
+            rows: an empty file); without them, the rows stay in the returned export (``Export.lines``).
         progress: show progress bars.
 
     Raises:
@@ -141,13 +124,10 @@ def export_data_dir(
     root = Path(data_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"data dir {root} does not exist")
-
-    def read(
-        kind: str, columns: list[str], transform: Callable[[pa.Table], Any], consume: Callable[[Any], None]
-    ) -> ReadCounts:
-        return read_kind(root, kind, columns, transform, consume, progress=progress)
-
-    return _export(fmt, read, options or ExportOptions(), sink=sink, progress=progress)
+    options = options or ExportOptions()
+    spec = get_format(fmt, options)
+    result = engine.run(spec, options, root, files=files, progress=progress)
+    return Export(format=fmt, options=options, stats=build_stats(spec, options, result), lines=result.lines)
 
 
 def export_records(
@@ -161,115 +141,19 @@ def export_records(
 ) -> Export:
     """Export records given as objects: ``schemas.records`` models or dicts of their JSON form.
 
-    Invalid records are skipped and counted (``stats["records"][kind]["bad_lines"]``), as in files.
-    Every record of a conversation a deletion record names is left out (``feedback.rules``).
+    They are written as JSON lines to a temporary data dir (one shard per kind) and exported from there, so
+    invalid records are skipped and counted (``stats["records"][kind]["bad_lines"]``) as in files. Every
+    record of a conversation a deletion record names is left out (``feedback.rules``).
     """
     given = {"turns": turns, "ratings": ratings, "flags": flags, "reviews": reviews, "deletions": deletions}
-
-    def read(
-        kind: str, columns: list[str], transform: Callable[[pa.Table], Any], consume: Callable[[Any], None]
-    ) -> ReadCounts:
-        table, counts = parse_jsonl(records_to_jsonl(given[kind]), record_schema(kind, columns))
-        consume(transform(table))
-        return counts
-
-    return _export(fmt, read, options or ExportOptions(), sink=None, progress=False)
-
-
-def _export(fmt: str, read: Reader, options: ExportOptions, *, sink: Sink | None, progress: bool) -> Export:
-    spec = get_format(fmt, options)
-    collecting = gc.isenabled()
-    gc.disable()  # rows hold no cycles; collector passes over millions of live objects cost more than the rows
+    folder = Path(tempfile.mkdtemp(prefix="feedback-records-"))
     try:
-        ratings: list[pa.Table] = [record_schema("ratings", RATING_COLUMNS).empty_table()]
-        flags: list[pa.Table] = [record_schema("flags", FLAG_COLUMNS).empty_table()]
-        reviews: list[pa.Table] = [record_schema("reviews", REVIEW_COLUMNS).empty_table()]
-        deletions: list[pa.Table] = [record_schema("deletions", DELETION_COLUMNS).empty_table()]
-        deletion_reads = read("deletions", DELETION_COLUMNS, lambda table: table, deletions.append)
-        rating_reads = read("ratings", RATING_COLUMNS, lambda table: table, ratings.append)
-        flag_reads = read("flags", FLAG_COLUMNS, lambda table: table, flags.append)
-        read("reviews", REVIEW_COLUMNS, lambda table: table, reviews.append)
-        verdicts = judge(
-            pa.concat_tables(ratings),
-            pa.concat_tables(flags),
-            pa.concat_tables(reviews),
-            pa.concat_tables(deletions),
-            progress=progress,
-        )
-        del ratings, flags, reviews, deletions
-        writer = RowWriter(sink)
-        statuses, (duplicates, deleted_turns), pairing, turn_reads = _turn_rows(
-            spec, read, verdicts, options, writer, progress
-        )
+        for kind, records in given.items():
+            (folder / kind).mkdir()
+            (folder / kind / "records.jsonl").write_bytes(records_to_jsonl(records))
+        return export_data_dir(fmt, folder, options)
     finally:
-        if collecting:
-            gc.enable()
-    row_counts = writer.row_counts()
-    stats = build_stats(
-        spec,
-        options,
-        reads={"turns": turn_reads, "ratings": rating_reads, "flags": flag_reads, "deletions": deletion_reads},
-        verdicts=verdicts,
-        statuses=statuses,
-        turn_duplicates=duplicates,
-        deleted_turns=deleted_turns,
-        writer=writer,
-        pairing=pairing,
-        row_counts=row_counts,
-    )
-    with_counts = options.include_ids and spec.counts_agreement
-    lines = writer.collected if sink is None else None
-    if lines is not None and with_counts:
-        lines = _with_counts(lines, row_counts)
-    return Export(
-        format=fmt,
-        options=options,
-        stats=stats,
-        lines=lines,
-        row_counts=row_counts,
-        counts_pending=with_counts and sink is not None,
-    )
-
-
-def _with_counts(lines: list[tuple[str, bytes]], row_counts: dict[str, list[int]]) -> list[tuple[str, bytes]]:
-    """``(split, line)`` pairs with each line's ``count`` added (the counts of a split in its lines' order)."""
-    counts = {split: iter(values) for split, values in row_counts.items()}
-    return [(split, with_count(line, next(counts[split]))) for split, line in lines]
-
-
-def _turn_rows(
-    spec: ExportFormat, read: Reader, verdicts: Verdicts, options: ExportOptions, writer: RowWriter, progress: bool
-) -> tuple[pa.Table, tuple[int, int], Counter, ReadCounts]:
-    """Read the turns and hand their rows to ``writer``. Returns statuses, (duplicates, turn records of
-    deleted conversations), pairing counts, reads."""
-    nothing = select_replies(record_schema("turns", TURN_COLUMNS).empty_table(), verdicts, spec, options)
-    statuses: list[pa.Table] = [nothing[0]]
-    if spec.paired:
-        with CandidateStore(cross_conversation=options.cross_conversation) as candidates:  # text in a temp file
-            candidates.add(nothing[1])
-
-            def keep(shard: tuple[pa.Table, pa.Table]) -> None:
-                statuses.append(shard[0])
-                candidates.add(shard[1])
-
-            reads = read("turns", TURN_COLUMNS, lambda table: select_replies(table, verdicts, spec, options), keep)
-            status, duplicates, deleted = dedup_statuses(statuses)
-            batches, pairing = pair_rows(candidates, spec, options, progress=progress)
-        for batch in batches:
-            writer.add(batch)
-        return status, (duplicates, deleted), pairing, reads
-
-    def shard_rows(table: pa.Table) -> tuple[pa.Table, RowBatch]:
-        shard_statuses, shard_candidates = select_replies(table, verdicts, spec, options)
-        return shard_statuses, reply_rows(shard_candidates, verdicts, spec, options)
-
-    def write(shard: tuple[pa.Table, RowBatch]) -> None:
-        statuses.append(shard[0])
-        writer.add(shard[1])
-
-    reads = read("turns", TURN_COLUMNS, shard_rows, write)
-    status, duplicates, deleted = dedup_statuses(statuses)
-    return status, (duplicates, deleted), Counter(), reads
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _rows(fmt: str, turns: Records, ratings: Records, flags: Records, options: dict[str, Any]) -> list[dict[str, Any]]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from loguru import logger
 
 from feedback.export.build import Export, export_data_dir
 from feedback.export.options import ExportOptions
-from feedback.export.rows import SPLITS, with_count
+from feedback.export.rows import SPLITS
 from feedback.hub.source import resolve_source
 
 
@@ -45,19 +44,7 @@ def run_export(
     out.mkdir(parents=True, exist_ok=True)
     partial = {split: out / f".{split}.jsonl.partial" for split in SPLITS}
     try:
-        with ExitStack() as stack:
-            handles = {split: stack.enter_context(open(path, "wb")) for split, path in partial.items()}
-            export = export_data_dir(
-                fmt,
-                data_dir,
-                options,
-                progress=progress,
-                sink=lambda split, lines: handles[split].write(b"\n".join(lines) + b"\n"),
-            )
-        if export.counts_pending:
-            for split, path in partial.items():
-                _add_counts(path, export.row_counts[split])
-            export.counts_pending = False
+        export = export_data_dir(fmt, data_dir, options, files=partial, progress=progress)
     except BaseException:
         for path in partial.values():
             path.unlink(missing_ok=True)
@@ -83,19 +70,6 @@ def run_export(
     if push_to_hub:
         push_export(export, push_to_hub, source=source, private=private)
     return export
-
-
-def _add_counts(path: Path, counts: list[int]) -> None:
-    """Rewrite a JSONL file of rows with each row's ``count`` added (streamed: the file is not held in memory)."""
-    counted = path.with_name(path.name + ".counted")
-    try:
-        with open(path, "rb") as rows, open(counted, "wb") as out:
-            for line, count in zip(rows, counts, strict=True):
-                out.write(with_count(line.rstrip(b"\n"), count) + b"\n")
-    except BaseException:
-        counted.unlink(missing_ok=True)
-        raise
-    os.replace(counted, path)
 
 
 def push_export(export: Export, repo_id: str, *, source: str, private: bool = True, token: str | None = None) -> str:

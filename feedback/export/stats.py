@@ -29,105 +29,56 @@ counts the rows removed, of the same conversation or not). ``rows_removed`` of `
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
+from feedback.export.engine import STATUSES
 from feedback.export.options import ExportOptions
-from feedback.export.read import ReadCounts
-from feedback.export.replies import STATUS, STATUSES
-from feedback.export.rows import SPLITS, RowWriter
-from feedback.rules import DISLIKE, LIKE, UNRATED, Verdicts
+from feedback.export.rows import SPLITS
 from schemas.records import DECISIONS
 
 if TYPE_CHECKING:
+    from feedback.export.engine import Result
     from feedback.export.formats import ExportFormat
 
 
-def build_stats(
-    spec: ExportFormat,
-    options: ExportOptions,
-    *,
-    reads: dict[str, ReadCounts],
-    verdicts: Verdicts,
-    statuses: pa.Table,
-    turn_duplicates: int,
-    deleted_turns: int = 0,
-    writer: RowWriter,
-    pairing: Counter,
-    row_counts: dict[str, list[int]],
-) -> dict[str, Any]:
-    """The stats of one export (shape in the module docstring; ``files`` is added by ``run_export``)."""
-    status = statuses["status"].to_numpy()
-    counted = (status != STATUS["incomplete"]) & (status != STATUS["deleted"])  # the replies that count
-    rating = statuses["rating"].to_numpy()[counted]
-    left_out = Counter({name: int((status == code).sum()) for code, name in enumerate(STATUSES) if code})
-    left_out.update({k: v for k, v in pairing.items() if k == "no_opposite_rating"})
+def build_stats(spec: ExportFormat, options: ExportOptions, result: Result) -> dict[str, Any]:
+    """The stats of one export (shape in the module docstring; ``files`` is added by ``run_export``), from
+    what the engine counted (``feedback.export.engine.run``)."""
+    counts = result.counts
+    pairing = counts["pairing"]
+    left_out = {name: n for name, n in counts["statuses"].items() if name != "kept"}
+    left_out["no_opposite_rating"] += pairing.get("no_opposite_rating", 0)
     removed = {k: int(v) for k, v in pairing.items() if k not in ("no_opposite_rating", "review_corrections")}
-    removed["duplicate"] = writer.counts["duplicate"]
-    reviews: dict[str, int] = {decision: len(verdicts.decided(decision)) for decision in DECISIONS}
+    removed["duplicate"] = counts["duplicate"]
+    reviews: dict[str, int] = {decision: int(counts["reviews"].get(decision, 0)) for decision in DECISIONS}
     reviews["correction_pairs"] = int(pairing.get("review_corrections", 0))
     if spec.takes_corrections and not spec.paired:
-        reviews["correction_rows"] = writer.counts["correction_rows"]
-    return {
+        reviews["correction_rows"] = counts["correction_rows"]
+    records = {kind: dict(vars(read)) for kind, read in result.reads.items() if kind != "reviews"}
+    records["turns"].update(counts["turns"])
+    for kind in ("ratings", "flags"):
+        records[kind].update(counts[kind])
+    records["deletions"]["conversations"] = counts["deleted_conversations"]
+    stats: dict[str, Any] = {
         "format": spec.name,
         "options": options.as_dict(),
-        "records": _record_counts(
-            reads, verdicts, statuses, turn_duplicates, int((status == STATUS["incomplete"]).sum()), deleted_turns
-        ),
-        "replies": {
-            "total": int(counted.sum()),
-            "liked": int((rating == LIKE).sum()),
-            "disliked": int((rating == DISLIKE).sum()),
-            "unrated": int((rating == UNRATED).sum()),
-            "flagged": int(statuses["flagged"].to_numpy()[counted].sum()),
-            "with_files": int(statuses["has_files"].to_numpy()[counted].sum()),
-        },
+        "records": records,
+        "replies": counts["replies"],
         "left_out": {name: n for name, n in left_out.items() if n},
         "reviews": reviews,
         "rows_removed": removed,
-        **_split_counts(writer, row_counts, balance=spec.reports_balance),
-    }
-
-
-def _record_counts(
-    reads: dict[str, ReadCounts],
-    verdicts: Verdicts,
-    statuses: pa.Table,
-    turn_duplicates: int,
-    incomplete_turns: int,
-    deleted_turns: int,
-) -> dict[str, dict[str, int]]:
-    counts = {kind: dict(vars(read)) for kind, read in reads.items()}
-    counts["turns"].update(duplicates=turn_duplicates, incomplete=incomplete_turns, deleted=deleted_turns)
-    for kind in ("ratings", "flags"):
-        counts[kind].update({"duplicates": 0, "incomplete": 0, "deleted": 0, **verdicts.counts[kind]})
-    if "deletions" in counts:
-        counts["deletions"]["conversations"] = len(verdicts.deleted)
-    turn_keys = statuses["key"]
-    known = pc.is_in(verdicts.latest["key"], value_set=turn_keys)
-    counts["ratings"]["unknown_reply"] = int(pc.sum(pc.invert(known)).as_py() or 0)
-    flag_keys = pa.array(list(verdicts.flags), pa.string())
-    counts["flags"]["unknown_reply"] = int(pc.sum(pc.invert(pc.is_in(flag_keys, value_set=turn_keys))).as_py() or 0)
-    return counts
-
-
-def _split_counts(writer: RowWriter, row_counts: dict[str, list[int]], *, balance: bool) -> dict[str, Any]:
-    counts = writer.counts
-    result: dict[str, Any] = {
-        "rows": {split: counts[f"{split}_rows"] for split in SPLITS},
-        "conversations": {split: len(writer.conversations[split]) for split in SPLITS},
-        "rows_by_count": {
-            split: {str(n): rows for n, rows in sorted(Counter(row_counts[split]).items())} for split in SPLITS
-        },
+        "rows": {split: counts[split]["rows"] for split in SPLITS},
+        "conversations": {split: counts[split]["conversations"] for split in SPLITS},
+        "rows_by_count": {split: counts[split]["rows_by_count"] for split in SPLITS},
         "prompts_with_files": counts["with_files"],
     }
-    if balance:
-        result["balance"] = {}
+    if spec.reports_balance:
+        stats["balance"] = {}
         for split in SPLITS:
-            rows, liked = counts[f"{split}_rows"], counts[f"{split}_liked"]
+            rows, liked = counts[split]["rows"], counts[split]["liked"]
             share = round(liked / rows, 3) if rows else None
-            result["balance"][split] = {"liked": liked, "disliked": rows - liked, "liked_share": share}
-    return result
+            stats["balance"][split] = {"liked": liked, "disliked": rows - liked, "liked_share": share}
+    return stats
+
+
+__all__ = ["STATUSES", "build_stats"]

@@ -14,39 +14,31 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import pyarrow as pa
 from datasets import Features
 
-from feedback.arrow import single_array
-from feedback.export.formats.messages import assistant_messages
-from feedback.export.formats.spec import PairFormat, kept_negatives_card, left_out_of_training, liked
+from feedback.export.engine import assistant
+from feedback.export.formats.spec import LIKED, PairFormat, kept_negatives_card, left_out_of_training
 from feedback.features import CHAT, STRING
-from feedback.rules import ReplyVerdicts
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from feedback.export.options import ExportOptions
 
 
-def _left_out(replies: ReplyVerdicts, options: ExportOptions) -> dict[str, np.ndarray]:
-    masks = left_out_of_training(replies, options, positive=liked(replies))
+def _left_out(options: ExportOptions) -> dict[str, str]:
+    masks = left_out_of_training(options, positive=LIKED)
     if not options.cross_conversation:
-        masks["no_opposite_rating"] = ~replies.in_mixed_conversation
+        masks["no_opposite_rating"] = "NOT mixed"
     return masks
 
 
-def _rows(chosen: pa.Table, rejected: pa.Table) -> pa.Table:
-    return pa.table(
-        {
-            "prompt": chosen["prompt"],
-            "chosen": assistant_messages(single_array(chosen["response"])),
-            "rejected": assistant_messages(single_array(rejected["response"])),
-            "conversation_id": chosen["conversation_id"],
-            "chosen_id": chosen["message_id"],
-            "rejected_id": rejected["message_id"],
-        }
-    )
+COLUMNS = {
+    "prompt": "chosen_prompt",
+    "chosen": assistant("chosen_response"),
+    "rejected": assistant("rejected_response"),
+    "conversation_id": "chosen_conversation_id",
+    "chosen_id": "chosen_message_id",
+    "rejected_id": "rejected_message_id",
+}
 
 
 def _card(options: ExportOptions) -> str:
@@ -75,6 +67,6 @@ FORMAT = PairFormat(
     features=Features({"prompt": CHAT, "chosen": CHAT, "rejected": CHAT}),
     id_features=Features({"conversation_id": STRING, "chosen_id": STRING, "rejected_id": STRING}),
     left_out=_left_out,
-    rows=_rows,
+    columns=COLUMNS,
     card=_card,
 )

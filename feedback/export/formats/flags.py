@@ -9,18 +9,11 @@ Every flag counts, a dismissed one too: the queue shows what reviewers decided o
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-import pyarrow as pa
 from datasets import Features, List, Value
 
-from feedback.arrow import single_array
-from feedback.export.formats.messages import assistant_messages
+from feedback.export.engine import assistant, iso_time
 from feedback.export.formats.spec import ReplyFormat
 from feedback.features import CHAT, STRING, TIMESTAMP
-
-if TYPE_CHECKING:
-    from feedback.rules import Verdicts
 
 FEATURES = Features(
     {
@@ -40,34 +33,23 @@ FEATURES = Features(
         "last_flagged_at": TIMESTAMP,
     }
 )
-FLAG_SUMMARY = (
-    "rating",
-    "rating_option",
-    "rating_comment",
-    "flag_count",
-    "reasons",
-    "comments",
-    "first_flagged_at",
-    "last_flagged_at",
-)
-"""Columns taken from the reply's flag summary (``feedback.rules.Verdicts.flags``)."""
-
-
-def _rows(replies: pa.Table, verdicts: Verdicts) -> pa.Table:
-    """Prompt, completion, ids, latest rating and flag summary of flagged replies."""
-    schema = FEATURES.arrow_schema
-    summaries = [verdicts.flags[key] for key in replies["key"].to_pylist()]
-    columns = {
-        "prompt": replies["prompt"],
-        "completion": assistant_messages(single_array(replies["response"])),
-        "conversation_id": replies["conversation_id"],
-        "message_id": replies["message_id"],
-        "model": replies["model"],
-        "replied_at": replies["timestamp"],
-    }
-    for name in FLAG_SUMMARY:
-        columns[name] = pa.array([summary[name] for summary in summaries], schema.field(name).type)
-    return pa.table(columns)
+COLUMNS = {
+    "prompt": "prompt",
+    "completion": assistant("response"),
+    "conversation_id": "conversation_id",
+    "message_id": "message_id",
+    "model": "model",
+    "replied_at": iso_time("timestamp"),
+    "rating": "rating_name",
+    "rating_option": "rating_option",
+    "rating_comment": "rating_comment",
+    "flag_count": "flag_count",
+    "reasons": "reasons",
+    "comments": "comments",
+    "first_flagged_at": iso_time("first_flagged_at"),
+    "last_flagged_at": iso_time("last_flagged_at"),
+}
+"""Each column's SQL: the reply, its latest rating and its flag summary (``feedback.export.engine.judge``)."""
 
 
 FORMAT = ReplyFormat(
@@ -75,8 +57,9 @@ FORMAT = ReplyFormat(
     order=40,
     features=FEATURES,
     id_features=Features({}),  # its ids are columns already
-    left_out=lambda replies, options: {"not_flagged": ~replies.flagged},
-    rows=_rows,
+    left_out=lambda options: {"not_flagged": "NOT flagged"},
+    columns=COLUMNS,
+    with_verdicts=True,
     card=lambda options: (
         "A review queue: every flagged reply with its prompt, the reasons and comments of its flags, "
         "its latest rating and how often it was flagged."

@@ -19,48 +19,26 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-import numpy as np
-import pyarrow as pa
 from datasets import Features
 
-from feedback.arrow import single_array
-from feedback.export.formats.messages import append_assistant, assistant_messages
+from feedback.export.engine import assistant
 from feedback.export.formats.spec import ReplyFormat, left_out_of_training
 from feedback.features import CHAT, STRING
-from feedback.rules import DISLIKE, ReplyVerdicts, Verdicts
 
 if TYPE_CHECKING:
     from feedback.export.options import ExportOptions
 
 
-def _left_out(replies: ReplyVerdicts, options: ExportOptions) -> dict[str, np.ndarray]:
-    masks = left_out_of_training(replies, options, positive=np.ones(len(replies.rating), dtype=bool))
+def _left_out(options: ExportOptions) -> dict[str, str]:
+    masks = left_out_of_training(options, positive="true")
     if options.include_unrated:
         del masks["unrated"]
-    return {**masks, "disliked": replies.rating == DISLIKE}
+    return {**masks, "disliked": "rating = -1"}
 
 
-def _ids(replies: pa.Table) -> dict[str, pa.ChunkedArray]:
-    return {name: replies[name] for name in ("conversation_id", "message_id", "corrected_id")}
-
-
-def _prompt_completion_rows(replies: pa.Table, verdicts: Verdicts) -> pa.Table:
-    return pa.table(
-        {
-            "prompt": replies["prompt"],
-            "completion": assistant_messages(single_array(replies["response"])),
-            **_ids(replies),
-        }
-    )
-
-
-def _messages_rows(replies: pa.Table, verdicts: Verdicts) -> pa.Table:
-    return pa.table(
-        {
-            "messages": append_assistant(single_array(replies["prompt"]), single_array(replies["response"])),
-            **_ids(replies),
-        }
-    )
+IDS = {name: name for name in ("conversation_id", "message_id", "corrected_id")}
+PROMPT_COMPLETION = {"prompt": "prompt", "completion": assistant("response"), **IDS}
+MESSAGES_COLUMNS = {"messages": f"list_concat(prompt, {assistant('response')})", **IDS}
 
 
 def _which(options: ExportOptions) -> str:
@@ -98,7 +76,7 @@ MESSAGES = ReplyFormat(
     features=Features({"messages": CHAT}),
     id_features=ID_FEATURES,
     left_out=_left_out,
-    rows=_messages_rows,
+    columns=MESSAGES_COLUMNS,
     card=_messages_card,
     takes_corrections=True,
 )
@@ -107,7 +85,7 @@ MESSAGES = ReplyFormat(
 FORMAT = replace(
     MESSAGES,
     features=Features({"prompt": CHAT, "completion": CHAT}),
-    rows=_prompt_completion_rows,
+    columns=PROMPT_COMPLETION,
     card=_prompt_completion_card,
     variant=lambda options: MESSAGES if options.messages else None,
 )

@@ -14,20 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
-import numpy as np
 from datasets import Features, Value
 
-from feedback.rules import DISLIKE, LIKE, UNRATED, ReplyVerdicts
-
 if TYPE_CHECKING:
-    import pyarrow as pa
-
     from feedback.export.options import ExportOptions
-    from feedback.rules import Verdicts
 
-LeftOut = Callable[[ReplyVerdicts, "ExportOptions"], dict[str, np.ndarray]]
-"""``(replies, options) -> {status: mask}``: per reason (a name of ``feedback.export.replies.STATUSES``),
-the replies a format leaves out for it (a reply with several reasons gets the earliest in STATUSES)."""
+LeftOut = Callable[["ExportOptions"], dict[str, str]]
+"""``options -> {status: SQL condition}``: per reason (a name of ``feedback.export.engine.STATUSES``), a DuckDB
+SQL condition on one reply (the columns of ``feedback.export.engine.REPLY_COLUMNS``) that leaves it out for that
+reason (a reply with several reasons gets the earliest in STATUSES)."""
 COUNT = "count"
 """The id column of :data:`COUNT_FEATURE`: how many distinct conversations gave a row (identical rows are kept once)."""
 COUNT_FEATURE = Features({COUNT: Value("int64")})
@@ -78,7 +73,7 @@ class ExportFormat:
 
     def built_columns(self, *, include_ids: bool = False) -> list[str]:
         """The columns a row is built with, in order: those of :meth:`row_features` but :data:`COUNT`, which
-        is known only once every row was seen (``feedback.export.rows.with_count`` adds it last)."""
+        is known only once every row was seen (the engine adds it last)."""
         return [name for name in self.row_features(include_ids=include_ids) if name != COUNT]
 
     def resolve(self, options: ExportOptions | None) -> ExportFormat:
@@ -90,53 +85,51 @@ class ExportFormat:
 
 @dataclass(frozen=True, kw_only=True)
 class ReplyFormat(ExportFormat):
-    """A format with one row per kept reply, built shard by shard as the turns are read.
+    """A format with one row per kept reply (and per reviewer's correction, when it ``takes_corrections``).
 
     Attributes:
-        rows: ``(candidates, verdicts) -> table``: the rows of kept replies (columns of
-            ``feedback.export.replies.select_replies``), with at least the format's columns.
+        columns: per column of :meth:`built_columns`, the DuckDB SQL expression of its value over one reply
+            (the names ``feedback.export.engine.reply_rows`` lists).
+        with_verdicts: the expressions also name the reply's flag summary and latest rating.
     """
 
-    rows: Callable[[pa.Table, Verdicts], pa.Table]
+    columns: dict[str, str]
+    with_verdicts: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
 class PairFormat(ExportFormat):
     """A format with one row per pair of replies to the same prompt, built once every shard is read.
 
-    A liked reply is ``chosen`` and a disliked one ``rejected`` (``feedback.export.pairs``, within
-    a conversation or, with ``cross_conversation``, across; every pair or, with ``pairs="latest"``,
+    A liked reply is ``chosen`` and a disliked one ``rejected`` (``feedback.export.engine.pair_rows``,
+    within a conversation or, with ``cross_conversation``, across; every pair or, with ``pairs="latest"``,
     one per prompt); a reviewer's corrected reply is also ``chosen`` against the flagged reply it
     corrects.
 
     Attributes:
-        rows: ``(chosen, rejected) -> table``: rows from aligned chosen and rejected replies.
+        columns: per column of :meth:`built_columns`, the DuckDB SQL expression of its value over one pair
+            (``chosen_<x>`` and ``rejected_<x>``: the names ``feedback.export.engine.pair_rows`` lists).
     """
 
     paired: ClassVar[bool] = True
-
-    rows: Callable[[pa.Table, pa.Table], pa.Table]
+    with_verdicts: ClassVar[bool] = False
+    columns: dict[str, str]
     takes_corrections: bool = True
 
 
-def left_out_of_training(
-    replies: ReplyVerdicts, options: ExportOptions, *, positive: np.ndarray
-) -> dict[str, np.ndarray]:
-    """The reasons the training formats share: ``unrated``, ``confirmed_flag`` (a reply whose flag
-    a reviewer confirmed, where it would be a ``positive`` example), ``flagged`` (unless ``keep_flagged``;
-    a dismissed flag does not count, nor, on a disliked reply that is not a ``positive`` example, one
-    that names only ``options.keep_flagged_reasons``: ``feedback.rules``)."""
-    masks = {"unrated": replies.rating == UNRATED, "confirmed_flag": replies.confirmed & positive}
+def left_out_of_training(options: ExportOptions, *, positive: str) -> dict[str, str]:
+    """The reasons the training formats share, as SQL conditions: ``unrated``, ``confirmed_flag`` (a reply whose
+    flag a reviewer confirmed, where it would be a ``positive`` example: a SQL condition), ``flagged`` (unless
+    ``keep_flagged``; a dismissed flag does not count, nor, on a disliked reply that is not a ``positive``
+    example, one that names only ``options.keep_flagged_reasons``: ``feedback.rules``)."""
+    masks = {"unrated": "rating = 0", "confirmed_flag": f"confirmed AND ({positive})"}
     if not options.keep_flagged:
-        negative = ~positive & (replies.rating == DISLIKE)
-        negative_kept = negative & replies.flagged_only_for(options.keep_flagged_reasons)
-        masks["flagged"] = replies.flag_stands & ~negative_kept
+        masks["flagged"] = f"flagged AND NOT dismissed AND NOT (NOT ({positive}) AND rating = -1 AND kept_reasons_only)"
     return masks
 
 
-def liked(replies: ReplyVerdicts) -> np.ndarray:
-    """Replies whose latest rating is a like."""
-    return replies.rating == LIKE
+LIKED = "rating = 1"
+"""SQL: the reply's latest rating is a like."""
 
 
 def kept_negatives_card(options: ExportOptions, negative: str) -> str:
