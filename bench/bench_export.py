@@ -261,45 +261,19 @@ EXPORT_KINDS = ("turns", "ratings", "flags", "reviews", "deletions")
 
 
 def export_columns() -> dict[str, object]:
-    """Per record kind, the Arrow schema of the columns an export reads (``feedback.export``, ``feedback.rules``)."""
+    """Per record kind, the Arrow schema of the columns an export reads (``feedback.export.engine.COLUMNS``)."""
     sys.path.insert(0, str(ROOT))
-    from feedback.export.replies import TURN_COLUMNS
+    from feedback.export.engine import COLUMNS
     from feedback.features import record_schema
-    from feedback.rules import DELETION_COLUMNS, FLAG_COLUMNS, RATING_COLUMNS, REVIEW_COLUMNS
 
-    columns = {
-        "turns": TURN_COLUMNS,
-        "ratings": RATING_COLUMNS,
-        "flags": FLAG_COLUMNS,
-        "reviews": REVIEW_COLUMNS,
-        "deletions": DELETION_COLUMNS,
-    }
-    return {kind: record_schema(kind, columns[kind]) for kind in EXPORT_KINDS}
+    return {kind: record_schema(kind, COLUMNS[kind]) for kind in EXPORT_KINDS}
 
 
 def duckdb_type(kind) -> str:  # noqa: ANN001 - a pyarrow DataType
-    """The DuckDB type of an Arrow type of the record schemas (strings, UTC timestamps, lists, structs).
+    """The DuckDB type of an Arrow type of the record schemas (``feedback.export.engine.duckdb_type``)."""
+    from feedback.export.engine import duckdb_type as engine_type
 
-    Raises:
-        TypeError: for another type.
-    """
-    import pyarrow as pa
-
-    if pa.types.is_string(kind):
-        return "VARCHAR"
-    if pa.types.is_timestamp(kind):
-        return "TIMESTAMPTZ" if kind.tz else "TIMESTAMP"
-    if pa.types.is_integer(kind):
-        return "BIGINT"
-    if pa.types.is_floating(kind):
-        return "DOUBLE"
-    if pa.types.is_boolean(kind):
-        return "BOOLEAN"
-    if pa.types.is_list(kind):
-        return f"{duckdb_type(kind.value_type)}[]"
-    if pa.types.is_struct(kind):
-        return "STRUCT(" + ", ".join(f'"{f.name}" {duckdb_type(f.type)}' for f in kind) + ")"
-    raise TypeError(f"no DuckDB type for {kind}")
+    return engine_type(kind)
 
 
 def _touch(expression: str, kind, depth: int = 0) -> str:  # noqa: ANN001 - a pyarrow DataType

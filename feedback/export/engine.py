@@ -42,7 +42,7 @@ from feedback.export.read import ReadCounts, read_shard, shard_paths
 from feedback.export.rows import SPLITS, in_test_split
 from feedback.features import record_schema
 from feedback.rules import DELETION_COLUMNS, FLAG_COLUMNS, RATING_COLUMNS, REVIEW_COLUMNS
-from feedback.rules.sql import RULE_VIEWS
+from feedback.rules.sql import RULE_VIEWS, latest_of_events, rating_events_sql
 
 if TYPE_CHECKING:
     from feedback.export.formats import ExportFormat
@@ -59,8 +59,10 @@ COLUMNS = {
     "turns": TURN_COLUMNS,
 }
 """The columns an export reads of each record kind, in the order they are loaded."""
-READ_BATCH = 64
-"""Shards parsed by one ``read_json`` statement."""
+WRITE_BATCH = 2048
+"""Rows fetched from DuckDB at a time when writing a split's file (a row of a long chat: tens of KB)."""
+READ_BATCH = 2048
+"""Shards parsed by one ``read_json`` statement (at most)."""
 
 STATUSES = (
     "kept",
@@ -171,6 +173,82 @@ class Result:
     lines: list[tuple[str, bytes]] | None
 
 
+HAS_FILES = "coalesce(list_bool_or(list_transform(messages, lambda m: coalesce(len(m.files), 0) > 0)), false)"
+"""SQL: a message of the turn had files."""
+INCOMPLETE = """(conversation_id IS NULL OR message_id IS NULL OR timestamp IS NULL OR response IS NULL
+    OR messages IS NULL OR len(messages) = 0
+    OR coalesce(list_bool_or(list_transform(messages, lambda m: m.role IS NULL OR m.content IS NULL)), false))"""
+"""SQL: the turn lacks a required field (ids, time, response, messages), has no message, or a message without
+role or content."""
+TURNS_STORED = {
+    "conversation_id": "VARCHAR",
+    "message_id": "VARCHAR",
+    "timestamp": "TIMESTAMPTZ",
+    "model": "VARCHAR",
+    "has_files": "BOOLEAN",
+    "incomplete": "BOOLEAN",
+    "prompt": "STRUCT(role VARCHAR, content VARCHAR)[]",
+    "response": "VARCHAR",
+}
+"""The ``turns_data`` table: a turn's ids, time, model, :data:`HAS_FILES`, :data:`INCOMPLETE` and, for a turn
+that may make a row (:func:`text_wanted`), its prompt in TRL's format (:data:`TRL_PROMPT`) and response (null
+for the others: an export holds the text it may write, not the whole log)."""
+REPLY_KEY = "conversation_id || chr(31) || message_id"
+"""SQL: a reply's key as one string (``feedback.rules``: conversation id and message id)."""
+
+
+def record_filters(options: ExportOptions) -> dict[str, str]:
+    """SQL conditions over a turn's columns for the record-level reasons: ``other_model`` and ``outside_dates``."""
+    other_model = f"model IS NULL OR model NOT IN ({quoted(options.models)})" if options.models else "false"
+    outside = ["false"]
+    if options.since is not None:
+        outside.append(f"timestamp < '{options.since.isoformat()}'::TIMESTAMPTZ")
+    if options.until is not None:
+        outside.append(f"timestamp >= '{options.until.isoformat()}'::TIMESTAMPTZ")
+    return {"other_model": other_model, "outside_dates": " OR ".join(outside)}
+
+
+def text_wanted(con: duckdb.DuckDBPyConnection, spec: ExportFormat, options: ExportOptions) -> str:
+    """SQL over a turn record's columns: true when the turn may make a row of ``spec`` (it is complete, of a
+    model and dates asked for, not of a deleted conversation, and its reply's verdicts make it ``kept`` or, for a
+    format that takes corrections, corrected). Creates the ``unwanted`` or ``wanted`` table of reply keys it
+    reads (``judge`` must have run). A superset is harmless: the statuses decide; this only keeps text out."""
+    verdict_columns = """SELECT v.*, coalesce(v.decision = 'dismissed', false) AS dismissed,
+                                coalesce(v.decision = 'confirmed', false) AS confirmed,
+                                x.conversation_id IS NOT NULL AS mixed
+                         FROM verdicts v LEFT JOIN mixed x USING (conversation_id)"""
+    status = status_case(spec.left_out(options))
+    fixed = "correction IS NOT NULL" if spec.takes_corrections else "false"
+    (default,) = _one(
+        con,
+        f"""SELECT bool_or(({status}) = 0)
+            FROM (VALUES (0, false, false, false, false, true), (0, false, false, false, false, false))
+                 t(rating, flagged, dismissed, confirmed, kept_reasons_only, mixed)""",
+    )
+    filters = record_filters(options)
+    record = (
+        f"NOT {INCOMPLETE} AND NOT ({filters['other_model']}) AND NOT ({filters['outside_dates']}) "
+        "AND conversation_id NOT IN (SELECT conversation_id FROM deleted)"
+    )
+    if default:  # a reply nobody rated or flagged makes a row: every turn but those of unwanted replies
+        con.execute(
+            f"CREATE TEMP TABLE unwanted AS SELECT {REPLY_KEY} AS key FROM ({verdict_columns}) "
+            f"WHERE NOT (({status}) = 0 OR {fixed})"
+        )
+        return f"{record} AND {REPLY_KEY} NOT IN (SELECT key FROM unwanted)"
+    con.execute(
+        f"CREATE TEMP TABLE wanted AS SELECT {REPLY_KEY} AS key FROM ({verdict_columns}) "
+        f"WHERE ({status}) = 0 OR {fixed}"
+    )
+    return f"{record} AND {REPLY_KEY} IN (SELECT key FROM wanted)"
+
+
+def turn_values(wanted: str) -> str:
+    """SQL: the select list of :data:`TURNS_STORED` over a turn record's columns, text kept where ``wanted``."""
+    return f"""conversation_id, message_id, timestamp, model, {HAS_FILES}, {INCOMPLETE},
+               CASE WHEN {wanted} THEN {TRL_PROMPT} END, CASE WHEN {wanted} THEN response END"""
+
+
 class Loader:
     """Loads the shards of a data dir (or of the Hub repo a folder stands for) into ``<kind>_data`` tables."""
 
@@ -181,11 +259,14 @@ class Loader:
         self.root = root
         self.remote = record_files_for(root)
 
-    def load(self, kind: str, progress: bool) -> ReadCounts:
-        """Create ``<kind>_data`` with the columns of :data:`COLUMNS` and fill it in log order."""
+    def load(self, kind: str, progress: bool, stored: dict[str, str] | None = None, values: str = "*") -> ReadCounts:
+        """Create ``<kind>_data`` and fill it in log order: with the record's columns (:data:`COLUMNS`), or with
+        ``stored`` (column -> DuckDB type) computed by ``values`` (a SQL select list over the record's columns)."""
         schema = record_schema(kind, COLUMNS[kind])
         table = f"{kind}_data"
-        self.con.execute(f"CREATE TABLE {table} ({', '.join(f'{f.name} {duckdb_type(f.type)}' for f in schema)})")
+        stored = stored or {f.name: duckdb_type(f.type) for f in schema}
+        self.con.execute(f"CREATE TABLE {table} ({', '.join(f'{name} {type_}' for name, type_ in stored.items())})")
+        self.values = values
         total = ReadCounts()
         if self.remote is not None:
             paths = self.remote.paths(kind)
@@ -205,7 +286,7 @@ class Loader:
     def _insert(self, table: str, rows: pa.Table) -> None:
         self.con.register("_incoming", rows)
         try:
-            self.con.execute(f"INSERT INTO {table} SELECT * FROM _incoming")
+            self.con.execute(f"INSERT INTO {table} SELECT {self.values} FROM _incoming")
         finally:
             self.con.unregister("_incoming")
 
@@ -230,8 +311,8 @@ class Loader:
         files = "[" + quoted(str(p) for p in paths) + "]"
         try:
             (rows,) = self.con.execute(
-                f"INSERT INTO {table} SELECT {', '.join(schema.names)} FROM read_json({files}, "
-                f"format = 'newline_delimited', columns = {{{columns}}}, maximum_object_size = 1073741824)"
+                f"INSERT INTO {table} SELECT {self.values} FROM read_json({files}, "
+                f"format = 'newline_delimited', columns = {{{columns}}})"
             ).fetchall()[0]
         except duckdb.Error as error:  # a shard DuckDB refuses: that one parsed line by line, the others again
             bad = next((i for i, p in enumerate(paths) if f'"{p}"' in str(error)), None)
@@ -263,8 +344,9 @@ def _ends_with_newline(path: Path) -> bool:
 
 
 def connect(folder: Path) -> duckdb.DuckDBPyConnection:
-    """A DuckDB database in ``folder`` set up for an export: insertion order kept, UTC, bounded memory."""
-    con = duckdb.connect(str(folder / "export.duckdb"))
+    """An in-memory DuckDB database set up for an export: insertion order kept, UTC, memory bounded (what does not
+    fit is written to ``folder``)."""
+    con = duckdb.connect(":memory:")
     for setting in (
         "SET preserve_insertion_order = true",
         "SET TimeZone = 'UTC'",
@@ -276,7 +358,7 @@ def connect(folder: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-RULES_USED = ("deleted", "latest_ratings", "flag_events", "flag_reasons", "flag_summary", "latest_reviews")
+RULES_USED = ("deleted", "flag_events", "flag_reasons", "flag_summary", "latest_reviews")
 
 
 def judge(con: duckdb.DuckDBPyConnection, options: ExportOptions) -> None:
@@ -284,8 +366,13 @@ def judge(con: duckdb.DuckDBPyConnection, options: ExportOptions) -> None:
     liked and a disliked reply) from the record tables, by the rules of ``feedback.rules.sql``."""
     for kind in ("ratings", "flags", "reviews", "deletions"):
         con.execute(f"CREATE TEMP VIEW {kind} AS SELECT *, '' AS _file, rowid AS _line FROM {kind}_data")
-    for name in RULES_USED:
-        con.execute(f"CREATE TEMP VIEW {name} AS {RULE_VIEWS[name]}")
+    for name in RULES_USED:  # each computed once (a view would be again at each use)
+        con.execute(f"CREATE TEMP TABLE {name} AS {RULE_VIEWS[name]}")
+    con.execute(
+        "CREATE TEMP TABLE rating_events AS "
+        + rating_events_sql("(SELECT * FROM ratings ANTI JOIN deleted USING (conversation_id))")
+    )
+    con.execute(f"CREATE TEMP TABLE latest_ratings AS {latest_of_events('rating_events')}")
     kept = f"reason IN ({quoted(options.keep_flagged_reasons)})" if options.keep_flagged_reasons else "false"
     con.execute(f"""
         CREATE TEMP TABLE verdicts AS
@@ -319,62 +406,51 @@ def judge(con: duckdb.DuckDBPyConnection, options: ExportOptions) -> None:
 
 def statuses(con: duckdb.DuckDBPyConnection, spec: ExportFormat, options: ExportOptions) -> None:
     """Create ``statuses``: one row per turn record (``seq`` its place in the log) with its reply's verdicts,
-    ``first`` (the first record of its reply key; a record without ids is its own) and ``status``."""
-    other_model = f"model IS NULL OR model NOT IN ({quoted(options.models)})" if options.models else "false"
-    outside = ["false"]
-    if options.since is not None:
-        outside.append(f"timestamp < '{options.since.isoformat()}'::TIMESTAMPTZ")
-    if options.until is not None:
-        outside.append(f"timestamp >= '{options.until.isoformat()}'::TIMESTAMPTZ")
-    left_out = {
-        **spec.left_out(options),
-        "deleted": "deleted",
-        "incomplete": "incomplete",
-        "other_model": other_model,
-        "outside_dates": " OR ".join(outside),
-    }
-    con.execute(f"""
-        CREATE TEMP TABLE statuses AS
-        WITH facts AS (
-            SELECT rowid AS seq, conversation_id, message_id, timestamp, model,
-                   coalesce(list_bool_or(list_transform(messages, lambda m: coalesce(len(m.files), 0) > 0)), false)
-                       AS has_files,
-                   conversation_id IS NULL OR message_id IS NULL OR timestamp IS NULL OR response IS NULL
-                       OR messages IS NULL OR len(messages) = 0
-                       OR coalesce(list_bool_or(
-                              list_transform(messages, lambda m: m.role IS NULL OR m.content IS NULL)), false)
-                       AS incomplete
-            FROM turns_data),
-        judged AS (
-            SELECT f.*, coalesce(v.rating, 0)::TINYINT AS rating, coalesce(v.flagged, false) AS flagged,
-                   coalesce(v.decision = 'dismissed', false) AS dismissed,
-                   coalesce(v.decision = 'confirmed', false) AS confirmed,
-                   coalesce(v.kept_reasons_only, false) AS kept_reasons_only, v.correction,
-                   d.conversation_id IS NOT NULL AS deleted, x.conversation_id IS NOT NULL AS mixed,
-                   CASE WHEN f.conversation_id IS NULL OR f.message_id IS NULL THEN true
-                        ELSE row_number() OVER (PARTITION BY f.conversation_id, f.message_id ORDER BY f.seq) = 1
-                   END AS first
-            FROM facts f LEFT JOIN verdicts v USING (conversation_id, message_id)
-            LEFT JOIN deleted d USING (conversation_id) LEFT JOIN mixed x USING (conversation_id))
-        SELECT *, ({status_case(left_out)})::TINYINT AS status FROM judged""")
-
-
-def candidates(con: duckdb.DuckDBPyConnection, spec: ExportFormat) -> None:
-    """Create ``candidates``: the first copy of each kept reply (``pairable``) and, for a format that takes
-    corrections, of each usable reply a reviewer corrected (``correction``), with its text and verdicts."""
-    corrected = (
-        f"(correction IS NOT NULL AND status NOT IN ({', '.join(map(str, UNUSABLE))}))"
+    ``status``, ``first`` (the first record of its reply key; a record without ids is its own), ``fixed`` (a
+    format that takes corrections: a usable reply with a reviewer's correction) and ``first_candidate`` (the
+    first record of its reply key that is kept or ``fixed``: the one that makes rows)."""
+    left_out = {**spec.left_out(options), "deleted": "deleted", "incomplete": "incomplete", **record_filters(options)}
+    fixed = (
+        f"correction IS NOT NULL AND status NOT IN ({', '.join(map(str, UNUSABLE))})"
         if spec.takes_corrections
         else "false"
     )
     con.execute(f"""
+        CREATE TEMP TABLE statuses AS
+        WITH facts AS (
+            SELECT rowid AS seq, conversation_id, message_id, timestamp, model, has_files, incomplete FROM turns_data),
+        judged AS (
+            SELECT f.*,
+                   coalesce(v.rating, 0)::TINYINT AS rating, coalesce(v.flagged, false) AS flagged,
+                   coalesce(v.decision = 'dismissed', false) AS dismissed,
+                   coalesce(v.decision = 'confirmed', false) AS confirmed,
+                   coalesce(v.kept_reasons_only, false) AS kept_reasons_only, v.correction,
+                   d.conversation_id IS NOT NULL AS deleted, x.conversation_id IS NOT NULL AS mixed
+            FROM facts f LEFT JOIN verdicts v USING (conversation_id, message_id)
+            LEFT JOIN deleted d USING (conversation_id) LEFT JOIN mixed x USING (conversation_id)),
+        statused AS (SELECT *, ({status_case(left_out)})::TINYINT AS status FROM judged),
+        marked AS (SELECT *, coalesce({fixed}, false) AS fixed FROM statused)
+        SELECT seq, conversation_id, message_id, has_files, rating, flagged, dismissed, correction, status, fixed,
+               CASE WHEN conversation_id IS NULL OR message_id IS NULL THEN true
+                    ELSE row_number() OVER w = 1 END AS first,
+               (status = 0 OR fixed) AND seq = min(seq) FILTER (WHERE status = 0 OR fixed) OVER w AS first_candidate
+        FROM marked
+        WINDOW w AS (PARTITION BY conversation_id, message_id ORDER BY seq)""")
+
+
+WITH_TEXT = "(SELECT c.*, t.prompt, t.response FROM candidates c JOIN turns_data t ON t.rowid = c.seq)"
+"""SQL: the candidates with their prompt and response."""
+
+
+def candidates(con: duckdb.DuckDBPyConnection) -> None:
+    """Create ``candidates``: the first copy of each kept reply (``pairable``) and of each reply a reviewer
+    corrected (``correction``, a format that takes corrections); their text stays in ``turns_data``
+    (:data:`WITH_TEXT` joins it)."""
+    con.execute("""
         CREATE TEMP TABLE candidates AS
-        SELECT s.seq, s.conversation_id, s.message_id, t.timestamp, t.model,
-               {TRL_PROMPT.replace("messages", "t.messages")} AS prompt, t.response, s.rating, s.has_files,
-               s.status = 0 AS pairable, CASE WHEN {corrected} THEN s.correction END AS correction
-        FROM (SELECT * FROM statuses WHERE status = 0 OR {corrected}) s
-        JOIN turns_data t ON t.rowid = s.seq
-        QUALIFY row_number() OVER (PARTITION BY s.conversation_id, s.message_id ORDER BY s.seq) = 1""")
+        SELECT s.seq, s.conversation_id, s.message_id, t.timestamp, t.model, s.rating,
+               s.has_files, s.status = 0 AS pairable, CASE WHEN s.fixed THEN s.correction END AS correction
+        FROM (SELECT * FROM statuses WHERE first_candidate) s JOIN turns_data t ON t.rowid = s.seq""")
 
 
 def splits(con: duckdb.DuckDBPyConnection, options: ExportOptions, conversations: str) -> None:
@@ -423,11 +499,11 @@ def reply_rows(con: duckdb.DuckDBPyConnection, spec: ExportFormat, options: Expo
         WITH replies AS (
             SELECT seq * 2 AS pos, conversation_id, message_id, message_id AS reply_id, NULL::VARCHAR AS corrected_id,
                    timestamp, model, prompt, response, rating, has_files, false AS correction
-            FROM candidates WHERE pairable
+            FROM {WITH_TEXT} WHERE pairable
             UNION ALL
             SELECT seq * 2 + 1, conversation_id, NULL::VARCHAR, message_id, message_id, timestamp, model, prompt,
                    correction, rating, has_files, true
-            FROM candidates WHERE correction IS NOT NULL),
+            FROM {WITH_TEXT} WHERE correction IS NOT NULL),
         t AS (SELECT * FROM replies {verdicts})
         SELECT pos, conversation_id, correction, rating = 1 AS liked, has_files, {line} AS line, {digest} AS digest
         FROM t""")
@@ -446,10 +522,10 @@ def pair_rows(con: duckdb.DuckDBPyConnection, spec: ExportFormat, options: Expor
     same_group = "g.prompt_hash = b.prompt_hash" + (
         "" if options.cross_conversation else " AND g.conversation_id = b.conversation_id"
     )
-    con.execute("""
+    con.execute(f"""
         CREATE TEMP TABLE rated AS
         SELECT seq, conversation_id, timestamp, response, rating, md5_number(to_json(prompt)) AS prompt_hash
-        FROM candidates WHERE pairable""")
+        FROM {WITH_TEXT} WHERE pairable""")
     con.execute(f"""
         CREATE TEMP TABLE all_pairs AS
         SELECT g.seq AS chosen, b.seq AS rejected, g.response = b.response AS same,
@@ -504,8 +580,8 @@ def pair_rows(con: duckdb.DuckDBPyConnection, spec: ExportFormat, options: Expor
                    CASE WHEN o.part = 1 THEN c.correction ELSE c.response END AS chosen_response,
                    r.conversation_id AS rejected_conversation_id, r.message_id AS rejected_message_id,
                    r.prompt AS rejected_prompt, r.response AS rejected_response
-            FROM ordered o JOIN (SELECT {side} FROM candidates) c ON c.seq = o.chosen
-            JOIN (SELECT {side} FROM candidates) r ON r.seq = o.rejected)
+            FROM ordered o JOIN (SELECT {side} FROM {WITH_TEXT}) c ON c.seq = o.chosen
+            JOIN (SELECT {side} FROM {WITH_TEXT}) r ON r.seq = o.rejected)
         SELECT pos, chosen_conversation_id AS conversation_id, correction, true AS liked, has_files,
                {line} AS line, {digest} AS digest
         FROM flat""")
@@ -524,7 +600,7 @@ def keep_rows(con: duckdb.DuckDBPyConnection, options: ExportOptions, *, splits_
         CREATE TEMP TABLE kept AS
         WITH groups AS (
             SELECT digest, min(pos) AS pos, count(DISTINCT conversation_id) AS count FROM rows GROUP BY digest)
-        SELECT r.pos, r.conversation_id, r.liked, r.has_files, r.line, g.count, s.test
+        SELECT r.pos, r.conversation_id, r.liked, r.has_files, g.count, s.test
         FROM rows r JOIN groups g USING (pos) JOIN splits s USING (conversation_id)""")
 
 
@@ -535,12 +611,12 @@ def lines(con: duckdb.DuckDBPyConnection, spec: ExportFormat, options: ExportOpt
     if options.include_ids and spec.counts_agreement:
         line = """left(line, -1) || ',"count":' || count || '}'"""
     where = "" if test is None else f"WHERE test = {str(test).lower()}"
-    return f"SELECT test, {line} AS line FROM kept {where} ORDER BY pos"
+    return f"SELECT test, {line} AS line FROM kept JOIN (SELECT pos, line FROM rows) USING (pos) {where} ORDER BY pos"
 
 
 def write_lines(con: duckdb.DuckDBPyConnection, sql: str, path: Path) -> int:
     """Stream the ``line`` column of ``sql`` to ``path``, one per line (no Python per row). Returns the rows."""
-    reader = con.sql(f"SELECT line || chr(10) AS line FROM ({sql})").to_arrow_reader(65536)
+    reader = con.sql(f"SELECT line || chr(10) AS line FROM ({sql})").to_arrow_reader(WRITE_BATCH)
     rows = 0
     with open(path, "wb") as out:
         for batch in reader:
@@ -585,13 +661,14 @@ def run(
     con = connect(folder)
     try:
         loader = Loader(con, root)
-        reads = {kind: loader.load(kind, progress) for kind in COLUMNS}
+        reads = {kind: loader.load(kind, progress) for kind in COLUMNS if kind != "turns"}
+        judge(con, options)
+        reads["turns"] = loader.load("turns", progress, TURNS_STORED, turn_values(text_wanted(con, spec, options)))
         steps = tqdm(total=4, unit="step", desc=f"building {spec.name} rows", disable=not progress)
         with steps:
-            judge(con, options)
             statuses(con, spec, options)
             steps.update()
-            candidates(con, spec)
+            candidates(con)
             steps.update()
             pairing: dict[str, int] = {}
             if spec.paired:
@@ -678,33 +755,20 @@ def _counts(con: duckdb.DuckDBPyConnection, spec: ExportFormat, pairing: dict[st
 def _rating_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """``duplicates`` (a valid rating equal to the one before it: same reply, time and values), ``incomplete``,
     ``undone``, ``deleted``, ``unknown_reply`` (rated replies with no turn)."""
-    valid = "conversation_id IS NOT NULL AND message_id IS NOT NULL AND timestamp IS NOT NULL"
-    live = "(SELECT * FROM ratings ANTI JOIN deleted USING (conversation_id))"
-    (deleted,) = _one(con, "SELECT count(*) FROM ratings SEMI JOIN deleted USING (conversation_id)")
-    (incomplete,) = _one(
+    deleted, live = _one(
         con,
-        f"SELECT count(*) FROM {live} WHERE NOT coalesce({valid} AND (rating IS NULL OR rating IN ('like', "
-        "'dislike')), false)",
+        "SELECT count(*) FILTER (WHERE d.conversation_id IS NOT NULL), count(*) FILTER (WHERE d.conversation_id "
+        "IS NULL) FROM ratings LEFT JOIN deleted d USING (conversation_id)",
     )
-    (duplicates,) = _one(
+    valid, duplicates, undone = _one(
         con,
-        f"""SELECT count(*) FROM (
-            SELECT (rating, option, comment) IS NOT DISTINCT FROM lag((rating, option, comment)) OVER w
-                   AND timestamp = lag(timestamp) OVER w AS copy
-            FROM {live} WHERE {valid} AND (rating IS NULL OR rating IN ('like', 'dislike'))
-            WINDOW w AS (PARTITION BY conversation_id, message_id ORDER BY timestamp, _line)) WHERE copy""",
-    )
-    (undone,) = _one(
-        con,
-        f"""SELECT count(*) FROM (
-            SELECT rating FROM {live} WHERE {valid} AND (rating IS NULL OR rating IN ('like', 'dislike'))
-            QUALIFY row_number() OVER (PARTITION BY conversation_id, message_id
-                                       ORDER BY timestamp DESC, _line DESC) = 1) WHERE rating IS NULL""",
+        "SELECT count(*), count(*) FILTER (WHERE copy), count(*) FILTER (WHERE last AND rating IS NULL) "
+        "FROM rating_events",
     )
     (unknown,) = _one(con, "SELECT count(*) FROM latest_ratings ANTI JOIN statuses USING (conversation_id, message_id)")
     return {
         "duplicates": duplicates,
-        "incomplete": incomplete,
+        "incomplete": live - valid,
         "undone": undone,
         "deleted": deleted,
         "unknown_reply": unknown,

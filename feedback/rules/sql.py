@@ -83,14 +83,31 @@ def _live(kind: str) -> str:
     return f"(SELECT * FROM {kind} ANTI JOIN deleted USING (conversation_id))"
 
 
+def rating_events_sql(ratings: str) -> str:
+    """The valid rating records of ``ratings`` (a table or a subquery: ids, time, a value like/dislike/null) with
+    ``copy`` (an identical copy of the record before it of the same reply: same time and values; it counts once)
+    and ``last`` (the record that counts for its reply: the latest by ``timestamp``, then file order)."""
+    return f"""
+        SELECT {_KEY}, timestamp, rating, option, comment, _file, _line,
+               (timestamp, rating, option, comment) IS NOT DISTINCT FROM
+                   lag((timestamp, rating, option, comment)) OVER w AS copy,
+               lead(true) OVER w IS NULL AS last
+        FROM {ratings}
+        WHERE {_HAS_KEY} AND (rating IS NULL OR rating IN ({_quoted(RATING_VALUES)}))
+        WINDOW w AS (PARTITION BY {_KEY} ORDER BY timestamp, _file, _line)"""
+
+
+def latest_of_events(events: str) -> str:
+    """Per reply, the rating that counts, from :func:`rating_events_sql` rows (``events``): its ``last`` record,
+    none when that is an undo (``rating`` null)."""
+    return f"""
+        SELECT {_KEY}, timestamp, rating, option, comment, _file, _line FROM {events}
+        WHERE last AND rating IS NOT NULL"""
+
+
 def _latest_ratings(ratings: str) -> str:
     """The latest valid rating record of each reply of ``ratings`` (a table or a subquery), undone ones out."""
-    return f"""
-        SELECT * FROM (
-            SELECT {_KEY}, timestamp, rating, option, comment, _file, _line FROM {ratings}
-            WHERE {_HAS_KEY} AND (rating IS NULL OR rating IN ({_quoted(RATING_VALUES)}))
-            QUALIFY row_number() OVER (PARTITION BY {_KEY} ORDER BY timestamp DESC, _file DESC, _line DESC) = 1)
-        WHERE rating IS NOT NULL"""
+    return latest_of_events(f"({rating_events_sql(ratings)})")
 
 
 def _first_turns(turns: str) -> str:
