@@ -31,11 +31,12 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import duckdb
 import numpy as np
 import pyarrow as pa
+from loguru import logger
 from tqdm.auto import tqdm
 
 from feedback.export.read import ReadCounts, read_shard, shard_paths
@@ -472,12 +473,14 @@ def _json(columns: dict[str, str]) -> str:
 
 
 def _row_sql(spec: ExportFormat, options: ExportOptions) -> tuple[str, str]:
-    """SQL of a row's JSON line (without ``count``) and of its digest (MD5 of its format columns' JSON)."""
+    """SQL of a row's JSON line (without ``count``, with its newline) and of its digest (MD5 of its format columns'
+    JSON); the digest's SQL may name the line as ``line`` (it is computed over the line's query)."""
     columns = spec.columns
     built = spec.built_columns(include_ids=options.include_ids)
-    line = _json({name: columns[name] for name in built})
-    trl = _json({name: columns[name] for name in spec.features})
-    return line, f"md5_number({trl if built != list(spec.features) else line})"
+    line = _json({name: columns[name] for name in built}) + " || chr(10)"
+    if built == list(spec.features):
+        return line, "md5_number(line)"
+    return line, f"md5_number({_json({name: columns[name] for name in spec.features})})"
 
 
 def reply_rows(con: duckdb.DuckDBPyConnection, spec: ExportFormat, options: ExportOptions) -> None:
@@ -496,17 +499,19 @@ def reply_rows(con: duckdb.DuckDBPyConnection, spec: ExportFormat, options: Expo
                               FROM verdicts) USING (conversation_id, reply_id)"""
     con.execute(f"""
         CREATE TEMP TABLE rows AS
-        WITH replies AS (
-            SELECT seq * 2 AS pos, conversation_id, message_id, message_id AS reply_id, NULL::VARCHAR AS corrected_id,
-                   timestamp, model, prompt, response, rating, has_files, false AS correction
-            FROM {WITH_TEXT} WHERE pairable
-            UNION ALL
-            SELECT seq * 2 + 1, conversation_id, NULL::VARCHAR, message_id, message_id, timestamp, model, prompt,
-                   correction, rating, has_files, true
-            FROM {WITH_TEXT} WHERE correction IS NOT NULL),
-        t AS (SELECT * FROM replies {verdicts})
-        SELECT pos, conversation_id, correction, rating = 1 AS liked, has_files, {line} AS line, {digest} AS digest
-        FROM t""")
+        WITH base AS (  -- turns_data probed in log order, so the rows mostly come in order (see write_lines)
+            SELECT c.*, t.prompt, t.response FROM turns_data t JOIN candidates c ON c.seq = t.rowid),
+        replies AS (
+            SELECT seq, conversation_id, message_id AS reply_id, timestamp, model, prompt, rating, has_files,
+                   unnest(list_filter([
+                       {{'sub': 0, 'message_id': message_id, 'corrected_id': NULL::VARCHAR, 'response': response,
+                         'made': pairable}},
+                       {{'sub': 1, 'message_id': NULL::VARCHAR, 'corrected_id': message_id, 'response': correction,
+                         'made': correction IS NOT NULL}}], lambda x: x.made), recursive := true)
+            FROM base),
+        t AS (SELECT *, seq * 2 + sub AS pos, sub = 1 AS correction FROM replies {verdicts})
+        SELECT pos, conversation_id, correction, liked, has_files, line, {digest} AS digest
+        FROM (SELECT *, rating = 1 AS liked, {line} AS line FROM t)""")
 
 
 def pair_rows(con: duckdb.DuckDBPyConnection, spec: ExportFormat, options: ExportOptions) -> dict[str, int]:
@@ -582,9 +587,9 @@ def pair_rows(con: duckdb.DuckDBPyConnection, spec: ExportFormat, options: Expor
                    r.prompt AS rejected_prompt, r.response AS rejected_response
             FROM ordered o JOIN (SELECT {side} FROM {WITH_TEXT}) c ON c.seq = o.chosen
             JOIN (SELECT {side} FROM {WITH_TEXT}) r ON r.seq = o.rejected)
-        SELECT pos, chosen_conversation_id AS conversation_id, correction, true AS liked, has_files,
-               {line} AS line, {digest} AS digest
-        FROM flat""")
+        SELECT pos, chosen_conversation_id AS conversation_id, correction, true AS liked, has_files, line,
+               {digest} AS digest
+        FROM (SELECT *, {line} AS line FROM flat)""")
     (corrections,) = _one(con, "SELECT count(*) FROM candidates WHERE correction IS NOT NULL")
     if corrections:
         counts["review_corrections"] = corrections
@@ -604,30 +609,71 @@ def keep_rows(con: duckdb.DuckDBPyConnection, options: ExportOptions, *, splits_
         FROM rows r JOIN groups g USING (pos) JOIN splits s USING (conversation_id)""")
 
 
-def lines(con: duckdb.DuckDBPyConnection, spec: ExportFormat, options: ExportOptions, test: bool | None) -> str:
-    """SQL of the kept rows' JSON lines (``count`` added last when the format asks), in order; ``test``: one
-    split (None: both, with their ``test`` column)."""
-    line = "line"
+def lines(spec: ExportFormat, options: ExportOptions, test: bool | None, *, ordered: bool) -> str:
+    """SQL of the kept rows' ``pos``, ``test`` and JSON ``line`` (``count`` added last when the format asks);
+    ``test``: one split (None: both). ``ordered``: by ``pos``; otherwise in the order of the ``rows`` table (no
+    sort of the text; :func:`write_lines` checks it)."""
+    kept = "SELECT pos, test, count FROM kept" + ("" if test is None else f" WHERE test = {str(test).lower()}")
     if options.include_ids and spec.counts_agreement:
-        line = """left(line, -1) || ',"count":' || count || '}'"""
-    where = "" if test is None else f"WHERE test = {str(test).lower()}"
-    return f"SELECT test, {line} AS line FROM kept JOIN (SELECT pos, line FROM rows) USING (pos) {where} ORDER BY pos"
+        line = """left(r.line, -2) || ',"count":' || k.count || '}' || chr(10)"""
+        sql = f"SELECT r.pos, k.test, {line} AS line FROM rows r JOIN ({kept}) k USING (pos)"
+    else:
+        sql = f"SELECT r.pos, k.test, r.line FROM rows r JOIN ({kept}) k USING (pos)"
+    return sql + (" ORDER BY pos" if ordered else "")
 
 
-def write_lines(con: duckdb.DuckDBPyConnection, sql: str, path: Path) -> int:
-    """Stream the ``line`` column of ``sql`` to ``path``, one per line (no Python per row). Returns the rows."""
-    reader = con.sql(f"SELECT line || chr(10) AS line FROM ({sql})").to_arrow_reader(WRITE_BATCH)
-    rows = 0
-    with open(path, "wb") as out:
-        for batch in reader:
-            column = batch.column(0).cast(pa.large_string())
-            if len(column) == 0:
-                continue
-            offsets, data = column.buffers()[1], column.buffers()[2]
-            bounds = np.frombuffer(offsets, dtype=np.int64)[column.offset : column.offset + len(column) + 1]
-            out.write(memoryview(data)[bounds[0] : bounds[-1]])
-            rows += len(column)
-    return rows
+def _stream(con: duckdb.DuckDBPyConnection, sql: str, out: BinaryIO | None) -> tuple[bool, list[tuple[str, bytes]]]:
+    """Write (or collect) the lines of ``sql`` as they come; stop at the first row out of ``pos`` order.
+
+    Returns ``(in order, collected)``: ``collected`` holds ``(split, line)`` when ``out`` is None."""
+    last = -1
+    collected: list[tuple[str, bytes]] = []
+    for batch in con.sql(sql).to_arrow_reader(WRITE_BATCH):
+        if batch.num_rows == 0:
+            continue
+        pos = batch.column(0).to_numpy()
+        if pos[0] <= last or (len(pos) > 1 and not (np.diff(pos) > 0).all()):
+            return False, []
+        last = int(pos[-1])
+        column = batch.column(2)
+        if out is None:
+            tests = batch.column(1).to_pylist()
+            collected.extend(
+                (SPLITS[int(t)], line[:-1].encode()) for t, line in zip(tests, column.to_pylist(), strict=True)
+            )
+            continue
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            column = column.cast(pa.large_string())
+        width = np.int32 if pa.types.is_string(column.type) else np.int64
+        offsets, data = column.buffers()[1], column.buffers()[2]
+        bounds = np.frombuffer(offsets, dtype=width)[column.offset : column.offset + len(column) + 1]
+        out.write(memoryview(data)[bounds[0] : bounds[-1]])
+    return True, collected
+
+
+def write_lines(
+    con: duckdb.DuckDBPyConnection, spec: ExportFormat, options: ExportOptions, test: bool | None, path: Path | None
+) -> list[tuple[str, bytes]]:
+    """Write the kept rows of one split (``test``; None: both) to ``path`` in ``pos`` order, or (``path`` None)
+    return them as ``(split, line)``. Each batch's string data is written as DuckDB gives it (no Python per row).
+
+    The rows are first read in the order of the ``rows`` table, which is ``pos`` order when the query plan kept
+    the log order of ``turns_data`` (the usual case: no sort of the text); at the first row out of order, they
+    are read again sorted by ``pos``."""
+    for ordered in (False, True):
+        sql = lines(spec, options, test, ordered=ordered)
+        if path is None:
+            in_order, collected = _stream(con, sql, None)
+            if in_order:
+                return collected
+            logger.debug("export rows came out of log order; reading them sorted")
+            continue
+        with open(path, "wb") as out:
+            in_order, _ = _stream(con, sql, out)
+        if in_order:
+            return []
+        logger.debug("export rows came out of log order; writing them sorted")
+    raise AssertionError("rows sorted by pos came out of order")
 
 
 def run(
@@ -680,13 +726,10 @@ def run(
             counts = _counts(con, spec, pairing)
             out_lines = None
             if files is None:
-                out_lines = [
-                    (SPLITS[int(test)], line.encode())
-                    for test, line in con.execute(lines(con, spec, options, None)).fetchall()
-                ]
+                out_lines = write_lines(con, spec, options, None, None)
             else:
                 for split, path in files.items():
-                    write_lines(con, lines(con, spec, options, split == "test"), path)
+                    write_lines(con, spec, options, split == "test", path)
             steps.update()
         return Result(reads=reads, counts=counts, lines=out_lines)
     finally:
