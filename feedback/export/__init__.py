@@ -14,14 +14,15 @@ Pure functions from records to rows, for a notebook or a test::
     export = export_records("kto", turns, ratings, flags, ExportOptions(test_size=0.2))
     export.rows("train"); export.stats; export.to_dataset_dict()         # thin `datasets` wrapper
 
-A data dir (Arrow, no per-record validation, a few shards in memory at a time) or a Hub repo::
+A data dir (parsed and exported by DuckDB, no per-record validation, memory bounded) or a Hub repo::
 
     export = export_data_dir("sft", "data", ExportOptions(include_unrated=True))
     rows = rows_from_data_dir("dpo", "data")            # e.g. to check a replayed data set
     run_export("dpo", "me/chat-logs", "out/dpo", push_to_hub="me/chat-dpo")   # what the CLI runs
 
 Rows come in log order (shards by name, lines in order); see ``feedback.export.rows`` for the
-split and the removal of identical rows, ``feedback.export.stats`` for ``stats.json``.
+split, pairs and the removal of identical rows, ``feedback.export.engine`` for how they are built (DuckDB),
+``feedback.export.stats`` for ``stats.json``.
 """
 
 from __future__ import annotations

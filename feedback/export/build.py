@@ -179,7 +179,7 @@ def sft_rows(turns: Records, ratings: Records = (), flags: Records = (), **optio
 
 def dpo_rows(turns: Records, ratings: Records = (), flags: Records = (), **options: Any) -> list[dict[str, Any]]:
     """TRL preference rows ``{"prompt", "chosen", "rejected"}`` (explicit prompt) of liked/disliked pairs:
-    every pair of a prompt, or one with ``pairs="latest"`` (``feedback.export.pairs``)."""
+    every pair of a prompt, or one with ``pairs="latest"`` (``feedback.export.rows``)."""
     return _rows("dpo", turns, ratings, flags, options)
 
 

@@ -21,7 +21,7 @@ One export is one DuckDB database in a temporary folder (its tables spill to dis
    ``stats.json`` (``feedback.export.stats``), each one aggregate query.
 
 What the steps mean (the order, the split, the removal of identical rows, pairing) is documented
-in ``feedback.export.rows`` and ``feedback.export.pairs``; the formats give their part as SQL
+in ``feedback.export.rows``; the formats give their part as SQL
 (``feedback.export.formats.spec``).
 """
 
@@ -194,8 +194,6 @@ TURNS_STORED = {
 """The ``turns_data`` table: a turn's ids, time, model, :data:`HAS_FILES`, :data:`INCOMPLETE` and, for a turn
 that may make a row (:func:`text_wanted`), its prompt in TRL's format (:data:`TRL_PROMPT`) and response (null
 for the others: an export holds the text it may write, not the whole log)."""
-REPLY_KEY = "conversation_id || chr(31) || message_id"
-"""SQL: a reply's key as one string (``feedback.rules``: conversation id and message id)."""
 
 
 def record_filters(options: ExportOptions) -> dict[str, str]:
@@ -212,8 +210,8 @@ def record_filters(options: ExportOptions) -> dict[str, str]:
 def text_wanted(con: duckdb.DuckDBPyConnection, spec: ExportFormat, options: ExportOptions) -> str:
     """SQL over a turn record's columns: true when the turn may make a row of ``spec`` (it is complete, of a
     model and dates asked for, not of a deleted conversation, and its reply's verdicts make it ``kept`` or, for a
-    format that takes corrections, corrected). Creates the ``unwanted`` or ``wanted`` table of reply keys it
-    reads (``judge`` must have run). A superset is harmless: the statuses decide; this only keeps text out."""
+    format that takes corrections, corrected). Creates the ``wanted`` table (hashes of reply keys) it reads
+    (``judge`` must have run). A superset is harmless: the statuses decide; this only keeps text out."""
     verdict_columns = """SELECT v.*, coalesce(v.decision = 'dismissed', false) AS dismissed,
                                 coalesce(v.decision = 'confirmed', false) AS confirmed,
                                 x.conversation_id IS NOT NULL AS mixed
@@ -231,17 +229,14 @@ def text_wanted(con: duckdb.DuckDBPyConnection, spec: ExportFormat, options: Exp
         f"NOT {INCOMPLETE} AND NOT ({filters['other_model']}) AND NOT ({filters['outside_dates']}) "
         "AND conversation_id NOT IN (SELECT conversation_id FROM deleted)"
     )
-    if default:  # a reply nobody rated or flagged makes a row: every turn but those of unwanted replies
-        con.execute(
-            f"CREATE TEMP TABLE unwanted AS SELECT {REPLY_KEY} AS key FROM ({verdict_columns}) "
-            f"WHERE NOT (({status}) = 0 OR {fixed})"
-        )
-        return f"{record} AND {REPLY_KEY} NOT IN (SELECT key FROM unwanted)"
+    if default:  # a reply nobody rated or flagged makes a row: every turn's text is kept
+        return record
+    # a 64-bit hash of the reply key: a small table to look turns up in; two keys of one hash keep an extra text
     con.execute(
-        f"CREATE TEMP TABLE wanted AS SELECT {REPLY_KEY} AS key FROM ({verdict_columns}) "
-        f"WHERE ({status}) = 0 OR {fixed}"
+        "CREATE TEMP TABLE wanted AS SELECT DISTINCT hash(conversation_id, message_id) AS key "
+        f"FROM ({verdict_columns}) WHERE ({status}) = 0 OR {fixed}"
     )
-    return f"{record} AND {REPLY_KEY} IN (SELECT key FROM wanted)"
+    return f"{record} AND hash(conversation_id, message_id) IN (SELECT key FROM wanted)"
 
 
 def turn_values(wanted: str) -> str:
@@ -315,7 +310,8 @@ class Loader:
                 f"INSERT INTO {table} SELECT {self.values} FROM read_json({files}, "
                 f"format = 'newline_delimited', columns = {{{columns}}})"
             ).fetchall()[0]
-        except duckdb.Error as error:  # a shard DuckDB refuses: that one parsed line by line, the others again
+        except (duckdb.InvalidInputException, duckdb.ConversionException) as error:
+            # a shard DuckDB refuses: that one parsed line by line, the others again
             bad = next((i for i, p in enumerate(paths) if f'"{p}"' in str(error)), None)
             if bad is None:
                 total = ReadCounts()
@@ -515,7 +511,7 @@ def reply_rows(con: duckdb.DuckDBPyConnection, spec: ExportFormat, options: Expo
 
 
 def pair_rows(con: duckdb.DuckDBPyConnection, spec: ExportFormat, options: ExportOptions) -> dict[str, int]:
-    """Create ``rows`` of a paired format: the preference pairs (``feedback.export.pairs``), ordered by their
+    """Create ``rows`` of a paired format: the preference pairs (``feedback.export.rows``), ordered by their
     later reply, then their chosen one, then their rejected one; then one row per reviewer's correction
     (chosen: the correction, rejected: the flagged reply), in log order. Returns the pairing counts of
     ``stats.json`` (``identical_chosen_rejected``, ``no_opposite_rating``, ``pair_straddles_split``,

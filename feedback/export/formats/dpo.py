@@ -6,7 +6,7 @@
 
 Pairs: replies to the same prompt (equal messages) in one conversation (or any, with
 ``cross_conversation``); every liked x disliked pair, or with ``pairs="latest"`` one pair per prompt
-(``feedback.export.pairs``). A reviewer's corrected reply is ``chosen`` against the flagged reply
+(``feedback.export.rows``). A reviewer's corrected reply is ``chosen`` against the flagged reply
 (``chosen_id`` null).
 """
 
