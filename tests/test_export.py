@@ -343,13 +343,15 @@ def test_cli_until_a_date_includes_that_whole_day(tmp_path):
 # -- a synthetic log against a plain-Python reference ----------------------------------------
 
 
-def _generated_log(tmp_path: Path, turns: int = 3000) -> Path:
+def _generated_log(tmp_path: Path, turns: int = 3000, shard_bytes: int | None = None) -> Path:
     import importlib.util
 
     path = Path(__file__).resolve().parent.parent / "bench" / "bench_export.py"
     spec = importlib.util.spec_from_file_location("bench_export", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    if shard_bytes is not None:
+        bench.SHARD_BYTES = shard_bytes
     bench.generate(tmp_path / "data", turns=turns, ratings=turns, flags=turns // 10, seed=1)
     return tmp_path / "data"
 
@@ -406,3 +408,18 @@ def test_a_rating_naming_a_reply_of_another_conversation_does_not_count():
     )
     export = log.export("sft", include_ids=True)
     assert export.rows() == [] and export.stats["records"]["ratings"]["unknown_reply"] == 1
+
+
+@pytest.mark.parametrize("fmt", ["sft", "kto", "dpo"])
+def test_rows_of_many_shards_come_in_log_order(tmp_path, fmt):
+    """DuckDB reads many shards in parallel: the rows must still come in log order (shards by name, lines in
+    order), each row where its reply (a pair: its later reply) first appears."""
+    data_dir = _generated_log(tmp_path, turns=20_000, shard_bytes=1_000_000)
+    assert len(list((data_dir / "turns").glob("*.jsonl"))) > 20
+    first_seen: dict[str, int] = {}
+    for turn in FeedbackStore(data_dir).iter_records("turns"):
+        first_seen.setdefault(turn.message_id, len(first_seen))
+    export = export_data_dir(fmt, data_dir, ExportOptions(test_size=0, include_ids=True))
+    ids = ("chosen_id", "rejected_id") if fmt == "dpo" else ("message_id",)
+    places = [max(first_seen[row[name]] for name in ids) for row in export.rows()]
+    assert len(places) > 300 and places == sorted(places)

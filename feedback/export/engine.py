@@ -209,9 +209,12 @@ def record_filters(options: ExportOptions) -> dict[str, str]:
 
 def text_wanted(con: duckdb.DuckDBPyConnection, spec: ExportFormat, options: ExportOptions) -> str:
     """SQL over a turn record's columns: true when the turn may make a row of ``spec`` (it is complete, of a
-    model and dates asked for, not of a deleted conversation, and its reply's verdicts make it ``kept`` or, for a
-    format that takes corrections, corrected). Creates the ``wanted`` table (hashes of reply keys) it reads
-    (``judge`` must have run). A superset is harmless: the statuses decide; this only keeps text out."""
+    model and dates asked for, and its reply's verdicts make it ``kept`` or, for a format that takes corrections,
+    corrected). ``judge`` must have run. A superset is harmless: the statuses decide; this only keeps text out.
+
+    The replies looked up are a sorted array of 64-bit hashes of their keys, behind a scalar function
+    (``wanted_reply``) rather than a join: a join in the statement that loads the turns would not keep their log
+    order. Two keys of one hash keep one text too many."""
     verdict_columns = """SELECT v.*, coalesce(v.decision = 'dismissed', false) AS dismissed,
                                 coalesce(v.decision = 'confirmed', false) AS confirmed,
                                 x.conversation_id IS NOT NULL AS mixed
@@ -225,18 +228,23 @@ def text_wanted(con: duckdb.DuckDBPyConnection, spec: ExportFormat, options: Exp
                  t(rating, flagged, dismissed, confirmed, kept_reasons_only, mixed)""",
     )
     filters = record_filters(options)
-    record = (
-        f"NOT {INCOMPLETE} AND NOT ({filters['other_model']}) AND NOT ({filters['outside_dates']}) "
-        "AND conversation_id NOT IN (SELECT conversation_id FROM deleted)"
-    )
+    record = f"NOT {INCOMPLETE} AND NOT ({filters['other_model']}) AND NOT ({filters['outside_dates']})"
     if default:  # a reply nobody rated or flagged makes a row: every turn's text is kept
         return record
-    # a 64-bit hash of the reply key: a small table to look turns up in; two keys of one hash keep an extra text
-    con.execute(
-        "CREATE TEMP TABLE wanted AS SELECT DISTINCT hash(conversation_id, message_id) AS key "
-        f"FROM ({verdict_columns}) WHERE ({status}) = 0 OR {fixed}"
-    )
-    return f"{record} AND hash(conversation_id, message_id) IN (SELECT key FROM wanted)"
+    keys = con.sql(
+        f"SELECT DISTINCT hash(conversation_id, message_id) FROM ({verdict_columns}) WHERE ({status}) = 0 OR {fixed}"
+    ).to_arrow_table()
+    wanted = np.sort(keys.column(0).to_numpy()) if keys.num_rows else np.zeros(0, dtype=np.uint64)
+
+    def wanted_reply(hashes: pa.Array) -> pa.Array:
+        values = hashes.to_numpy(zero_copy_only=False)
+        if len(wanted) == 0:
+            return pa.array(np.zeros(len(values), dtype=bool))
+        at = np.minimum(np.searchsorted(wanted, values), len(wanted) - 1)
+        return pa.array(wanted[at] == values)
+
+    con.create_function("wanted_reply", wanted_reply, ["UBIGINT"], "BOOLEAN", type="arrow")
+    return f"{record} AND wanted_reply(hash(conversation_id, message_id))"
 
 
 def turn_values(wanted: str) -> str:
