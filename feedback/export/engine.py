@@ -559,11 +559,14 @@ def pair_rows(con: duckdb.DuckDBPyConnection, spec: ExportFormat, options: Expor
             SELECT p.* FROM all_pairs p JOIN latest l USING (chosen, rejected)""")
         groups, same = _one(con, "SELECT count(*), count(*) FILTER (WHERE same) FROM latest_pairs")
         (different,) = _one(con, "SELECT count(*) FROM all_pairs WHERE NOT same")
-        counts["identical_chosen_rejected"] = same
+        if same:
+            counts["identical_chosen_rejected"] = same
         counts["not_latest_pair"] = different - (groups - same)
         source = "latest_pairs"
     else:
-        (counts["identical_chosen_rejected"],) = _one(con, "SELECT count(*) FROM all_pairs WHERE same")
+        (same,) = _one(con, "SELECT count(*) FROM all_pairs WHERE same")
+        if same:  # (a count stats.json names only when there is one)
+            counts["identical_chosen_rejected"] = same
     splits(con, options, "SELECT conversation_id FROM candidates")
     con.execute(f"""
         CREATE TEMP TABLE pairs AS
