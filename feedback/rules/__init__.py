@@ -27,11 +27,10 @@
 
 Where:
 
-* ``feedback.rules.tables``: the engine, vectorized over Arrow tables (what the exports use on
-  millions of records): :func:`judge` gives :class:`Verdicts`; ``Verdicts.replies(turns)`` the
-  verdict on each turn as numpy arrays (:class:`ReplyVerdicts`).
-* ``feedback.rules.sql``: the same rules as DuckDB SQL views (the review index's queue and stats),
-  tested to agree with the engine.
+* ``feedback.rules.tables``: the rules vectorized over Arrow tables: :func:`judge` gives :class:`Verdicts`;
+  ``Verdicts.replies(turns)`` the verdict on each turn as numpy arrays (:class:`ReplyVerdicts`).
+* ``feedback.rules.sql``: the same rules as DuckDB SQL (what runs on millions of records: the exports,
+  ``feedback.export.engine``, and the review index's queue and stats), tested to agree with the tables.
 * ``feedback.rules.records``: the same engine for ``schemas.records`` objects (the review queue
   and the stats): :func:`judge_records` puts the records into those tables and maps the verdicts
   back to records (:class:`Reply`).
@@ -43,12 +42,11 @@ heard of it yet) alike; a deletion record counts whatever its time, and is never
 here and nowhere else: :func:`judge` takes the deletion records as a fourth table and drops every
 rating, flag and review of a deleted conversation before any rule runs (``Verdicts.deleted`` keeps
 the deleted conversation ids, ``Verdicts.counts[kind]["deleted"]`` how many records were dropped);
-``Verdicts.replies(turns)``, the one way readers see turns (the exports per shard, ``judge_records``
-for the queue and the stats), gives a ``deleted`` mask, which the exports make the first reason a
-reply is left out (``stats.json``: ``left_out.deleted``) and ``judge_records`` uses to skip those
-turns. The SQL form (``feedback.rules.sql``: the ``deleted`` view, every rule view reading the
-records of the other conversations only) does the same for the review index, its queue and stats,
-and the ``flagged`` view of a repo built from that queue. No reader filters deleted records on its own
+``Verdicts.replies(turns)`` gives a ``deleted`` mask, which ``judge_records`` uses to skip those turns.
+The SQL form (``feedback.rules.sql``: the ``deleted`` view, every rule view reading the records of the
+other conversations only) does the same for the exports (which make ``deleted`` the first reason a reply
+is left out: ``stats.json``'s ``left_out.deleted``), the review index, its queue and stats, and the
+``flagged`` view of a repo built from that queue. No reader filters deleted records on its own
 (but the dataset card's ready-to-run SQL, ``feedback.hub.card``, which runs outside this code).
 """
 

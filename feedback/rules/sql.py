@@ -35,8 +35,9 @@ tables, one view per rule:
     every flagged reply that has a turn, with its latest rating, latest decision and ``status``
     (``open`` until a reviewer decides).
 
-The Arrow engine (:mod:`feedback.rules.tables`) stays the one the exports use; the tests run both on
-the same records and require the same answers (``tests/test_rules_sql.py``).
+The exports (``feedback.export.engine``) and the review index run these; the Arrow form
+(:mod:`feedback.rules.tables`) judges records given as objects. The tests run both on the same records and
+require the same answers (``tests/test_rules_sql.py``).
 
 >>> con = duckdb.connect()
 >>> create_rule_views(con)   # after creating or registering turns, ratings, flags, reviews

@@ -1,9 +1,10 @@
-"""The engine of the rules: ratings, flags and reviews judged as Arrow tables (vectorized).
+"""The rules as Arrow tables: ratings, flags and reviews judged vectorized, for records given as objects.
 
 Input tables hold the columns :data:`RATING_COLUMNS`, :data:`FLAG_COLUMNS`, :data:`REVIEW_COLUMNS` and
 :data:`DELETION_COLUMNS` (typed as ``feedback.features.record_schema``), rows in file order. The
-rules themselves are listed in ``feedback.rules``; this module is the one implementation of them,
-used by the exports directly and by the review queue and stats through ``feedback.rules.records``.
+rules themselves are listed in ``feedback.rules``; the review queue and stats of records in memory use
+this through ``feedback.rules.records``; what runs over a data dir (exports, the review index) is their
+SQL form, ``feedback.rules.sql``, which ``tests/test_rules_sql.py`` holds to the same answers.
 """
 
 from __future__ import annotations
