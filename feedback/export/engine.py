@@ -29,14 +29,14 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
 import pyarrow as pa
-from loguru import logger
 from tqdm.auto import tqdm
 
 from feedback.export.read import ReadCounts, read_shard, shard_paths
@@ -351,15 +351,16 @@ def _ends_with_newline(path: Path) -> bool:
 def connect(folder: Path) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB database set up for an export: insertion order kept, UTC, memory bounded (what does not
     fit is written to ``folder``)."""
-    con = duckdb.connect(":memory:")
-    for setting in (
-        "SET preserve_insertion_order = true",
-        "SET TimeZone = 'UTC'",
-        f"SET memory_limit = '{MEMORY_LIMIT}'",
-        f"SET temp_directory = '{folder / 'spill'}'",
-        "SET enable_progress_bar = false",
-    ):
-        con.execute(setting)
+    con = duckdb.connect(
+        ":memory:",
+        config={
+            "preserve_insertion_order": True,
+            "memory_limit": MEMORY_LIMIT,
+            "temp_directory": str(folder / "spill"),
+        },
+    )
+    con.execute("SET enable_progress_bar = false")
+    con.execute("SET TimeZone = 'UTC'")
     return con
 
 
@@ -503,7 +504,7 @@ def reply_rows(con: duckdb.DuckDBPyConnection, spec: ExportFormat, options: Expo
                               FROM verdicts) USING (conversation_id, reply_id)"""
     con.execute(f"""
         CREATE TEMP TABLE rows AS
-        WITH base AS (  -- turns_data probed in log order, so the rows mostly come in order (see write_lines)
+        WITH base AS (
             SELECT c.*, t.prompt, t.response FROM turns_data t JOIN candidates c ON c.seq = t.rowid),
         replies AS (
             SELECT seq, conversation_id, message_id AS reply_id, timestamp, model, prompt, rating, has_files,
@@ -616,71 +617,40 @@ def keep_rows(con: duckdb.DuckDBPyConnection, options: ExportOptions, *, splits_
         FROM rows r JOIN groups g USING (pos) JOIN splits s USING (conversation_id)""")
 
 
-def lines(spec: ExportFormat, options: ExportOptions, test: bool | None, *, ordered: bool) -> str:
-    """SQL of the kept rows' ``pos``, ``test`` and JSON ``line`` (``count`` added last when the format asks);
-    ``test``: one split (None: both). ``ordered``: by ``pos``; otherwise in the order of the ``rows`` table (no
-    sort of the text; :func:`write_lines` checks it)."""
+def lines(spec: ExportFormat, options: ExportOptions, test: bool | None) -> str:
+    """SQL of the kept rows' ``test`` and JSON ``line`` (``count`` added last when the format asks), in ``pos``
+    order; ``test``: one split (None: both)."""
     kept = "SELECT pos, test, count FROM kept" + ("" if test is None else f" WHERE test = {str(test).lower()}")
+    line = "r.line"
     if options.include_ids and spec.counts_agreement:
         line = """left(r.line, -2) || ',"count":' || k.count || '}' || chr(10)"""
-        sql = f"SELECT r.pos, k.test, {line} AS line FROM rows r JOIN ({kept}) k USING (pos)"
-    else:
-        sql = f"SELECT r.pos, k.test, r.line FROM rows r JOIN ({kept}) k USING (pos)"
-    return sql + (" ORDER BY pos" if ordered else "")
-
-
-def _stream(con: duckdb.DuckDBPyConnection, sql: str, out: BinaryIO | None) -> tuple[bool, list[tuple[str, bytes]]]:
-    """Write (or collect) the lines of ``sql`` as they come; stop at the first row out of ``pos`` order.
-
-    Returns ``(in order, collected)``: ``collected`` holds ``(split, line)`` when ``out`` is None."""
-    last = -1
-    collected: list[tuple[str, bytes]] = []
-    for batch in con.sql(sql).to_arrow_reader(WRITE_BATCH):
-        if batch.num_rows == 0:
-            continue
-        pos = batch.column(0).to_numpy()
-        if pos[0] <= last or (len(pos) > 1 and not (np.diff(pos) > 0).all()):
-            return False, []
-        last = int(pos[-1])
-        column = batch.column(2)
-        if out is None:
-            tests = batch.column(1).to_pylist()
-            collected.extend(
-                (SPLITS[int(t)], line[:-1].encode()) for t, line in zip(tests, column.to_pylist(), strict=True)
-            )
-            continue
-        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
-            column = column.cast(pa.large_string())
-        width = np.int32 if pa.types.is_string(column.type) else np.int64
-        offsets, data = column.buffers()[1], column.buffers()[2]
-        bounds = np.frombuffer(offsets, dtype=width)[column.offset : column.offset + len(column) + 1]
-        out.write(memoryview(data)[bounds[0] : bounds[-1]])
-    return True, collected
+    return f"SELECT k.test, {line} AS line FROM rows r JOIN ({kept}) k USING (pos) ORDER BY pos"
 
 
 def write_lines(
     con: duckdb.DuckDBPyConnection, spec: ExportFormat, options: ExportOptions, test: bool | None, path: Path | None
 ) -> list[tuple[str, bytes]]:
     """Write the kept rows of one split (``test``; None: both) to ``path`` in ``pos`` order, or (``path`` None)
-    return them as ``(split, line)``. Each batch's string data is written as DuckDB gives it (no Python per row).
-
-    The rows are first read in the order of the ``rows`` table, which is ``pos`` order when the query plan kept
-    the log order of ``turns_data`` (the usual case: no sort of the text); at the first row out of order, they
-    are read again sorted by ``pos``."""
-    for ordered in (False, True):
-        sql = lines(spec, options, test, ordered=ordered)
-        if path is None:
-            in_order, collected = _stream(con, sql, None)
-            if in_order:
-                return collected
-            logger.debug("export rows came out of log order; reading them sorted")
-            continue
-        with open(path, "wb") as out:
-            in_order, _ = _stream(con, sql, out)
-        if in_order:
-            return []
-        logger.debug("export rows came out of log order; writing them sorted")
-    raise AssertionError("rows sorted by pos came out of order")
+    return them as ``(split, line)``. Each batch's string data is written as DuckDB gives it (no Python per
+    row); a batch holds :data:`WRITE_BATCH` rows."""
+    collected: list[tuple[str, bytes]] = []
+    with open(path, "wb") if path is not None else nullcontext() as out:
+        for batch in con.sql(lines(spec, options, test)).to_arrow_reader(WRITE_BATCH):
+            column = batch.column(1)
+            if out is None:
+                tests = batch.column(0).to_pylist()
+                lines_ = column.to_pylist()
+                collected.extend((SPLITS[int(t)], line[:-1].encode()) for t, line in zip(tests, lines_, strict=True))
+                continue
+            if len(column) == 0:
+                continue
+            if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+                column = column.cast(pa.large_string())
+            width = np.int32 if pa.types.is_string(column.type) else np.int64
+            offsets, data = column.buffers()[1], column.buffers()[2]
+            bounds = np.frombuffer(offsets, dtype=width)[column.offset : column.offset + len(column) + 1]
+            out.write(memoryview(data)[bounds[0] : bounds[-1]])
+    return collected
 
 
 def run(
