@@ -151,9 +151,12 @@ def export_records(
         for kind, records in given.items():
             (folder / kind).mkdir()
             (folder / kind / "records.jsonl").write_bytes(records_to_jsonl(records))
-        return export_data_dir(fmt, folder, options)
+        export = export_data_dir(fmt, folder, options)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+    for counts in export.stats["records"].values():
+        counts["files"] = 0  # records given as objects: no file was read
+    return export
 
 
 def _rows(fmt: str, turns: Records, ratings: Records, flags: Records, options: dict[str, Any]) -> list[dict[str, Any]]:
