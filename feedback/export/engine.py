@@ -501,7 +501,8 @@ def reply_rows(con: duckdb.DuckDBPyConnection, spec: ExportFormat, options: Expo
     if spec.with_verdicts:
         verdicts = """LEFT JOIN (SELECT conversation_id, message_id AS reply_id, rating_name, rating_option,
                                      rating_comment, flag_count, reasons, comments, first_flagged_at, last_flagged_at
-                              FROM verdicts) USING (conversation_id, reply_id)"""
+                              FROM verdicts SEMI JOIN candidates USING (conversation_id, message_id))
+                      USING (conversation_id, reply_id)"""  # the candidates' verdicts only: a small join
     con.execute(f"""
         CREATE TEMP TABLE rows AS
         WITH base AS (
