@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from contextlib import nullcontext
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -488,36 +489,101 @@ def _row_sql(spec: ExportFormat, options: ExportOptions) -> tuple[str, str]:
     return line, f"md5_number({_json({name: columns[name] for name in spec.features})})"
 
 
-def reply_rows(con: duckdb.DuckDBPyConnection, spec: ExportFormat, options: ExportOptions) -> None:
-    """Create ``rows`` of a one-row-per-reply format: each ``pairable`` candidate, then (a format that takes
-    corrections) each correction right after the reply it corrects; ``pos`` their order.
+def reply_facts(con: duckdb.DuckDBPyConnection) -> None:
+    """Register the scalar functions that give a turn record (by ``seq``, its place in the log) its candidate's
+    facts: ``candidate_index(seq)`` (null for a record that is no candidate), and over that index
+    ``fact_rating`` (1, -1, 0), ``fact_pairable``, ``fact_correction`` (null: none) and ``fact_test`` (its
+    conversation's split). Behind them: the candidates' facts as arrays sorted by ``seq``.
 
-    The format's columns (``ReplyFormat.columns``) name ``conversation_id``, ``message_id`` (null for a
-    correction), ``corrected_id`` (the corrected reply, for a correction), ``prompt``, ``response``, ``model``,
-    ``timestamp``, ``rating`` and, for a format ``with_verdicts``, ``rating_name``, ``rating_option``,
-    ``rating_comment``, ``flag_count``, ``reasons``, ``comments``, ``first_flagged_at``, ``last_flagged_at``."""
-    line, digest = _row_sql(spec, options)
+    Functions rather than a join: a scan of ``turns_data`` that calls them runs on every core and keeps the log
+    order (a join's output order is not the log's), so rows can be written as they are made, never sorted."""
+    table = con.sql(
+        "SELECT c.seq, c.rating, c.pairable, c.correction, s.test "
+        "FROM candidates c JOIN splits s USING (conversation_id) ORDER BY c.seq"
+    ).to_arrow_table()
+    seqs = table.column("seq").to_numpy()
+    facts = {
+        "rating": (table.column("rating").to_numpy(), "TINYINT"),
+        "pairable": (table.column("pairable").to_numpy(), "BOOLEAN"),
+        "test": (table.column("test").to_numpy(), "BOOLEAN"),
+    }
+
+    def candidate_index(seq: pa.Array) -> pa.Array:
+        values = seq.to_numpy(zero_copy_only=False)
+        if len(seqs) == 0:
+            return pa.nulls(len(values), pa.int64())
+        at = np.minimum(np.searchsorted(seqs, values), len(seqs) - 1)
+        return pa.array(at, mask=seqs[at] != values)
+
+    con.create_function("candidate_index", candidate_index, ["BIGINT"], "BIGINT", type="arrow", null_handling="special")
+    for name, (values, type_) in facts.items():
+        con.create_function(f"fact_{name}", _taking(values), ["BIGINT"], type_, type="arrow")
+    corrections = table.column("correction").combine_chunks()
+
+    def fact_correction(index: pa.Array) -> pa.Array:
+        return corrections.take(index)
+
+    con.create_function(
+        "fact_correction", fact_correction, ["BIGINT"], "VARCHAR", type="arrow", null_handling="special"
+    )
+
+
+def _taking(values: np.ndarray) -> Callable[[pa.Array], pa.Array]:
+    """An Arrow scalar function: the items of ``values`` at the given indexes."""
+
+    def take(index: pa.Array) -> pa.Array:
+        return pa.array(values[index.to_numpy(zero_copy_only=False)])
+
+    return take
+
+
+def reply_source(spec: ExportFormat) -> str:
+    """SQL of a one-row-per-reply format's rows before serialization (:func:`reply_rows`): ``pos``, the ids, text,
+    facts and (a format ``with_verdicts``) verdict columns, in log order unless ``spec.with_verdicts`` (a join:
+    sort by ``pos``). Needs :func:`reply_facts`."""
     verdicts = ""
     if spec.with_verdicts:
         verdicts = """LEFT JOIN (SELECT conversation_id, message_id AS reply_id, rating_name, rating_option,
                                      rating_comment, flag_count, reasons, comments, first_flagged_at, last_flagged_at
                               FROM verdicts SEMI JOIN candidates USING (conversation_id, message_id))
                       USING (conversation_id, reply_id)"""  # the candidates' verdicts only: a small join
-    con.execute(f"""
-        CREATE TEMP TABLE rows AS
+    return f"""
         WITH base AS (
-            SELECT c.*, t.prompt, t.response FROM turns_data t JOIN candidates c ON c.seq = t.rowid),
+            SELECT seq, conversation_id, message_id, timestamp, model, prompt, response, has_files,
+                   fact_rating(i) AS rating, fact_pairable(i) AS pairable, fact_correction(i) AS correction,
+                   fact_test(i) AS test
+            FROM (SELECT rowid AS seq, *, candidate_index(rowid) AS i FROM turns_data) WHERE i IS NOT NULL),
         replies AS (
-            SELECT seq, conversation_id, message_id AS reply_id, timestamp, model, prompt, rating, has_files,
+            SELECT seq, conversation_id, message_id AS reply_id, timestamp, model, prompt, rating, has_files, test,
                    unnest(list_filter([
                        {{'sub': 0, 'message_id': message_id, 'corrected_id': NULL::VARCHAR, 'response': response,
                          'made': pairable}},
                        {{'sub': 1, 'message_id': NULL::VARCHAR, 'corrected_id': message_id, 'response': correction,
                          'made': correction IS NOT NULL}}], lambda x: x.made), recursive := true)
-            FROM base),
-        t AS (SELECT *, seq * 2 + sub AS pos, sub = 1 AS correction FROM replies {verdicts})
-        SELECT pos, conversation_id, correction, liked, has_files, line, {digest} AS digest
-        FROM (SELECT *, rating = 1 AS liked, {line} AS line FROM t)""")
+            FROM base)
+        SELECT *, seq * 2 + sub AS pos, sub = 1 AS correction FROM replies {verdicts}"""
+
+
+def reply_rows(con: duckdb.DuckDBPyConnection, spec: ExportFormat, options: ExportOptions) -> str:
+    """Create ``rows`` of a one-row-per-reply format: each ``pairable`` candidate, then (a format that takes
+    corrections) each correction right after the reply it corrects; ``pos`` their order. ``rows`` holds their
+    digests, not their lines: the kept ones are serialized again when written (cheaper than storing every
+    line). Returns the SQL of the kept rows' ``pos``, ``test`` and ``line`` (:func:`write_lines`).
+
+    The format's columns (``ReplyFormat.columns``) name ``conversation_id``, ``message_id`` (null for a
+    correction), ``corrected_id`` (the corrected reply, for a correction), ``prompt``, ``response``, ``model``,
+    ``timestamp``, ``rating`` and, for a format ``with_verdicts``, ``rating_name``, ``rating_option``,
+    ``rating_comment``, ``flag_count``, ``reasons``, ``comments``, ``first_flagged_at``, ``last_flagged_at``."""
+    line, digest = _row_sql(spec, options)
+    reply_facts(con)
+    source = reply_source(spec)
+    con.execute(f"""
+        CREATE TEMP TABLE rows AS
+        SELECT pos, conversation_id, test, correction, rating = 1 AS liked, has_files, {digest} AS digest
+        FROM (SELECT *, {line} AS line FROM ({source}))""")
+    order = " ORDER BY pos" if spec.with_verdicts else ""
+    return f"""SELECT pos, test, {_with_count(spec, options, line)} AS line
+               FROM (SELECT *, kept_count(pos) AS n FROM ({source})) WHERE n > 0{order}"""
 
 
 def pair_rows(con: duckdb.DuckDBPyConnection, spec: ExportFormat, options: ExportOptions) -> dict[str, int]:
@@ -596,62 +662,112 @@ def pair_rows(con: duckdb.DuckDBPyConnection, spec: ExportFormat, options: Expor
                    r.prompt AS rejected_prompt, r.response AS rejected_response
             FROM ordered o JOIN (SELECT {side} FROM {WITH_TEXT}) c ON c.seq = o.chosen
             JOIN (SELECT {side} FROM {WITH_TEXT}) r ON r.seq = o.rejected)
-        SELECT pos, chosen_conversation_id AS conversation_id, correction, true AS liked, has_files, line,
+        SELECT pos, chosen_conversation_id AS conversation_id, s.test, correction, true AS liked, has_files, line,
                {digest} AS digest
-        FROM (SELECT *, {line} AS line FROM flat)""")
+        FROM (SELECT *, {line} AS line FROM flat) JOIN splits s ON s.conversation_id = chosen_conversation_id""")
+    order_rows(con)
     (corrections,) = _one(con, "SELECT count(*) FROM candidates WHERE correction IS NOT NULL")
     if corrections:
         counts["review_corrections"] = corrections
     return counts
 
 
-def keep_rows(con: duckdb.DuckDBPyConnection, options: ExportOptions, *, splits_known: bool) -> None:
+def order_rows(con: duckdb.DuckDBPyConnection) -> None:
+    """Make ``rows`` stored in ``pos`` order, so that writing them is a scan, not a sort of their text.
+
+    A join that keeps its probe side's order (DuckDB's hash join, with ``preserve_insertion_order``) usually
+    leaves them so; a check over the positions alone (no text) tells, and only when it fails is the table
+    rewritten sorted."""
+    (unordered,) = _one(
+        con, "SELECT count(*) FROM (SELECT pos, lag(pos) OVER (ORDER BY rowid) AS before FROM rows) WHERE pos <= before"
+    )
+    if unordered:
+        con.execute("CREATE TEMP TABLE rows_sorted AS SELECT * FROM rows ORDER BY pos")
+        con.execute("DROP TABLE rows")
+        con.execute("ALTER TABLE rows_sorted RENAME TO rows")
+
+
+def keep_rows(con: duckdb.DuckDBPyConnection) -> None:
     """Create ``kept``: of each set of identical rows (one digest) the first by ``pos``, with ``count`` (the
-    distinct conversations that gave it) and its split (``test``, of its own conversation)."""
-    if not splits_known:
-        splits(con, options, "SELECT conversation_id FROM rows")
+    distinct conversations that gave it) and its split (``test``, of its own conversation); and the scalar
+    function ``kept_count(pos)``: a row's ``count`` when it is kept, else 0 (a sorted array of the kept
+    positions behind it: filtering ``rows`` with it keeps their stored order, where a join might not)."""
     con.execute("""
         CREATE TEMP TABLE kept AS
         WITH groups AS (
             SELECT digest, min(pos) AS pos, count(DISTINCT conversation_id) AS count FROM rows GROUP BY digest)
-        SELECT r.pos, r.conversation_id, r.liked, r.has_files, g.count, s.test
-        FROM rows r JOIN groups g USING (pos) JOIN splits s USING (conversation_id)""")
+        SELECT r.pos, r.conversation_id, r.liked, r.has_files, g.count, r.test
+        FROM rows r JOIN groups g USING (pos)""")
+    table = con.sql("SELECT pos, count FROM kept ORDER BY pos").to_arrow_table()
+    positions = table.column("pos").to_numpy()
+    row_counts = table.column("count").to_numpy()
+
+    def kept_count(pos: pa.Array) -> pa.Array:
+        values = pos.to_numpy(zero_copy_only=False)
+        if len(positions) == 0:
+            return pa.array(np.zeros(len(values), dtype=np.int64))
+        at = np.minimum(np.searchsorted(positions, values), len(positions) - 1)
+        return pa.array(np.where(positions[at] == values, row_counts[at], 0).astype(np.int64))
+
+    con.create_function("kept_count", kept_count, ["BIGINT"], "BIGINT", type="arrow")
 
 
-def lines(spec: ExportFormat, options: ExportOptions, test: bool | None) -> str:
-    """SQL of the kept rows' ``test`` and JSON ``line`` (``count`` added last when the format asks), in ``pos``
-    order; ``test``: one split (None: both)."""
-    kept = "SELECT pos, test, count FROM kept" + ("" if test is None else f" WHERE test = {str(test).lower()}")
-    line = "r.line"
+def _with_count(spec: ExportFormat, options: ExportOptions, line: str) -> str:
+    """SQL: a row's JSON ``line`` with ``count`` (``n``) added last, when the format asks for it."""
     if options.include_ids and spec.counts_agreement:
-        line = """left(r.line, -2) || ',"count":' || k.count || '}' || chr(10)"""
-    return f"SELECT k.test, {line} AS line FROM rows r JOIN ({kept}) k USING (pos) ORDER BY pos"
+        return f"""left({line}, -2) || ',"count":' || n || '}}' || chr(10)"""
+    return line
 
 
-def write_lines(
-    con: duckdb.DuckDBPyConnection, spec: ExportFormat, options: ExportOptions, test: bool | None, path: Path | None
-) -> list[tuple[str, bytes]]:
-    """Write the kept rows of one split (``test``; None: both) to ``path`` in ``pos`` order, or (``path`` None)
-    return them as ``(split, line)``. Each batch's string data is written as DuckDB gives it (no Python per
-    row); a batch holds :data:`WRITE_BATCH` rows."""
-    collected: list[tuple[str, bytes]] = []
-    with open(path, "wb") if path is not None else nullcontext() as out:
-        for batch in con.sql(lines(spec, options, test)).to_arrow_reader(WRITE_BATCH):
-            column = batch.column(1)
-            if out is None:
-                tests = batch.column(0).to_pylist()
-                lines_ = column.to_pylist()
-                collected.extend((SPLITS[int(t)], line[:-1].encode()) for t, line in zip(tests, lines_, strict=True))
-                continue
-            if len(column) == 0:
-                continue
-            if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
-                column = column.cast(pa.large_string())
-            width = np.int32 if pa.types.is_string(column.type) else np.int64
-            offsets, data = column.buffers()[1], column.buffers()[2]
-            bounds = np.frombuffer(offsets, dtype=width)[column.offset : column.offset + len(column) + 1]
-            out.write(memoryview(data)[bounds[0] : bounds[-1]])
-    return collected
+def write_lines(con: duckdb.DuckDBPyConnection, query: str, files: dict[str, Path] | None) -> list[tuple[str, bytes]]:
+    """Write the kept rows that ``query`` gives (``pos``, ``test``, ``line``), in ``pos`` order, each to its
+    split's file in ``files`` (split -> path; a split with no rows: an empty file), or (``files`` None) return
+    them as ``(split, line)``. Each batch's string data is written as DuckDB gives it (no Python per row); a
+    batch holds :data:`WRITE_BATCH` rows.
+
+    The rows are checked to come in ``pos`` order; should they not, the files are written again from the query
+    sorted."""
+    for sort in (False, True):
+        collected: list[tuple[str, bytes]] = []
+        last = -1
+        in_order = True
+        with ExitStack() as stack:
+            outs = {split: stack.enter_context(open(path, "wb")) for split, path in (files or {}).items()}
+            for batch in con.sql(f"SELECT * FROM ({query})" + (" ORDER BY pos" if sort else "")).to_arrow_reader(
+                WRITE_BATCH
+            ):
+                if len(batch) == 0:
+                    continue
+                pos = batch.column(0).to_numpy()
+                if pos[0] <= last or (len(pos) > 1 and not np.all(pos[1:] > pos[:-1])):
+                    in_order = False
+                    break
+                last = int(pos[-1])
+                tests = batch.column(1).to_numpy(zero_copy_only=False)
+                column = batch.column(2)
+                if files is None:
+                    collected.extend(
+                        (SPLITS[int(t)], line[:-1].encode()) for t, line in zip(tests, column.to_pylist(), strict=True)
+                    )
+                    continue
+                for test, split in ((False, "train"), (True, "test")):
+                    if split in outs:
+                        _write_strings(outs[split], column.filter(pa.array(tests == test)))
+        if in_order:
+            return collected
+    raise RuntimeError("the sorted rows of an export came out of order")  # DuckDB broke ORDER BY
+
+
+def _write_strings(out: Any, column: pa.Array) -> None:
+    """Write a string array's data (its strings back to back) to the binary file ``out``."""
+    if len(column) == 0:
+        return
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        column = column.cast(pa.large_string())
+    width = np.int32 if pa.types.is_string(column.type) else np.int64
+    offsets, data = column.buffers()[1], column.buffers()[2]
+    bounds = np.frombuffer(offsets, dtype=width)[column.offset : column.offset + len(column) + 1]
+    out.write(memoryview(data)[bounds[0] : bounds[-1]])
 
 
 def run(
@@ -697,19 +813,17 @@ def run(
             pairing: dict[str, int] = {}
             if spec.paired:
                 pairing = pair_rows(con, spec, options)
+                line = _with_count(spec, options, "line")
+                query = f"SELECT pos, test, {line} AS line FROM (SELECT *, kept_count(pos) AS n FROM rows) WHERE n > 0"
             else:
-                reply_rows(con, spec, options)
-            keep_rows(con, options, splits_known=spec.paired)
+                splits(con, options, "SELECT conversation_id FROM candidates")  # each gives a row
+                query = reply_rows(con, spec, options)
+            keep_rows(con)
             steps.update()
             counts = _counts(con, spec, pairing)
-            out_lines = None
-            if files is None:
-                out_lines = write_lines(con, spec, options, None, None)
-            else:
-                for split, path in files.items():
-                    write_lines(con, spec, options, split == "test", path)
+            collected = write_lines(con, query, files)
             steps.update()
-        return Result(reads=reads, counts=counts, lines=out_lines)
+        return Result(reads=reads, counts=counts, lines=None if files is not None else collected)
     finally:
         con.close()
         shutil.rmtree(folder, ignore_errors=True)
