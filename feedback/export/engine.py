@@ -237,14 +237,7 @@ def text_wanted(con: duckdb.DuckDBPyConnection, spec: ExportFormat, options: Exp
     ).to_arrow_table()
     wanted = np.sort(keys.column(0).to_numpy()) if keys.num_rows else np.zeros(0, dtype=np.uint64)
 
-    def wanted_reply(hashes: pa.Array) -> pa.Array:
-        values = hashes.to_numpy(zero_copy_only=False)
-        if len(wanted) == 0:
-            return pa.array(np.zeros(len(values), dtype=bool))
-        at = np.minimum(np.searchsorted(wanted, values), len(wanted) - 1)
-        return pa.array(wanted[at] == values)
-
-    con.create_function("wanted_reply", wanted_reply, ["UBIGINT"], "BOOLEAN", type="arrow")
+    con.create_function("wanted_reply", _member_of(wanted), ["UBIGINT"], "BOOLEAN", type="arrow")
     return f"{record} AND wanted_reply(hash(conversation_id, message_id))"
 
 
@@ -445,14 +438,9 @@ def statuses(con: duckdb.DuckDBPyConnection, spec: ExportFormat, options: Export
         WINDOW w AS (PARTITION BY conversation_id, message_id ORDER BY seq)""")
 
 
-WITH_TEXT = "(SELECT c.*, t.prompt, t.response FROM candidates c JOIN turns_data t ON t.rowid = c.seq)"
-"""SQL: the candidates with their prompt and response."""
-
-
 def candidates(con: duckdb.DuckDBPyConnection) -> None:
     """Create ``candidates``: the first copy of each kept reply (``pairable``) and of each reply a reviewer
-    corrected (``correction``, a format that takes corrections); their text stays in ``turns_data``
-    (:data:`WITH_TEXT` joins it)."""
+    corrected (``correction``, a format that takes corrections); their text stays in ``turns_data``."""
     con.execute("""
         CREATE TEMP TABLE candidates AS
         SELECT s.seq, s.conversation_id, s.message_id, t.timestamp, t.model, s.rating,
@@ -528,6 +516,19 @@ def reply_facts(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _member_of(values: np.ndarray) -> Callable[[pa.Array], pa.Array]:
+    """An Arrow scalar function: whether each given number is in ``values`` (sorted)."""
+
+    def member(numbers: pa.Array) -> pa.Array:
+        given = numbers.to_numpy(zero_copy_only=False)
+        if len(values) == 0:
+            return pa.array(np.zeros(len(given), dtype=bool))
+        at = np.minimum(np.searchsorted(values, given), len(values) - 1)
+        return pa.array(values[at] == given)
+
+    return member
+
+
 def _taking(values: np.ndarray) -> Callable[[pa.Array], pa.Array]:
     """An Arrow scalar function: the items of ``values`` at the given indexes."""
 
@@ -599,17 +600,28 @@ def pair_rows(con: duckdb.DuckDBPyConnection, spec: ExportFormat, options: Expor
     same_group = "g.prompt_hash = b.prompt_hash" + (
         "" if options.cross_conversation else " AND g.conversation_id = b.conversation_id"
     )
+    reply_facts(con)
+    # Only a rated reply whose prompt has a reply of the opposite rating can pair. DuckDB's 64-bit hash of the
+    # prompt finds them (equal prompts, equal hashes): the exact digests (MD5 of the JSON) are computed for these.
+    quick_group = "quick_hash" + ("" if options.cross_conversation else ", conversation_id")
     con.execute(f"""
         CREATE TEMP TABLE rated AS
-        SELECT seq, conversation_id, timestamp, response, rating, md5_number(to_json(prompt)) AS prompt_hash
-        FROM {WITH_TEXT} WHERE pairable""")
+        WITH quick AS (
+            SELECT seq, conversation_id, timestamp, fact_rating(i) AS rating, hash(prompt) AS quick_hash
+            FROM (SELECT rowid AS seq, *, candidate_index(rowid) AS i FROM turns_data)
+            WHERE i IS NOT NULL AND fact_pairable(i)),
+        opposite AS (
+            SELECT {quick_group} FROM quick GROUP BY ALL HAVING bool_or(rating = 1) AND bool_or(rating = -1)),
+        maybe AS (SELECT seq, conversation_id, timestamp, rating FROM quick SEMI JOIN opposite USING ({quick_group}))
+        SELECT m.*, md5_number(to_json(t.prompt)) AS prompt_hash, md5_number(t.response) AS response_hash
+        FROM turns_data t JOIN maybe m ON t.rowid = m.seq""")
     con.execute(f"""
         CREATE TEMP TABLE all_pairs AS
-        SELECT g.seq AS chosen, b.seq AS rejected, g.response = b.response AS same,
+        SELECT g.seq AS chosen, b.seq AS rejected, g.response_hash = b.response_hash AS same,
                g.conversation_id AS chosen_conversation, b.conversation_id AS rejected_conversation
         FROM rated g JOIN rated b ON {same_group}
         WHERE g.rating = 1 AND b.rating = -1""")
-    (pairable,) = _one(con, "SELECT count(*) FROM rated")
+    (pairable,) = _one(con, "SELECT count(*) FROM candidates WHERE pairable")
     (in_pairs,) = _one(
         con,
         "SELECT count(*) FROM (SELECT chosen FROM all_pairs WHERE NOT same UNION "
@@ -635,7 +647,6 @@ def pair_rows(con: duckdb.DuckDBPyConnection, spec: ExportFormat, options: Expor
         (same,) = _one(con, "SELECT count(*) FROM all_pairs WHERE same")
         if same:  # (a count stats.json names only when there is one)
             counts["identical_chosen_rejected"] = same
-    splits(con, options, "SELECT conversation_id FROM candidates")
     con.execute(f"""
         CREATE TEMP TABLE pairs AS
         SELECT p.chosen, p.rejected, a.test = b.test AS same_split FROM {source} p
@@ -645,6 +656,14 @@ def pair_rows(con: duckdb.DuckDBPyConnection, spec: ExportFormat, options: Expor
     (counts["pair_straddles_split"],) = _one(con, "SELECT count(*) FROM pairs WHERE NOT same_split")
     line, digest = _row_sql(spec, options)
     side = "seq, conversation_id, message_id, prompt, response, correction, has_files"
+    con.execute("""
+        CREATE TEMP TABLE sides_text AS
+        WITH wanted AS (
+            SELECT chosen AS seq FROM pairs WHERE same_split UNION SELECT rejected FROM pairs WHERE same_split
+            UNION SELECT seq FROM candidates WHERE correction IS NOT NULL)
+        SELECT c.*, t.prompt, t.response
+        FROM turns_data t JOIN wanted w ON t.rowid = w.seq
+        JOIN candidates c USING (seq)""")
     con.execute(f"""
         CREATE TEMP TABLE rows AS
         WITH sides AS (
@@ -660,8 +679,8 @@ def pair_rows(con: duckdb.DuckDBPyConnection, spec: ExportFormat, options: Expor
                    CASE WHEN o.part = 1 THEN c.correction ELSE c.response END AS chosen_response,
                    r.conversation_id AS rejected_conversation_id, r.message_id AS rejected_message_id,
                    r.prompt AS rejected_prompt, r.response AS rejected_response
-            FROM ordered o JOIN (SELECT {side} FROM {WITH_TEXT}) c ON c.seq = o.chosen
-            JOIN (SELECT {side} FROM {WITH_TEXT}) r ON r.seq = o.rejected)
+            FROM ordered o JOIN (SELECT {side} FROM sides_text) c ON c.seq = o.chosen
+            JOIN (SELECT {side} FROM sides_text) r ON r.seq = o.rejected)
         SELECT pos, chosen_conversation_id AS conversation_id, s.test, correction, true AS liked, has_files, line,
                {digest} AS digest
         FROM (SELECT *, {line} AS line FROM flat) JOIN splits s ON s.conversation_id = chosen_conversation_id""")
@@ -811,12 +830,12 @@ def run(
             candidates(con)
             steps.update()
             pairing: dict[str, int] = {}
+            splits(con, options, "SELECT conversation_id FROM candidates")  # each gives a row or a pair's side
             if spec.paired:
                 pairing = pair_rows(con, spec, options)
                 line = _with_count(spec, options, "line")
                 query = f"SELECT pos, test, {line} AS line FROM (SELECT *, kept_count(pos) AS n FROM rows) WHERE n > 0"
             else:
-                splits(con, options, "SELECT conversation_id FROM candidates")  # each gives a row
                 query = reply_rows(con, spec, options)
             keep_rows(con)
             steps.update()
