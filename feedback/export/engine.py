@@ -16,7 +16,11 @@ One export is one DuckDB database in a temporary folder (its tables spill to dis
    reviewer corrected), with its prompt in TRL's conversational format.
 5. **Rows.** One per candidate (and per correction), or one per preference pair; each serialized by
    DuckDB (``to_json``) and digested (MD5 of its format columns' JSON); identical rows are kept once,
-   the first in log order, ``count`` the distinct conversations that gave them.
+   the first in log order, ``count`` the distinct conversations that gave them. A one-row-per-reply
+   format's rows come from a scan of ``turns_data`` in log order, each turn's candidate facts given by
+   lookup functions (:func:`reply_facts`), and only their digests are stored: the kept ones are
+   serialized again as they are written, so that no row's text is stored or sorted. A pair's rows are
+   few: they are stored with their lines and sorted.
 6. **Out.** The kept rows, in order, to their split's file (or to memory), and the counts of
    ``stats.json`` (``feedback.export.stats``), each one aggregate query.
 
