@@ -444,12 +444,13 @@ def statuses(con: duckdb.DuckDBPyConnection, spec: ExportFormat, options: Export
 
 def candidates(con: duckdb.DuckDBPyConnection) -> None:
     """Create ``candidates``: the first copy of each kept reply (``pairable``) and of each reply a reviewer
-    corrected (``correction``, a format that takes corrections); their text stays in ``turns_data``."""
+    corrected (``correction``, a format that takes corrections); their time, model and text stay in
+    ``turns_data`` (row ``seq``)."""
     con.execute("""
         CREATE TEMP TABLE candidates AS
-        SELECT s.seq, s.conversation_id, s.message_id, t.timestamp, t.model, s.rating,
-               s.has_files, s.status = 0 AS pairable, CASE WHEN s.fixed THEN s.correction END AS correction
-        FROM (SELECT * FROM statuses WHERE first_candidate) s JOIN turns_data t ON t.rowid = s.seq""")
+        SELECT seq, conversation_id, message_id, rating, has_files, status = 0 AS pairable,
+               CASE WHEN fixed THEN correction END AS correction
+        FROM statuses WHERE first_candidate""")
 
 
 def splits(con: duckdb.DuckDBPyConnection, options: ExportOptions, conversations: str) -> None:
