@@ -217,6 +217,22 @@ def test_torn_and_invalid_lines_are_skipped_and_counted(tmp_path):
     assert export.stats["records"]["ratings"]["incomplete"] == 1
 
 
+def test_a_shard_with_a_few_bad_lines_keeps_every_good_line_in_order():
+    from feedback.export.read import parse_jsonl
+    from feedback.rules import RATING_COLUMNS
+
+    good = [
+        json.dumps(
+            {"conversation_id": f"c{i}", "message_id": f"m{i}", "timestamp": "2026-01-01T00:00:00Z", "rating": "like"}
+        ).encode()
+        for i in range(1000)
+    ]
+    lines = [b"not json", *good[:500], b"", b'{"conversation_id": ', *good[500:], b"[1, 2]"]
+    table, counts = parse_jsonl(b"\n".join(lines) + b"\n", record_schema("ratings", RATING_COLUMNS))
+    assert table.column("message_id").to_pylist() == [f"m{i}" for i in range(1000)]
+    assert (counts.records, counts.bad_lines) == (1000, 3)
+
+
 def test_columns_null_in_one_shard_and_set_in_another_load(tmp_path):
     log = Log()
     liked_reply(log)
