@@ -317,7 +317,7 @@ class Loader:
                 f"format = 'newline_delimited', columns = {{{columns}}})"
             ).fetchall()[0]
         except (duckdb.InvalidInputException, duckdb.ConversionException) as error:
-            # a shard DuckDB refuses: that one parsed line by line, the others again
+            # a shard DuckDB refuses: that one parsed by read_shard (bad lines skipped), the others again
             bad = next((i for i, p in enumerate(paths) if f'"{p}"' in str(error)), None)
             if bad is None:
                 total = ReadCounts()

@@ -2,7 +2,7 @@
 
 A shard is parsed whole by ``pyarrow.json`` (multi-threaded C++, no per-record Python). When that
 fails (a line that is not JSON, not an object, or has a value of the wrong type) the shard is
-parsed again line by line and only the bad lines are skipped. A torn last line (no newline: a
+parsed again in halves, down to the bad lines, which alone are skipped. A torn last line (no newline: a
 crash mid-write) is cut off before parsing. Every skipped line is logged and counted.
 
 Records given as Python objects (pydantic records or JSON-like dicts) go through the same parser
