@@ -495,52 +495,35 @@ def reply_facts(con: duckdb.DuckDBPyConnection) -> None:
         "FROM candidates c JOIN splits s USING (conversation_id) ORDER BY c.seq"
     ).to_arrow_table()
     seqs = table.column("seq").to_numpy()
-    facts = {
-        "rating": (table.column("rating").to_numpy(), "TINYINT"),
-        "pairable": (table.column("pairable").to_numpy(), "BOOLEAN"),
-        "test": (table.column("test").to_numpy(), "BOOLEAN"),
-    }
 
     def candidate_index(seq: pa.Array) -> pa.Array:
-        values = seq.to_numpy(zero_copy_only=False)
-        if len(seqs) == 0:
-            return pa.nulls(len(values), pa.int64())
-        at = np.minimum(np.searchsorted(seqs, values), len(seqs) - 1)
-        return pa.array(at, mask=seqs[at] != values)
+        at, found = _find(seqs, seq)
+        return pa.array(at, mask=~found)
 
     con.create_function("candidate_index", candidate_index, ["BIGINT"], "BIGINT", type="arrow", null_handling="special")
-    for name, (values, type_) in facts.items():
-        con.create_function(f"fact_{name}", _taking(values), ["BIGINT"], type_, type="arrow")
-    corrections = table.column("correction").combine_chunks()
-
-    def fact_correction(index: pa.Array) -> pa.Array:
-        return corrections.take(index)
-
-    con.create_function(
-        "fact_correction", fact_correction, ["BIGINT"], "VARCHAR", type="arrow", null_handling="special"
-    )
+    for name, type_ in (("rating", "TINYINT"), ("pairable", "BOOLEAN"), ("correction", "VARCHAR"), ("test", "BOOLEAN")):
+        take = _taking(table.column(name).combine_chunks())
+        con.create_function(f"fact_{name}", take, ["BIGINT"], type_, type="arrow", null_handling="special")
 
 
-def _member_of(values: np.ndarray) -> Callable[[pa.Array], pa.Array]:
-    """An Arrow scalar function: whether each given number is in ``values`` (sorted)."""
-
-    def member(numbers: pa.Array) -> pa.Array:
-        given = numbers.to_numpy(zero_copy_only=False)
-        if len(values) == 0:
-            return pa.array(np.zeros(len(given), dtype=bool))
-        at = np.minimum(np.searchsorted(values, given), len(values) - 1)
-        return pa.array(values[at] == given)
-
-    return member
+def _find(keys: np.ndarray, given: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Where each of ``given`` is in the sorted array ``keys``: ``(index, found)``, the index meaningful only
+    where found."""
+    values = given.to_numpy(zero_copy_only=False)
+    if len(keys) == 0:
+        return np.zeros(len(values), dtype=np.int64), np.zeros(len(values), dtype=bool)
+    at = np.minimum(np.searchsorted(keys, values), len(keys) - 1)
+    return at, keys[at] == values
 
 
-def _taking(values: np.ndarray) -> Callable[[pa.Array], pa.Array]:
-    """An Arrow scalar function: the items of ``values`` at the given indexes."""
+def _taking(values: pa.Array) -> Callable[[pa.Array], pa.Array]:
+    """An Arrow scalar function: the items of ``values`` at the given indexes (a null index: null)."""
+    return lambda index: values.take(index)
 
-    def take(index: pa.Array) -> pa.Array:
-        return pa.array(values[index.to_numpy(zero_copy_only=False)])
 
-    return take
+def _member_of(keys: np.ndarray) -> Callable[[pa.Array], pa.Array]:
+    """An Arrow scalar function: whether each given number is in ``keys`` (sorted)."""
+    return lambda given: pa.array(_find(keys, given)[1])
 
 
 def reply_source(spec: ExportFormat) -> str:
@@ -592,12 +575,13 @@ def reply_rows(con: duckdb.DuckDBPyConnection, spec: ExportFormat, options: Expo
                FROM (SELECT *, kept_count(pos) AS n FROM ({source})) WHERE n > 0{order}"""
 
 
-def pair_rows(con: duckdb.DuckDBPyConnection, spec: ExportFormat, options: ExportOptions) -> dict[str, int]:
+def pair_rows(con: duckdb.DuckDBPyConnection, spec: ExportFormat, options: ExportOptions) -> tuple[dict[str, int], str]:
     """Create ``rows`` of a paired format: the preference pairs (``feedback.export.rows``), ordered by their
     later reply, then their chosen one, then their rejected one; then one row per reviewer's correction
-    (chosen: the correction, rejected: the flagged reply), in log order. Returns the pairing counts of
-    ``stats.json`` (``identical_chosen_rejected``, ``no_opposite_rating``, ``pair_straddles_split``,
-    ``not_latest_pair`` with ``pairs="latest"``, ``review_corrections`` when there are corrections).
+    (chosen: the correction, rejected: the flagged reply), in log order. ``rows`` holds their lines (pairs are
+    few). Returns the pairing counts of ``stats.json`` (``identical_chosen_rejected``, ``no_opposite_rating``,
+    ``pair_straddles_split``, ``not_latest_pair`` with ``pairs="latest"``, ``review_corrections`` when there
+    are corrections) and the SQL of the kept rows' ``pos``, ``test`` and ``line``, sorted (:func:`write_lines`).
 
     The format's columns (``PairFormat.columns``) name ``chosen_<x>`` and ``rejected_<x>`` for ``x`` in
     ``conversation_id``, ``message_id`` (null for a correction), ``prompt``, ``response``."""
@@ -689,33 +673,21 @@ def pair_rows(con: duckdb.DuckDBPyConnection, spec: ExportFormat, options: Expor
         SELECT pos, chosen_conversation_id AS conversation_id, s.test, correction, true AS liked, has_files, line,
                {digest} AS digest
         FROM (SELECT *, {line} AS line FROM flat) JOIN splits s ON s.conversation_id = chosen_conversation_id""")
-    order_rows(con)
     (corrections,) = _one(con, "SELECT count(*) FROM candidates WHERE correction IS NOT NULL")
     if corrections:
         counts["review_corrections"] = corrections
-    return counts
-
-
-def order_rows(con: duckdb.DuckDBPyConnection) -> None:
-    """Make ``rows`` stored in ``pos`` order, so that writing them is a scan, not a sort of their text.
-
-    A join that keeps its probe side's order (DuckDB's hash join, with ``preserve_insertion_order``) usually
-    leaves them so; a check over the positions alone (no text) tells, and only when it fails is the table
-    rewritten sorted."""
-    (unordered,) = _one(
-        con, "SELECT count(*) FROM (SELECT pos, lag(pos) OVER (ORDER BY rowid) AS before FROM rows) WHERE pos <= before"
+    kept = _with_count(spec, options, "line")
+    return (
+        counts,
+        f"SELECT pos, test, {kept} AS line FROM (SELECT *, kept_count(pos) AS n FROM rows) WHERE n > 0 ORDER BY pos",
     )
-    if unordered:
-        con.execute("CREATE TEMP TABLE rows_sorted AS SELECT * FROM rows ORDER BY pos")
-        con.execute("DROP TABLE rows")
-        con.execute("ALTER TABLE rows_sorted RENAME TO rows")
 
 
 def keep_rows(con: duckdb.DuckDBPyConnection) -> None:
     """Create ``kept``: of each set of identical rows (one digest) the first by ``pos``, with ``count`` (the
     distinct conversations that gave it) and its split (``test``, of its own conversation); and the scalar
     function ``kept_count(pos)``: a row's ``count`` when it is kept, else 0 (a sorted array of the kept
-    positions behind it: filtering ``rows`` with it keeps their stored order, where a join might not)."""
+    positions behind it: filtering rows with it keeps their order, where a join might not)."""
     con.execute("""
         CREATE TEMP TABLE kept AS
         WITH groups AS (
@@ -727,11 +699,8 @@ def keep_rows(con: duckdb.DuckDBPyConnection) -> None:
     row_counts = table.column("count").to_numpy()
 
     def kept_count(pos: pa.Array) -> pa.Array:
-        values = pos.to_numpy(zero_copy_only=False)
-        if len(positions) == 0:
-            return pa.array(np.zeros(len(values), dtype=np.int64))
-        at = np.minimum(np.searchsorted(positions, values), len(positions) - 1)
-        return pa.array(np.where(positions[at] == values, row_counts[at], 0).astype(np.int64))
+        at, found = _find(positions, pos)
+        return pa.array(np.where(found, row_counts[at] if len(row_counts) else 0, 0).astype(np.int64))
 
     con.create_function("kept_count", kept_count, ["BIGINT"], "BIGINT", type="arrow")
 
@@ -837,9 +806,7 @@ def run(
             pairing: dict[str, int] = {}
             splits(con, options, "SELECT conversation_id FROM candidates")  # each gives a row or a pair's side
             if spec.paired:
-                pairing = pair_rows(con, spec, options)
-                line = _with_count(spec, options, "line")
-                query = f"SELECT pos, test, {line} AS line FROM (SELECT *, kept_count(pos) AS n FROM rows) WHERE n > 0"
+                pairing, query = pair_rows(con, spec, options)
             else:
                 query = reply_rows(con, spec, options)
             keep_rows(con)

@@ -70,7 +70,7 @@ def parse_jsonl(data: bytes, schema: pa.Schema, *, origin: str = "<records>") ->
     try:
         table = _parse(body, schema, BLOCK_SIZE)
     except pa.ArrowInvalid:
-        table, bad = _parse_line_by_line(data[:cut], schema, origin)
+        table, bad = _parse_skipping_bad_lines(data[:cut], schema, origin)
         counts.bad_lines += bad
     counts.records = table.num_rows
     return table, counts
@@ -89,7 +89,7 @@ def _parse(data: bytes | pa.Buffer, schema: pa.Schema, block_size: int) -> pa.Ta
         return _parse(data, schema, len(data) + 1)  # a line longer than a block
 
 
-def _parse_line_by_line(data: bytes, schema: pa.Schema, origin: str) -> tuple[pa.Table, int]:
+def _parse_skipping_bad_lines(data: bytes, schema: pa.Schema, origin: str) -> tuple[pa.Table, int]:
     """Parse JSON lines some of which are bad: runs of lines that parse together are taken whole, a run that
     does not is halved, down to the single bad lines, which are skipped and logged (with their line numbers).
     A shard with a few bad lines costs a few dozen parses, not one per line. Returns the table (in line order)
