@@ -19,8 +19,9 @@ Usage::
     proxy.set_mode("pass")
     proxy.stop()
 
-Every request that meets a dead connection counts in :attr:`swallowed` (one count per
-connection, at its first byte), so tests wait on that instead of sleeping.
+Every connection that meets the dead network counts in :attr:`swallowed` (once, at the first
+byte it loses: of a request, or of an answer that was on its way back), so tests wait on that
+instead of sleeping.
 """
 
 from __future__ import annotations
@@ -83,14 +84,21 @@ class _Pipe:
         """Whether bytes may pass now; applies the current mode to this connection."""
         mode = self.proxy.mode
         if self.dead or mode == "dead":
-            if not self.dead:
-                self.dead = True
-                self.proxy._count_swallowed()
+            self._die()
             return False
         if mode in ("reset", "refuse"):
             self.close(reset=True)
             raise OSError("reset by the fault proxy")
         return True
+
+    def _die(self) -> None:
+        """Mark this connection dead (the network swallows it from now on), counted once, whichever way
+        it met the dead network first: its request's bytes, or its answer's."""
+        with self.lock:
+            if self.dead:
+                return
+            self.dead = True
+        self.proxy._count_swallowed()
 
     def _connect_upstream(self) -> bool:
         try:
@@ -111,7 +119,7 @@ class _Pipe:
                 if not data:
                     break
                 if self.dead or self.proxy.mode == "dead":
-                    self.dead = True
+                    self._die()
                     continue  # the answer is lost in the dead network
                 if self.proxy.mode in ("reset", "refuse"):
                     self.close(reset=True)
@@ -176,7 +184,7 @@ class FaultProxy:
 
     @property
     def swallowed(self) -> int:
-        """How many connections carried bytes into the dead network so far."""
+        """How many connections lost bytes (a request's, or an answer's) in the dead network so far."""
         with self._lock:
             return self._swallowed
 
