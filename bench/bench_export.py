@@ -39,6 +39,13 @@ lengths of its items summed, a timestamp ``max(c)``). ``--show-query`` prints th
 the ratios are to the second run: the first may read the files from disk, and the exports that follow find
 them in the page cache.
 
+**The floor** (``--floor``, after the formats). The least a DuckDB statement can do to write the ``sft``
+export's rows: read the turns' shards and write, as JSON lines, the rows of the replies that export kept (their
+ids given, from ``export sft --with-ids``), with the export's own SQL for a row's columns and DuckDB's JSON
+writer: no rules, no other record kind, no splits, no removal of identical rows. It prints its time, its ratio
+to the baseline, and whether it wrote the same lines as ``export sft --test-size 0`` (in any order). Its ratio
+bounds from below what any plan of the ``sft`` export can reach against the baseline.
+
 Every figure is printed with the 1-minute load average and the core count at its end (the machine
 may be shared: run it under ``flock /tmp/bench.lock``). ``--text-scale 0.15 --shard-bytes 2400000``
 makes every text 0.15 times as long in shards of 2.4 MB (a 10M-turn dir of ~10 GB in about as many
@@ -258,6 +265,18 @@ connection.execute("SET enable_progress_bar = false")
 for query in sys.argv[1:]:
     connection.sql(query).fetchall()
 """
+_FLOOR_SNIPPET = """
+import sys, duckdb, numpy as np, pyarrow as pa
+connection = duckdb.connect(config={"preserve_insertion_order": False})
+connection.execute("SET enable_progress_bar = false")
+keys = np.sort(connection.sql(sys.argv[1]).to_arrow_table().column(0).to_numpy())
+def kept_reply(given):
+    values = given.to_numpy()
+    return pa.array(keys[np.minimum(np.searchsorted(keys, values), len(keys) - 1)] == values)
+connection.create_function("kept_reply", kept_reply, ["UBIGINT"], "BOOLEAN", type="arrow")
+connection.execute(sys.argv[2])
+connection.close()
+"""
 EXPORT_KINDS = ("turns", "ratings", "flags", "reviews", "deletions")
 """The record kinds an export reads."""
 
@@ -312,6 +331,84 @@ def duckdb_queries(data: Path) -> list[str]:
             f"format = 'newline_delimited', columns = {{{columns}}})"
         )
     return queries
+
+
+def floor_query(data: Path, kept: Path, out: Path) -> list[str]:
+    """The ``--floor`` statements: the 64-bit hashes of the ids of the replies in the CSV file ``kept``
+    (``conversation_id``, ``message_id``), then a ``COPY`` that reads the turns' shards (the export's columns
+    and types, as the baseline) and writes the ``sft`` rows of those replies as JSON lines to ``out``, with
+    DuckDB's JSON writer and the export's own SQL for a row's columns (``feedback.export.engine.TRL_PROMPT``,
+    ``assistant``). No rules, no splits, no removal of identical rows, no other record kind: the least an
+    ``sft`` export that writes these rows must do beside reading the rest.
+
+    The replies are picked by ``kept_reply(hash)``, a lookup in the sorted hashes (as the export picks the
+    turns whose text it keeps), before their text is converted. A join would not do: DuckDB, underestimating
+    ``read_json``'s rows, builds its hash table of every turn's text (3 GB, 6-9 s at 1M turns). A reply of other
+    ids with the same hash would be written too, and the printed comparison would say so."""
+    schema = export_columns()["turns"]  # (puts the repo on sys.path)
+    from feedback.export.engine import TRL_PROMPT, assistant
+
+    columns = ", ".join(f"'{f.name}': '{duckdb_type(f.type)}'" for f in schema)
+    return [
+        f"SELECT hash(conversation_id, message_id) FROM read_csv('{kept}', header = true, all_varchar = true)",
+        f"""COPY (
+            SELECT {TRL_PROMPT} AS prompt, {assistant("response")} AS completion
+            FROM read_json('{data / "turns"}/*.jsonl', format = 'newline_delimited', columns = {{{columns}}})
+            WHERE kept_reply(hash(conversation_id, message_id))
+        ) TO '{out}' (FORMAT json)""",
+    ]
+
+
+def _line_digests(path: Path) -> list[bytes]:
+    """The sorted BLAKE2b digests of a file's lines (equal lists: the same lines, in any order)."""
+    import hashlib
+
+    with path.open("rb") as lines:
+        return sorted(hashlib.blake2b(line, digest_size=16).digest() for line in lines)
+
+
+def run_floor(data: Path, work: Path, base: float) -> None:
+    """``--floor``: run ``export sft --with-ids`` for the ids of its rows, then time :func:`floor_query` for them
+    in a fresh process, and print its time, its ratio to the scan (``base`` seconds) and whether it wrote the
+    export's lines (the same multiset of lines: it keeps no order)."""
+    import csv
+
+    ids = work / "floor-ids"
+    run_command(
+        [sys.executable, "-m", "feedback", "export", "sft", "--source", str(data), "--out", str(ids), "--with-ids"]
+        + ["--no-progress", "--log-level", "WARNING"],
+        quiet=True,
+    )
+    keys = [orjson.loads(line) for split in ("train", "test") for line in (ids / f"{split}.jsonl").open("rb")]
+    keys = [k for k in keys if k.get("message_id")]  # a reviewer's correction has none: not in this statement
+    kept = work / "floor-kept.csv"
+    with kept.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["conversation_id", "message_id"])
+        writer.writerows((k["conversation_id"], k["message_id"]) for k in keys)
+    plain = work / "floor-plain"
+    run_command(
+        [sys.executable, "-m", "feedback", "export", "sft", "--source", str(data), "--out", str(plain)]
+        + ["--test-size", "0", "--no-progress", "--log-level", "WARNING"],
+        quiet=True,
+    )
+    out = work / "floor.jsonl"
+    # made in a child process, as the baseline's queries (this one's RSS is every child's floor)
+    made = subprocess.run(
+        [sys.executable, __file__, "--print-floor-query", str(data), str(kept), str(out)],
+        capture_output=True,
+        check=True,
+    )
+    seconds, cpu, rss = run_measured([_FLOOR_SNIPPET, *json.loads(made.stdout)])
+    same = _line_digests(out) == _line_digests(plain / "train.jsonl")
+    print(
+        f"floor: read the turns, write the sft rows ({len(keys)}, no rules): {seconds:6.1f} s (cpu {cpu:5.1f} s)   "
+        f"{seconds / base:4.2f}x duckdb   peak RSS {rss:5.2f} GiB   same lines as the export: {same}   [{load()}]",
+        flush=True,
+    )
+    for path in (ids, plain):
+        shutil.rmtree(path, ignore_errors=True)
+    out.unlink(missing_ok=True)
 
 
 def load() -> str:
@@ -376,6 +473,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shard-bytes", type=int, default=SHARD_BYTES, help="shard size (default 8 MiB, as the app)")
     parser.add_argument("--generate-only", action="store_true", help="write the data dir (--data) and stop")
     parser.add_argument("--show-query", action="store_true", help="print the DuckDB baseline's SQL")
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also time the least statement that writes the sft export's rows (read the turns, write those rows)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench-export-", dir=args.data.parent if args.data else None))
@@ -460,6 +562,8 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
             shutil.rmtree(out, ignore_errors=True)
+        if args.floor:  # last: it holds the rows' ids and lines, and a child's peak RSS starts from this process's
+            run_floor(data, work, base)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
@@ -498,5 +602,8 @@ def _generate_main(argv: list[str]) -> int:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--print-queries"]:
         print(json.dumps(duckdb_queries(Path(sys.argv[2]))))
+        sys.exit(0)
+    if sys.argv[1:2] == ["--print-floor-query"]:
+        print(json.dumps(floor_query(*map(Path, sys.argv[2:5]))))
         sys.exit(0)
     sys.exit(_generate_main(sys.argv[1:]) if "--generate-only" in sys.argv[1:] else main())
